@@ -1,0 +1,80 @@
+"""Linear, ReLU and Sequential, composed from lucid's primitives."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import ops
+from .module import Module, Parameter
+
+
+def check_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias``; weight ``(out, in)``, both uniform in ±1/sqrt(in).
+
+    Examples
+    --------
+    >>> import lucid.nn as nn
+    >>> nn.Linear(3, 2).weight.shape
+    (2, 3)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype="float32"):
+        super().__init__()
+        self.in_features = check_count("in_features", in_features)
+        self.out_features = check_count("out_features", out_features)
+        bound = 1.0 / np.sqrt(self.in_features)
+        rng = np.random.default_rng()
+        self.weight = Parameter(rng.uniform(-bound, bound, (self.out_features, self.in_features)),
+                                dtype=dtype)
+        self.bias = Parameter(rng.uniform(-bound, bound, (self.out_features,)), dtype=dtype) \
+            if bias else None
+
+    def forward(self, x):
+        x = ops.var.as_var(x)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
+                             f"of shape (N, {self.in_features}), got {x.shape}")
+        y = x @ ops.transpose(self.weight, (1, 0))
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, " \
+               f"bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    """``max(x, 0)`` elementwise (gradient 0 at 0)."""
+
+    def forward(self, x):
+        return ops.relu(x)
+
+
+class Sequential(Module):
+    """Children called in order, named ``"0"``, ``"1"``, ..."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {i}")
+            self._modules[str(i)] = m
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x

@@ -1,0 +1,223 @@
+"""Module and Parameter: PyTorch's container conventions over lucid graphs.
+
+Calling a module on symbolic values records its ``forward`` into a graph;
+calling it on Tensors compiles that graph once per signature and runs it
+(see :mod:`lucid.eager`).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import eager
+from ..ops import Var, trace
+from ..tensor import Tensor, as_dtype
+
+_INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "training")
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module owns and trains (``requires_grad`` defaults to True)."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True, dtype=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of lucid modules: subclasses assign children and parameters, define ``forward``.
+
+    Examples
+    --------
+    >>> import lucid.nn as nn
+    >>> from lucid import Tensor
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.bn = nn.BatchNorm1d(2)
+    ...     def forward(self, x):
+    ...         return self.bn(x)
+    >>> [k for k, _ in Net().named_parameters()]
+    ['bn.weight', 'bn.bias']
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_programs", {})
+        object.__setattr__(self, "training", True)
+
+    # -- attributes ---------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("call super().__init__() before assigning attributes")
+        params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter) or (name in params and value is None):
+            _drop(name, buffers, modules, self.__dict__)
+            params[name] = value
+        elif name in params:
+            raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                            "(a Parameter or None expected)")
+        elif isinstance(value, Module):
+            _drop(name, buffers, self.__dict__)
+            modules[name] = value
+        elif name in buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer {name!r} must be a Tensor or None")
+            buffers[name] = value
+        else:
+            _drop(name, modules)
+            object.__setattr__(self, name, value)
+        if name not in _INTERNAL:
+            eager.STRUCTURE[0] += 1  # cached programs may hold the old value
+
+    def __getattr__(self, name):
+        for table in ("_parameters", "_buffers", "_modules"):
+            d = self.__dict__.get(table)
+            if d is not None and name in d:
+                return d[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def register_buffer(self, name, tensor):
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"buffer {name!r} must be a Tensor or None")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+        eager.STRUCTURE[0] += 1
+
+    def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"parameter {name!r} must be a Parameter or None")
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+        eager.STRUCTURE[0] += 1
+
+    # -- traversal -----------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def children(self):
+        return list(self._modules.values())
+
+    def _named(self, table):
+        for path, module in self.named_modules():
+            for name, t in getattr(module, table).items():
+                if t is not None:
+                    yield (f"{path}.{name}" if path else name), t
+
+    def named_parameters(self):
+        return list(self._named("_parameters"))
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self):
+        return list(self._named("_buffers"))
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
+
+    # -- modes and state ----------------------------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self):
+        """Parameters and buffers by dotted name, as copies."""
+        out = OrderedDict()
+        for key, t in self.named_parameters() + self.named_buffers():
+            out[key] = t.data.copy()
+        return out
+
+    def load_state_dict(self, state_dict):
+        """Copy values in; all or nothing: every entry is checked before any is written."""
+        own = OrderedDict(self.named_parameters() + self.named_buffers())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        staged = {}
+        for key, t in own.items():
+            value = state_dict[key]
+            try:
+                value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except ValueError as e:
+                raise ValueError(f"load_state_dict: entry {key!r} is not an array: {e}") from None
+            if value.shape != t.shape:
+                raise ValueError(f"load_state_dict: entry {key!r} has shape {value.shape}, "
+                                 f"the module's has {t.shape}")
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: entry {key!r} is not numeric ({value.dtype})")
+            staged[key] = value.astype(t.dtype, copy=True)
+        for key, value in staged.items():
+            own[key].data = value
+
+    def to(self, dtype):
+        """Convert floating parameters and buffers to ``dtype`` (``"float32"``/``"float64"``)."""
+        dtype = as_dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to takes a floating dtype, got {dtype}")
+        for t in self.parameters() + self.buffers():
+            if t.data.dtype.kind == "f":
+                t.data = t.data.astype(dtype)
+                t.grad = None if t.grad is None else t.grad.astype(dtype)
+        eager.STRUCTURE[0] += 1
+        return self
+
+    def float(self):
+        return self.to("float32")
+
+    def double(self):
+        return self.to("float64")
+
+    # -- calling ---------------------------------------------------------------------------
+    def __call__(self, *args):
+        if not hasattr(self, "forward"):
+            raise TypeError(f"{type(self).__name__} defines no forward()")
+        if any(isinstance(a, Var) for a in args) or trace.current() is not None:
+            return self._trace_call(args)
+        return eager.call_module(self, args)
+
+    def _trace_call(self, args):
+        t = trace.current()
+        if t is None:  # a direct call on placeholders: record with this module as root
+            from ..compiler import new_tracer  # noqa: PLC0415
+
+            with trace.tracing(new_tracer(self, "train" if self.training else "eval")):
+                return self._trace_call(args)
+        with trace.scope(t.module_paths.get(id(self), type(self).__name__)):
+            return self.forward(*args)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def _drop(name, *tables):
+    for table in tables:
+        table.pop(name, None)

@@ -1,0 +1,166 @@
+"""Recording: the context a definition runs in, and Vars -> Graph.
+
+While a :class:`Tracer` is active, Tensors that the definition touches
+(parameters, buffers, captured constants) are lifted into placeholders, module
+calls push a scope, and modules report state updates (running statistics).
+"""
+from __future__ import annotations
+
+import re
+import threading
+from contextlib import contextmanager
+
+from ..graph import Check, Graph
+from .structural import gradient_rule
+
+_local = threading.local()
+
+
+class Tracer:
+    """What one definition records beside its Vars."""
+
+    def __init__(self, names=None, mode="train"):
+        self.names = dict(names or {})  # id(tensor) -> (dotted key, role)
+        self.mode = mode
+        self.lifted = {}  # id(tensor) -> (Var, tensor)
+        self.updates = {}  # dotted key -> (Var, tensor)
+        self.checks = []  # (Var of subject, axes, minimum, message)
+        self.scopes = []
+        self.module_paths = {}  # id(module) -> dotted path, for scopes
+
+    def lift(self, tensor):
+        entry = self.lifted.get(id(tensor))
+        if entry is None:
+            from .var import Var  # noqa: PLC0415  (var imports this module)
+            key, role = self.names.get(id(tensor), (f"const{len(self.lifted)}", "captured"))
+            var = Var("placeholder", shape=tensor.shape, dtype=str(tensor.dtype),
+                      hint=identifier_hint(key), role=role, key=key)
+            entry = self.lifted[id(tensor)] = (var, tensor)
+        return entry[0]
+
+
+def identifier_hint(key):
+    """A node-name hint for a dotted key: ``0.weight`` -> ``p0_weight``."""
+    hint = re.sub(r"\W", "_", key, flags=re.ASCII)
+    return hint if hint[:1].isalpha() else f"p{hint}"
+
+
+def current():
+    stack = getattr(_local, "stack", None)
+    return stack[-1] if stack else None
+
+
+@contextmanager
+def tracing(tracer):
+    stack = _local.__dict__.setdefault("stack", [])
+    stack.append(tracer)
+    try:
+        yield tracer
+    finally:
+        stack.pop()
+
+
+@contextmanager
+def scope(name):
+    t = current()
+    if t is None:
+        yield
+        return
+    t.scopes.append(name)
+    try:
+        yield
+    finally:
+        t.scopes.pop()
+
+
+def scope_path():
+    """The dotted path of the innermost module being recorded ("" at the top)."""
+    t = current()
+    return t.scopes[-1] if t is not None and t.scopes else ""
+
+
+def lift(value):
+    """The Var standing for a Tensor in the current definition, or None."""
+    t = current()
+    if t is None or not hasattr(value, "shape") or not hasattr(value, "data"):
+        return None
+    return t.lift(value)
+
+
+def record_update(tensor, value):
+    """Record that state ``tensor`` takes ``value`` when the program runs."""
+    t = current()
+    if t is None:
+        raise RuntimeError("state updates can only be recorded while tracing")
+    key, _ = t.names.get(id(tensor), (None, None))
+    if key is None:
+        raise ValueError("only a registered buffer can be updated")
+    t.updates[key] = (value, tensor)
+
+
+def require_size(subject, axes, minimum, message):
+    """Record a run-time check: the product of ``subject``'s ``axes`` must exceed ``minimum``."""
+    t = current()
+    if t is not None:
+        t.checks.append((subject, tuple(axes), minimum, message))
+
+
+def to_graph(outputs, updates=None, checks=(), inputs=()):
+    """Build a Graph from Vars: ``outputs``/``updates`` map output keys to Vars.
+
+    ``inputs`` fixes the order of the user placeholders; lifted placeholders
+    follow in the order met. Returns the graph; each node's ``attrs`` keep
+    the lifting ``role`` and dotted ``key`` of placeholders.
+    """
+    g = Graph()
+    names = {}
+    order = []
+    seen = set()
+
+    def visit(v):  # iterative post-order keeps deep graphs off the recursion limit
+        stack = [(v, False)]
+        while stack:
+            var, done = stack.pop()
+            if done:
+                order.append(var)
+                continue
+            if var.uid in seen:
+                continue
+            seen.add(var.uid)
+            stack.append((var, True))
+            stack.extend((i, False) for i in reversed(var.inputs))
+
+    for v in inputs:
+        visit(v)
+    everything = list(outputs.values()) + list((updates or {}).values())
+    for v in everything:
+        visit(v)
+    needed = set()
+    for v in [*inputs, *outputs.values()]:
+        _mark(v, needed)
+    for var in order:
+        attrs = dict(var.attrs)
+        phase = "forward" if var.uid in needed else "update"
+        if var.op == "placeholder":
+            attrs.update(role=var.role, key=var.key)
+        inputs = [names[i.uid] for i in var.inputs]
+        names[var.uid] = g.add(var.op, inputs, var.shape, var.dtype, attrs,
+                               name=var.hint or "n", phase=phase, scope=var.scope,
+                               label=var.key or var.hint, rule=gradient_rule(var.op, inputs))
+    for key, v in outputs.items():
+        g.outputs[key] = names[v.uid]
+    for key, v in (updates or {}).items():
+        g.outputs[key] = names[v.uid]
+    for subject, axes, minimum, message in checks:
+        dims = tuple(subject.shape[ax] for ax in axes)
+        g.checks.append(Check(dims, minimum, subject.shape, message))
+    return g
+
+
+def _mark(v, seen):
+    stack = [v]
+    while stack:
+        var = stack.pop()
+        if var.uid not in seen:
+            seen.add(var.uid)
+            stack.extend(var.inputs)

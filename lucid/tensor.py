@@ -1,0 +1,227 @@
+"""The Tensor face: arrays that remember which compiled program made them.
+
+A Tensor is data plus, when it came out of a program that can differentiate,
+the *call* that produced it. ``backward`` walks those calls newest first and
+runs each program's compiled backward; nothing here differentiates by itself,
+the graphs are the single source of truth.
+"""
+from __future__ import annotations
+
+import heapq
+import numbers
+
+import numpy as np
+
+_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+
+
+def as_dtype(dtype):
+    """Normalise a dtype spelling (``"float64"``, ``np.float64``) to a numpy dtype."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"unsupported dtype {dtype!r}") from e
+    if d.name not in _DTYPES:
+        raise TypeError(f"unsupported dtype {dtype!r}: lucid has float32, float64 and int64")
+    return d
+
+
+def to_array(data, dtype=None):
+    """Convert user data to an ndarray: float32 by default, float64 arrays kept."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is None:
+        keep = isinstance(data, np.ndarray) and data.dtype == np.float64
+        dtype = np.float64 if keep else np.float32
+    dtype = as_dtype(dtype)
+    try:
+        raw = np.asarray(data)
+    except ValueError as e:
+        raise ValueError(f"Tensor data must be a rectangular nested list of numbers: {e}") from None
+    if raw.dtype == object:
+        raise ValueError("Tensor data must be a rectangular nested list of numbers (ragged or mixed data given)")
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor data must be numeric, got {raw.dtype.name} data")
+    return np.array(raw, dtype=dtype, copy=True)
+
+
+class Tensor:
+    """An array with an optional gradient.
+
+    Parameters
+    ----------
+    data : array_like
+        Numbers; a nested list must be rectangular.
+    requires_grad : bool
+        Whether ``backward`` should fill ``.grad`` for this tensor.
+    dtype : str or numpy dtype, optional
+        ``"float32"`` (the default), ``"float64"`` or ``"int64"``.
+
+    Examples
+    --------
+    >>> t = Tensor([[1.0, 2.0]], requires_grad=True)
+    >>> t.shape, t.dtype
+    ((1, 2), dtype('float32'))
+    >>> print(t)
+    Tensor([[1., 2.]], grad=None)
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_origin", "__weakref__")
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = to_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError("only floating point tensors can require gradients")
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._origin = None  # (Call, output key) when a program made this tensor
+
+    @classmethod
+    def _wrap(cls, array, origin=None):
+        t = cls.__new__(cls)
+        if not isinstance(array, np.ndarray):
+            array = np.asarray(array)  # 0-d results come back as NumPy scalars
+        t.data, t.requires_grad, t.grad, t._origin = array, origin is not None, None, origin
+        return t
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        grad = "None" if self.grad is None else np.array2string(self.grad, precision=4,
+                                                                 separator=", ")
+        return f"Tensor({body}, grad={grad})"
+
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) · ``grad`` into ``.grad`` of every leaf and parameter.
+
+        ``grad`` is the upstream gradient, of this tensor's shape; it may be
+        left out only for a one-element tensor (it is then 1).
+        """
+        if not self.requires_grad:
+            raise ValueError("backward: this tensor does not require grad "
+                             "(no input or parameter of the program that made it does)")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError("backward: grad can be left out only for a one-element "
+                                 f"output, this one has shape {self.shape}")
+            grad = np.ones_like(self.data)
+        grad = to_array(grad, self.data.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward: grad has shape {grad.shape}, expected {self.shape}")
+        run_backward(self, grad)
+
+    # -- a few eager ops, each compiled once per signature like a module ------------
+    def __add__(self, other): return _binary("add", self, other)
+    def __radd__(self, other): return _binary("add", other, self)
+    def __sub__(self, other): return _binary("sub", self, other)
+    def __rsub__(self, other): return _binary("sub", other, self)
+    def __mul__(self, other): return _binary("mul", self, other)
+    def __rmul__(self, other): return _binary("mul", other, self)
+    def __truediv__(self, other): return _binary("div", self, other)
+    def __neg__(self): return _unary(lambda x: -x, self)
+    def __matmul__(self, other): return _binary("matmul", self, other)
+
+    def sum(self, axis=None, keepdims=False):
+        return _unary(lambda x: x.sum(axis, keepdims), self, ("sum", axis, keepdims))
+
+    def mean(self, axis=None, keepdims=False):
+        return _unary(lambda x: x.mean(axis, keepdims), self, ("mean", axis, keepdims))
+
+
+def _binary(op, x, y):
+    from . import eager  # noqa: PLC0415  (eager builds on this module)
+    from .ops import Var, apply, trace  # noqa: PLC0415
+
+    if isinstance(x, Var) or isinstance(y, Var) or trace.current() is not None:
+        return apply(op, x, y)  # recording a definition: the tensor is lifted
+    if isinstance(y, numbers.Real) and not isinstance(y, bool):
+        return eager.call_function(lambda a: apply(op, a, y), [x], ("rconst", op, y))
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        return eager.call_function(lambda b: apply(op, x, b), [y], ("lconst", op, x))
+    return eager.call_function(lambda a, b: apply(op, a, b), [x, y], (op,))
+
+
+def _unary(fn, x, key=None):
+    from . import eager  # noqa: PLC0415
+    from .ops import trace  # noqa: PLC0415
+
+    if trace.current() is not None:
+        return fn(trace.lift(x))
+    return eager.call_function(fn, [x], key or (fn.__code__,))
+
+
+class Call:
+    """One run of a program's forward part, kept for its backward."""
+
+    __slots__ = ("program", "saved", "targets", "shapes", "seq")
+
+    def __init__(self, program, saved, targets, shapes, seq):
+        self.program, self.saved, self.targets = program, saved, targets
+        self.shapes, self.seq = shapes, seq
+
+    def __lt__(self, other):
+        return self.seq > other.seq  # newest first: later calls consume earlier ones
+
+
+def run_backward(root, grad):
+    """Run the backward parts of every call ``root`` depends on; accumulate leaf grads."""
+    if root._origin is None:
+        _commit_grads({id(root): (root, grad)})
+        return
+    pending = {}
+    heap = []
+    call, key = root._origin
+    pending[id(call)] = {key: grad}
+    heapq.heappush(heap, call)
+    leaves = {}
+    while heap:
+        call = heapq.heappop(heap)
+        upstream = pending.pop(id(call))
+        seeds = {}
+        for out_key, seed in call.program.seed_of.items():
+            g = upstream.get(out_key)
+            seeds[seed] = g if g is not None else np.zeros(call.shapes[out_key],
+                                                           call.program.dtype_of[out_key])
+        grads = call.program.run_backward(call.saved, seeds)
+        for grad_key, tensor in call.targets.items():
+            g = grads[grad_key]
+            if any(g is s for s in seeds.values()):
+                g = g.copy()
+            if tensor._origin is None:
+                _accumulate(leaves, tensor, g)
+                continue
+            parent, out_key = tensor._origin
+            slot = pending.get(id(parent))
+            if slot is None:
+                slot = pending[id(parent)] = {}
+                heapq.heappush(heap, parent)
+            slot[out_key] = g if out_key not in slot else slot[out_key] + g
+    _commit_grads(leaves)
+
+
+def _accumulate(leaves, tensor, g):
+    entry = leaves.get(id(tensor))
+    leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
+
+
+def _commit_grads(leaves):
+    # Applied only once every backward part has run: a failure leaves .grad untouched.
+    for tensor, g in leaves.values():
+        if tensor.requires_grad:
+            tensor.grad = g.copy() if tensor.grad is None and g.base is not None else (
+                g if tensor.grad is None else tensor.grad + g)
