@@ -750,3 +750,48 @@ def test_default_construction_values():
         assert t.shape == (5,)
     assert nbt(bn) == 0
     assert bn.weight.grad is None and bn.bias.grad is None
+
+
+# ----------------------------------------------------------------------------- graph independence
+
+def test_backward_of_older_output_uses_its_own_batch_statistics():
+    # Two forward calls before any backward: each output keeps its own graph and statistics.
+    rng = np.random.default_rng(21)
+    bn, gamma, beta = make_bn(3, "float64", rng)
+    r1 = ref.RefBatchNorm1d(3, weight=gamma, bias=beta)
+    r2 = ref.RefBatchNorm1d(3, weight=gamma, bias=beta)
+    x1 = random_input(rng, (4, 3), "float64")
+    x2 = random_input(rng, (6, 3), "float64") * 3.0
+    t1 = Tensor(x1, requires_grad=True, dtype="float64")
+    t2 = Tensor(x2, requires_grad=True, dtype="float64")
+    y1 = bn(t1)
+    y2 = bn(t2)
+    g1 = rng.normal(size=x1.shape)
+    g2 = rng.normal(size=x2.shape)
+    y1.backward(g1)
+    r1(x1)
+    dx1, dgamma1, dbeta1 = r1.backward(g1)
+    check(t1.grad, dx1, "float64")
+    check(bn.weight.grad, dgamma1, "float64")
+    y2.backward(g2)
+    r2(x2)
+    dx2, dgamma2, dbeta2 = r2.backward(g2)
+    check(t2.grad, dx2, "float64")
+    check(bn.weight.grad, dgamma1 + dgamma2, "float64")
+    check(bn.bias.grad, dbeta1 + dbeta2, "float64")
+
+
+def test_mode_switch_between_forward_and_backward_keeps_train_gradient():
+    rng = np.random.default_rng(22)
+    bn, gamma, beta = make_bn(3, "float64", rng)
+    x = random_input(rng, (5, 3, 2), "float64")
+    g = rng.normal(size=x.shape)
+    t = Tensor(x, requires_grad=True, dtype="float64")
+    y = bn(t)
+    bn.eval()
+    y.backward(g)
+    _, cache = ref.forward_train(x, gamma, beta)
+    dx, dgamma, dbeta = ref.backward_train(g, cache)
+    check(t.grad, dx, "float64")
+    check(bn.weight.grad, dgamma, "float64")
+    check(bn.bias.grad, dbeta, "float64")
