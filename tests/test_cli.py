@@ -87,8 +87,8 @@ def test_dot_options(capsys, model):
 
 
 def test_module_instance_dtype_and_named_sizes(capsys, model):
-    status, out, _ = run(capsys, "inspect", f"{model}:net", "--input", "x:B,3", "--dtype", "float64",
-                         "--mode", "eval")
+    status, out, _ = run(capsys, "inspect", f"{model}:net", "--input", "x:B,3",
+                         "--dtype", "float64", "--mode", "eval")
     assert status == 0
     assert out == str(expected("eval", "float64", ("B", 3)).graph) + "\n"
     assert out.splitlines()[1].split() == ["x:f64[B,3]", "input", "x"]
@@ -105,8 +105,8 @@ def test_a_function_with_two_inputs(capsys, model):
 
 def test_output_file(capsys, model, tmp_path):
     target = tmp_path / "graph.txt"
-    status, out, _ = run(capsys, "inspect", f"{model}:make", "--input", "x:N,3", "--format", "table",
-                         "-o", str(target))
+    status, out, _ = run(capsys, "inspect", f"{model}:make", "--input", "x:N,3",
+                         "--format", "table", "-o", str(target))
     assert (status, out) == (0, "")
     assert target.read_text(encoding="utf-8") == expected("train").graph.summary() + "\n"
 
@@ -117,7 +117,8 @@ def test_svg_is_rendered_to_the_output_file(capsys, model, tmp_path):
     status, out, err = run(capsys, "inspect", f"{model}:make", "--input", "x:N,3", "--mode", "eval",
                            "--format", "svg", "-o", str(target), "--group-by-module")
     assert (status, out, err) == (0, "", "")
-    assert sorted(svg_groups(target.read_bytes(), "node")) == sorted(expected("eval").graph.nx.nodes)
+    drawn = svg_groups(target.read_bytes(), "node")
+    assert sorted(drawn) == sorted(expected("eval").graph.nx.nodes)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -249,3 +249,14 @@ def test_compiled_linear_batchnorm_graph_renders_in_both_modes():
         out = g.outputs["out"]
         assert nodes[out]["lines"][-1] == "\u2192 out"
         assert {"module 0", "module 1"} <= set(clusters(text))
+
+
+def test_missing_dot_skips_locally_and_fails_on_ci(monkeypatch):
+    import dot_helpers
+    monkeypatch.setattr(dot_helpers.shutil, "which", lambda _: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_dot()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI"):
+        require_dot()

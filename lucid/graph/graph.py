@@ -219,3 +219,24 @@ class Graph:
         for key, out in self.outputs.items():
             if out not in g:
                 raise ValueError(f"output {key!r} names missing node {out!r}")
+
+    # -- inspecting (printers live in printing.py and dot.py) ------------------
+    def __str__(self):
+        """The typed listing: inputs, forward, backward and update nodes, outputs."""
+        from .printing import listing  # noqa: PLC0415  (printing imports this module)
+        return listing(self)
+
+    def summary(self) -> str:
+        """A table of the nodes: node, op, inputs, shape, dtype, kernel, phase."""
+        from .printing import summary  # noqa: PLC0415
+        return summary(self)
+
+    def to_dot(self, path=None, rankdir="TB", group_by_module=False) -> str:
+        """DOT text for Graphviz, also written to ``path`` if given (see :func:`.dot.to_dot`)."""
+        from .dot import to_dot  # noqa: PLC0415
+        return to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module)
+
+    def render(self, path, format=None, **options):  # noqa: A002
+        """Draw the graph with Graphviz to an svg, png or pdf file (see :func:`.dot.render`)."""
+        from .dot import render  # noqa: PLC0415
+        return render(self, path, format=format, **options)
