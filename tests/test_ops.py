@@ -24,6 +24,9 @@ _NUMPY_BUG = ("lucid bug: the lowering prints `numpy.<f>(a)` but evaluation and 
 _ZERO_GRAD_BUG = ("lucid bug: an explicit zero gradient is emitted as `np.broadcast_to(0, ...)`, "
                   "an int64 array in a float64 program (autodiff.py add_backward zero + "
                   "codegen/schedule.py inlining constants without their dtype)")
+_PROMOTION_BUG = ("lucid bug: under dtype promotion (float32 op float64) the gradient of the "
+                  "float32 input stays float64: autodiff never casts a contribution back to its "
+                  "input's dtype (lucid/ops/autodiff.py _vjp / builder.py sum_to), unlike cast's VJP")
 KNOWN_BUGS = {"exp": _NUMPY_BUG, "log": _NUMPY_BUG, "tanh": _NUMPY_BUG}
 
 
@@ -269,3 +272,15 @@ def test_cast_float32_to_float64_gradient_comes_back_in_float32():
     numeric = central_difference(lambda *v: reference_run(program.graph, dict(zip(names, v)))["out"],
                                  list(feeds.values()), 0)
     np.testing.assert_allclose(program.run(feeds)["grad:x"], numeric, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.xfail(reason=_PROMOTION_BUG, strict=True)
+def test_gradient_comes_back_in_the_input_dtype_under_promotion():
+    x32, y64 = X43.astype(np.float32), R.normal(size=3)
+    program, feeds = compile_weighted_sum(lambda x, y: x * y, {"x": (("N", 3), x32),
+                                                              "y": ((3,), y64)})
+    grad_x = program.graph.outputs["grad:x"]
+    assert program.graph.nx.nodes[grad_x]["dtype"] == "float32"
+    for result in (program.run(feeds), reference_run(program.graph, feeds)):
+        assert result["grad:x"].dtype == np.float32 and result["grad:y"].dtype == np.float64
+        np.testing.assert_allclose(result["grad:x"], feeds["w"] * y64, rtol=1e-6)

@@ -63,7 +63,7 @@ def add_backward(graph, seeds, wrt):
         grads[name] = gn = b.fold("add", pending.pop(name))
         if node.op in ("placeholder", "constant"):
             continue
-        for inp, contribution in zip(node.inputs, _vjp(b, node, gn)):
+        for inp, contribution in zip(node.inputs, _vjp(b, node, gn, live)):
             if inp in live and contribution is not None:
                 pending[inp].append(contribution)
     result = {}
@@ -77,7 +77,7 @@ def add_backward(graph, seeds, wrt):
     return result
 
 
-def _vjp(b, node, gn):
+def _vjp(b, node, gn, live):
     op = REGISTRY[node.op]
     if op.kind != "elementwise":
         return RULES[node.op].vjp(b, node, gn)
@@ -87,7 +87,7 @@ def _vjp(b, node, gn):
     out = []
     for inp, partial in zip(node.inputs, op.partials):
         partial = _in_terms_of_output(op, partial)
-        if partial == 0:
+        if partial == 0 or inp not in live:
             out.append(None)
             continue
         if partial == 1:
