@@ -63,7 +63,7 @@ def trace_graph(fn, *placeholders, mode="train"):
     return graph, tracer
 
 
-def compile(fn, *placeholders, mode="train", backward=None, wrt=None, optimize=True):  # noqa: A001
+def compile(fn, *placeholders, mode="train", backward=None, wrt=None):  # noqa: A001
     """Trace ``fn`` (a Module or a function of lucid ops) and compile it.
 
     Parameters
@@ -101,7 +101,7 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, optimize=T
         graph.lint(REGISTRY)
     name = f"{type(fn).__name__ if hasattr(fn, 'forward') else getattr(fn, '__name__', 'fn')}"
     program = Program(graph, seeds=seeds, bindings=bindings, updates=updates,
-                      name=f"{name}_{mode}", optimize=optimize)
+                      name=f"{name}_{mode}")
     program.result_keys, program.result_kind = tracer.result_keys, tracer.result_kind
     return program
 

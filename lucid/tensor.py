@@ -67,6 +67,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "requires_grad", "grad", "_origin", "__weakref__")
+    __array_ufunc__ = None  # ndarray * Tensor defers to Tensor.__rmul__ (keeps the gradient)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         self.data = to_array(data, dtype)
@@ -133,6 +134,7 @@ class Tensor:
     def __mul__(self, other): return _binary("mul", self, other)
     def __rmul__(self, other): return _binary("mul", other, self)
     def __truediv__(self, other): return _binary("div", self, other)
+    def __rtruediv__(self, other): return _binary("div", other, self)
     def __neg__(self): return _unary(lambda x: -x, self)
     def __matmul__(self, other): return _binary("matmul", self, other)
 

@@ -19,15 +19,7 @@ EPS = 1e-6
 ELEMENTWISE = sorted(n for n, op in REGISTRY.items() if op.kind == "elementwise")
 POSITIVE = {"log", "sqrt", "rsqrt"}  # smooth only for a > 0
 
-_NUMPY_BUG = ("lucid bug: the lowering prints `numpy.<f>(a)` but evaluation and generated "
-              "code only bind `np` -> NameError (lucid/ops/registry.py, LucidPrinter)")
-_ZERO_GRAD_BUG = ("lucid bug: an explicit zero gradient is emitted as `np.broadcast_to(0, ...)`, "
-                  "an int64 array in a float64 program (autodiff.py add_backward zero + "
-                  "codegen/schedule.py inlining constants without their dtype)")
-_PROMOTION_BUG = ("lucid bug: under dtype promotion (float32 op float64) the gradient of the "
-                  "float32 input stays float64: autodiff never casts a contribution back to its "
-                  "input's dtype (lucid/ops/autodiff.py _vjp / builder.py sum_to), unlike cast's VJP")
-KNOWN_BUGS = {"exp": _NUMPY_BUG, "log": _NUMPY_BUG, "tanh": _NUMPY_BUG}
+KNOWN_BUGS = {}
 
 
 def ops_params(names, bugs=None):
@@ -182,7 +174,7 @@ def check_program_gradients(fn, inputs, rtol=1e-6):
     return compiled
 
 
-@pytest.mark.parametrize("name", ops_params(ELEMENTWISE, {"step": _ZERO_GRAD_BUG}))
+@pytest.mark.parametrize("name", ops_params(ELEMENTWISE))
 def test_elementwise_gradient_through_compiled_program(name):
     op = REGISTRY[name]
     rng = rng_for("graph", name)
@@ -190,7 +182,6 @@ def test_elementwise_gradient_through_compiled_program(name):
     check_program_gradients(lambda *xs: apply(name, *xs), inputs)
 
 
-@pytest.mark.xfail(reason=_ZERO_GRAD_BUG, strict=True)
 def test_gradient_of_an_unused_input_is_a_float_zero():
     x = lucid.placeholder((None, 3), "float64", name="x")
     y = lucid.placeholder((None, 3), "float64", name="y")
@@ -274,7 +265,6 @@ def test_cast_float32_to_float64_gradient_comes_back_in_float32():
     np.testing.assert_allclose(program.run(feeds)["grad:x"], numeric, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(reason=_PROMOTION_BUG, strict=True)
 def test_gradient_comes_back_in_the_input_dtype_under_promotion():
     x32, y64 = X43.astype(np.float32), R.normal(size=3)
     program, feeds = compile_weighted_sum(lambda x, y: x * y, {"x": (("N", 3), x32),

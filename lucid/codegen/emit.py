@@ -1,26 +1,23 @@
-"""Emitting Python source: statements over NumPy, one per node or fused group.
+"""Emitting Python source for planned items: fused NumPy statements.
 
-A :class:`Statement` assigns one expression to one name, with a comment
-naming the graph node(s) it implements. Node names are checked identifiers
-(see :meth:`lucid.graph.Graph.fresh_name`); anything a user wrote that is not
-an identifier only reaches the source through :func:`comment`.
+Small values (per-channel statistics, scales, counts) are printed as one
+expression each. Large values are written into a destination array with
+``out=`` ufunc calls: an expression linear in its large operands,
+``sum_i k_i * f_i + c``, costs one pass per term and no temporaries beyond
+one scratch array; a reduction of one operand is ``np.sum``, of a product of
+two, one ``np.einsum`` pass that never materialises the product.
+Node names are checked identifiers (:meth:`lucid.graph.Graph.fresh_name`);
+anything else a user wrote reaches the source only through :func:`comment`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sympy as sp
 
-from ..ops.registry import REGISTRY, to_numpy_source
+from ..ops.registry import to_numpy_source
 from ..ops.structural import RULES
 
-
-@dataclass
-class Statement:
-    target: str
-    expr: str
-    comment: str
-    reductions: int = 0  # full passes over an array this statement reduces
+LARGE = 256  # static element count from which a value is computed in place
+VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
 
 
 def comment(text: str) -> str:
@@ -37,57 +34,247 @@ def shape_source(shape) -> str:
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def literal(value) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"constant must be a number, got {type(value).__name__}")
-    return repr(float(value)) if isinstance(value, float) else repr(int(value))
+def is_large(shape) -> bool:
+    size = 1
+    for d in shape:
+        if isinstance(d, str):
+            return True
+        size *= d
+    return size >= LARGE
 
 
-def node_comment(graph, name) -> str:
-    d = graph.nx.nodes[name]
-    args = ", ".join(d["inputs"])
-    return comment(f"{name} = {d['op']}({args})")
+def src(expr) -> str:
+    return to_numpy_source(expr)
 
 
-def symbol(name):
-    return sp.Symbol(name, real=True)
+class Emitter:
+    """Writes the statements of one generated function."""
+
+    def __init__(self, plan, fn_name, fresh):
+        self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
+        self.lines = []
+        self.scratch = 0
+
+    # -- buffers ------------------------------------------------------------------------
+    def buffer(self, symbol, shape, dtype):
+        """Destination for a large value: fresh when returned, else a reused buffer."""
+        if symbol in self.fresh:
+            return f"np.empty({shape_source(shape)}, np.{dtype})"
+        return f"_buffer({self.fn + '.' + str(symbol)!r}, {shape_source(shape)}, np.{dtype})"
+
+    def scratch_buffer(self, shape, dtype, fresh=False):
+        self.scratch += 1
+        name = f"_s{self.scratch}"
+        if fresh:  # a view of it may be returned
+            self.lines.append(f"{name} = np.empty({shape_source(shape)}, np.{dtype})")
+        else:
+            self.lines.append(f"{name} = _buffer({self.fn + '.' + name!r}, "
+                              f"{shape_source(shape)}, np.{dtype})")
+        return name
+
+    # -- items ----------------------------------------------------------------------------
+    def item(self, it):
+        self.lines.extend(f"# {comment(c)}" for c in describe(self.plan.graph, it))
+        name = str(it.symbol)
+        if it.kind == "reduce":
+            self.reduction(name, it)
+        elif it.kind == "op":
+            self.op(name, it)
+        elif it.kind == "cast":
+            self.lines.append(f"{name} = np.asarray({src(it.args[0])}, dtype=np.{it.dtype})")
+        elif it.kind == "let" and is_large(it.shape):
+            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+            self.into(it.expr, name, it.shape, it.dtype)
+        elif it.kind == "let":
+            self.lines.append(f"{name} = {src(it.expr)}")
+        else:
+            self.output(name, it)
+
+    def output(self, name, it):
+        """An output gets its node's exact shape and dtype and never aliases another array."""
+        full = self.plan._full(it.expr)
+        shape, dtype = self.plan.sym.shape_of(full), self.plan.sym.dtype_of(full)
+        atoms = any(s in self.plan.sym.atoms for s in full.free_symbols)
+        if tuple(shape) == tuple(it.shape) and is_large(shape) and not it.expr.is_Atom:
+            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+            self.into(it.expr, name, it.shape, it.dtype)
+            return
+        value = src(it.expr)
+        copy = dtype != it.dtype or not atoms or self.plan.aliases_input(it.expr)
+        if tuple(shape) != tuple(it.shape):
+            if _strip(shape) == _strip(it.shape):
+                value = f"({value}).reshape({shape_source(it.shape)})"
+            else:
+                value, copy = f"np.broadcast_to({value}, {shape_source(it.shape)})", True
+        self.lines.append(f"{name} = np.array({value}, dtype=np.{it.dtype})" if copy
+                          else f"{name} = {value}")
+
+    def reduction(self, name, it):
+        mono, axes = it.expr, it.axes
+        factors = _factors(mono)
+        shape = self.plan.sym.shape_of(self.plan._full(mono))
+        if len(factors) == 2 and all(f.is_Symbol for f in factors) and \
+                len(shape) == len(it.shape) and \
+                all(self.plan.sym.shape_of(self.plan._full(f)) == shape for f in factors):
+            letters = "abcdefgh"[: len(shape)]
+            kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+            keep = shape_source(it.shape)
+            self.lines.append(f"{name} = np.einsum({letters + ',' + letters + '->' + kept!r}, "
+                              f"{factors[0]}, {factors[1]}).reshape({keep})")
+            return
+        if not mono.is_Symbol:
+            tmp = self.scratch_buffer(shape, it.dtype)
+            self.into(mono, tmp, shape, it.dtype)
+            mono = sp.Symbol(tmp)
+        shift = len(shape) - len(it.shape)  # the monomial may have more or fewer leading unit axes
+        value = f"np.sum({mono}, axis={_axes(tuple(a + shift for a in axes))}, keepdims=True)"
+        if shift:
+            value = f"{value}.reshape({shape_source(it.shape)})"
+        self.lines.append(f"{name} = {value}")
+
+    def op(self, name, it):
+        g = self.plan.graph.nx.nodes[it.node]
+        args = []
+        for a, inp in zip(it.args, g["inputs"] if g["op"] != "sum" else [None]):
+            shape = self.plan.sym.shape_of(self.plan._full(a))
+            if a.is_Atom or not is_large(shape):
+                value = src(a)
+            else:
+                value = self.scratch_buffer(shape, self.plan.sym.dtype_of(self.plan._full(a)),
+                                            fresh=g["op"] in VIEWS)
+                self.into(a, value, shape, g["dtype"])
+            want = self.plan.graph.nx.nodes[inp] if inp is not None else None
+            if want is not None and tuple(shape) != tuple(want["shape"]):
+                # broadcasting was implicit in the expression; a structural op needs the real shape
+                if a.is_Number:
+                    value = f"np.asarray({value}, dtype=np.{want['dtype']})"
+                if _strip(shape) == _strip(want["shape"]):
+                    value = f"({value}).reshape({shape_source(want['shape'])})"
+                else:
+                    value = f"np.broadcast_to({value}, {shape_source(want['shape'])})"
+            args.append(value)
+        if g["op"] == "sum":  # a reduction whose dropped axes need a real reshape
+            value = f"({args[0]}).reshape({shape_source(g['shape'])})"
+        else:
+            args = [a if _simple(a) else f"({a})" for a in args]
+            value = RULES[g["op"]].src(g["attrs"], shape_source, *args)
+        if it.symbol in self.fresh and g["op"] in VIEWS:
+            value = f"({value}).copy()"  # a returned view must not share a reused buffer
+        self.lines.append(f"{name} = {value}")
+
+    # -- large expressions -----------------------------------------------------------------
+    def into(self, expr, dest, shape, dtype):
+        """Write ``expr`` into array ``dest`` with out= ufunc calls."""
+        terms = self.linear_terms(expr, shape)
+        if terms is None:  # not linear in its large operands: let NumPy evaluate it
+            self.lines.append(f"np.copyto({dest}, {src(expr)}, casting='unsafe')")
+            return
+        const = sp.Add(*[k for k, f in terms if f == 1])
+        terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
+        if not terms:
+            self.lines.append(f"np.copyto({dest}, {self.small(const)}, casting='unsafe')")
+            return
+        (k, f), rest = terms[0], terms[1:]
+        if k in (1, -1) and rest and rest[0][0] in (1, -1):  # f ± g: one pass
+            (k2, g), rest = rest[0], rest[1:]
+            op = "add" if k2 == k else "subtract"
+            self.lines.append(f"np.{op}({f}, {g}, out={dest})")
+            if k == -1:
+                self.lines.append(f"np.negative({dest}, out={dest})")
+        elif k in (1, -1) and const != 0:  # f ± c: one pass
+            op, c = ("add", const) if k == 1 else ("subtract", -const)
+            self.lines.append(f"np.{op}({f}, {self.small(c)}, out={dest})")
+            const = sp.Integer(0) if k == 1 else const
+            if k == -1:
+                self.lines.append(f"np.negative({dest}, out={dest})")
+        elif k == 1:
+            self.lines.append(f"np.copyto({dest}, {f}, casting='unsafe')")
+        elif k == -1:
+            self.lines.append(f"np.negative({f}, out={dest})")
+        else:
+            self.lines.append(f"np.multiply({f}, {self.small(k)}, out={dest})")
+        for k, f in rest:
+            if k in (1, -1):
+                self.lines.append(f"np.{'add' if k == 1 else 'subtract'}({dest}, {f}, out={dest})")
+            else:
+                tmp = self.scratch_buffer(tuple(shape), dtype)
+                self.lines.append(f"np.multiply({f}, {self.small(k)}, out={tmp})")
+                self.lines.append(f"np.add({dest}, {tmp}, out={dest})")
+        if const != 0:
+            self.lines.append(f"np.add({dest}, {self.small(const)}, out={dest})")
+
+    def small(self, expr):
+        """Source of a small value, naming an existing temporary when one holds it."""
+        known = self.plan.known.get(expr)
+        return str(known) if known is not None else src(expr)
+
+    def linear_terms(self, expr, shape):
+        """``[(small coefficient, large symbol or 1)]`` if ``expr`` is linear in large symbols."""
+        large = lambda e: self.plan.sym.shape_of(self.plan._full(e)) == tuple(shape)  # noqa: E731
+        out = []
+        for term in sp.Add.make_args(expr):
+            big = [f for f in sp.Mul.make_args(term) if large(f)]
+            small = sp.Mul(*[f for f in sp.Mul.make_args(term) if not large(f)])
+            if not big:
+                out.append((small, 1))
+            elif len(big) == 1 and big[0].is_Symbol:
+                out.append((small, big[0]))
+            elif len(big) == 1 and big[0].is_Add:
+                inner = self.linear_terms(big[0], shape)
+                if inner is None:
+                    return None
+                out.extend((small * k, f) for k, f in inner)
+            else:
+                return None
+        merged = {}
+        for k, f in out:
+            merged[f] = merged.get(f, 0) + k
+        return [(k, f) for f, k in merged.items() if k != 0]
 
 
-def node_expression(graph, name, arg_exprs):
-    """The sympy expression of elementwise node ``name`` with its args substituted."""
-    op = REGISTRY[graph.nx.nodes[name]["op"]]
-    a_b = sp.symbols("a b", real=True)
-    return op.expr.xreplace(dict(zip(a_b, arg_exprs)))
+def describe(graph, it):
+    """Comment lines naming the graph nodes an item implements, one line per few nodes."""
+    parts = []
+    for n in it.nodes:
+        d = graph.nx.nodes[n]
+        parts.append(f"{n} = {d['op']}({', '.join(d['inputs'])})")
+    lines, line = [], ""
+    for p in parts:
+        if line and len(line) + len(p) > 90:
+            lines.append(line)
+            line = ""
+        line = f"{line}; {p}" if line else p
+    return lines + [line] if line else lines
 
 
-def lower_node(graph, name, arg_src) -> str:
-    """Source of one node, given the source of each of its inputs."""
-    d = graph.nx.nodes[name]
-    op, attrs = d["op"], d["attrs"]
-    if op == "constant":
-        return literal(attrs["value"])
-    if REGISTRY[op].kind == "elementwise":
-        expr = node_expression(graph, name, [s if isinstance(s, sp.Basic) else symbol(s)
-                                             for s in arg_src])
-        return to_numpy_source(expr)
-    args = [to_numpy_source(s) if isinstance(s, sp.Basic) else s for s in arg_src]
-    return RULES[op].src(attrs, shape_source, *args)
+def _factors(mono):
+    if mono.is_Pow and mono.exp == 2:
+        return [mono.base, mono.base]
+    return list(sp.Mul.make_args(mono))
 
 
-def constant_expr(value):
-    """A constant node's value as a sympy number, to be inlined where it is used."""
-    literal(value)  # type check
-    return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
+def _axes(axes):
+    return f"({axes[0]},)" if len(axes) == 1 else str(tuple(axes))
 
 
-def function_source(fn_name, params, symbols, statements, returns) -> str:
-    """A complete ``def``: bind the size symbols, run the statements, return a tuple."""
+def _simple(s):
+    return s.isidentifier()
+
+
+def _strip(shape):
+    shape = tuple(shape)
+    i = 0
+    while i < len(shape) and shape[i] == 1:
+        i += 1
+    return shape[i:]
+
+
+def function_source(fn_name, params, sizes, body, returns):
+    """A complete ``def``: bind the size symbols, run the body, return a tuple."""
     lines = [f"def {fn_name}({', '.join(params)}):"]
-    for sym, (placeholder, axis) in symbols.items():
-        lines.append(f"    {size_name(sym)} = {placeholder}.shape[{axis}]")
-    for st in statements:
-        lines.append(f"    # {st.comment}")
-        lines.append(f"    {st.target} = {st.expr}")
+    for dim, (param, axis) in sizes.items():
+        lines.append(f"    {size_name(dim)} = {param}.shape[{axis}]")
+    lines.extend(f"    {line}" for line in body)
     ret = ", ".join(returns)
     lines.append(f"    return ({ret}{',' if len(returns) == 1 else ''})")
     return "\n".join(lines) + "\n"

@@ -16,8 +16,8 @@ import networkx as nx
 import numpy as np
 
 from ..ops.executor import bind_sizes
-from .emit import function_source
-from .schedule import schedule
+from .generate import generate
+from .plan import Plan
 
 _NAMESPACE = {"np": np}
 
@@ -38,8 +38,7 @@ class Program:
         Output key -> Tensor that takes the output's value after a call.
     """
 
-    def __init__(self, graph, seeds=(), bindings=None, updates=None, name="program",
-                 optimize=True):
+    def __init__(self, graph, seeds=(), bindings=None, updates=None, name="program"):
         self.graph = graph
         self.seeds = list(seeds)
         self.bindings = dict(bindings or {})
@@ -48,41 +47,21 @@ class Program:
         self.result_keys = [k for k, n in graph.outputs.items()
                             if graph.nx.nodes[n]["phase"] == "forward" and k not in self.updates]
         self.result_kind = "single" if self.result_keys == ["out"] else "dict"
-        self.optimize = optimize
-        self.symbols = graph.symbols()
-        order = graph.topo()
-        outputs = list(dict.fromkeys(graph.outputs.values()))
-        parts = [("step", graph.inputs, order, outputs)]
-        if self.seeds:
-            fwd, bwd, residuals = split(graph, self.seeds, order)
-            fwd_outputs = [o for o in outputs if o in set(fwd)]
-            self.residuals = residuals
-            self._fwd_outputs = fwd_outputs + [r for r in residuals if r not in fwd_outputs]
-            self._bwd_outputs = [o for o in outputs if o not in set(fwd)]
-            bwd_inputs = [p for p in graph.inputs if p in set(self.seeds) or p in residuals] + \
-                [r for r in residuals if r not in graph.inputs]
-            self._bwd_inputs = bwd_inputs
-            parts.append(("forward", [p for p in graph.inputs if p not in self.seeds], fwd,
-                          self._fwd_outputs))
-            parts.append(("backward", bwd_inputs, bwd, self._bwd_outputs))
-        self._outputs = outputs
         nodes = graph.nx.nodes
         self.seed_of = {nodes[s]["attrs"]["key"][len("grad:"):]: s for s in self.seeds}
         self.dtype_of = {k: nodes[n]["dtype"] for k, n in graph.outputs.items()}
-        self.statements = {}
-        chunks = []
-        for fn_name, params, nodes, returns in parts:
-            stmts = schedule(graph, nodes, params, returns, optimize=optimize)
-            self.statements[fn_name] = stmts
-            syms = {s: v for s, v in self.symbols.items() if v[0] in params}
-            if fn_name == "backward":
-                syms = _symbols_from(graph, params, self.symbols)
-            chunks.append(function_source(fn_name, params, syms, stmts, returns))
-        self.source = "\n\n".join(chunks)
+        self.plan = Plan(graph, self.seeds)
+        self.source, layout = generate(self.plan, graph, self.seeds)
+        self._outputs, self._fwd_outputs, self._bwd_inputs, self._bwd_outputs = layout
+        self.residuals = [r for r in self._fwd_outputs or () if r not in self._outputs]
         self._fns = _build(self.source, name)
         self.step_fn = self._fns["step"]
         self.forward_fn = self._fns.get("forward")
         self.backward_fn = self._fns.get("backward")
+        for item in self.plan.items:
+            if len(item.nodes) > 1:
+                for n in item.nodes:
+                    nodes[n]["kernel"] = str(item.symbol)
 
     # -- calling ------------------------------------------------------------------------
     def user_inputs(self):
@@ -154,38 +133,6 @@ class Program:
 
     def __repr__(self):
         return f"<lucid Program {self.name}: {len(self.graph)} nodes, inputs {self.user_inputs()}>"
-
-
-def split(graph, seeds, order):
-    """Split ``order`` into nodes the seeds do not reach and those they do.
-
-    Returns (forward nodes, backward nodes, residuals): residuals are the
-    forward nodes and placeholders a backward node reads.
-    """
-    reached = set(seeds)
-    for s in seeds:
-        reached |= nx.descendants(graph.nx, s)
-    fwd = [n for n in order if n not in reached]
-    consts = {i for n in reached for i in graph.nx.nodes[n]["inputs"]
-              if graph.nx.nodes[i]["op"] == "constant"}  # inlined, so both sides get them
-    bwd = [n for n in order if (n in reached and n not in seeds) or n in consts]
-    fwd_set = set(fwd)
-    residuals = []
-    for n in bwd:
-        for i in graph.nx.nodes[n]["inputs"]:
-            if i in fwd_set and i not in residuals and i not in consts:
-                residuals.append(i)
-    return fwd, bwd, residuals
-
-
-def _symbols_from(graph, params, symbols):
-    """Bind each size symbol from some parameter of the backward function that has it."""
-    out = {}
-    for p in params:
-        for axis, d in enumerate(graph.nx.nodes[p]["shape"]):
-            if isinstance(d, str) and d in symbols:
-                out.setdefault(d, (p, axis))
-    return out
 
 
 def _build(source, name):

@@ -65,6 +65,8 @@ def add_backward(graph, seeds, wrt):
             continue
         for inp, contribution in zip(node.inputs, _vjp(b, node, gn, live)):
             if inp in live and contribution is not None:
+                if b.dtype(contribution) != g.nodes[inp]["dtype"]:  # undo promotion, like cast's rule
+                    contribution = b.apply("cast", contribution, dtype=g.nodes[inp]["dtype"])
                 pending[inp].append(contribution)
     result = {}
     for w in wrt:

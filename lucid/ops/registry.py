@@ -37,10 +37,12 @@ def apply_conventions(expr):
 class LucidPrinter(NumPyPrinter):
     """NumPy printer that calls ``np.<f>`` and prints steps as comparisons."""
 
-    _module = "np"
-
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+    def _module_format(self, fqn, register=True):
+        name = super()._module_format(fqn, register)
+        return "np." + name[len("numpy."):] if name.startswith("numpy.") else name
 
     def _print_Float(self, expr):
         return repr(float(expr))

@@ -8,6 +8,10 @@ from __future__ import annotations
 from .registry import DTYPES, FLOATS, REGISTRY
 
 
+#: Elementwise ops that keep integers integral; every other one computes in float.
+INTEGER_OPS = {"add", "sub", "mul", "neg", "relu"}
+
+
 def broadcast_shapes(op, *shapes):
     ndim = max(len(s) for s in shapes)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
@@ -52,7 +56,10 @@ def infer(op_name, shapes, dtypes, attrs):
     """Return (shape, dtype) of applying ``op_name``; raise ValueError if ill-formed."""
     op = REGISTRY[op_name]
     if op.kind == "elementwise":
-        return broadcast_shapes(op_name, *shapes), result_dtype(dtypes)
+        dtype = result_dtype(dtypes)
+        if dtype == "int64" and op_name not in INTEGER_OPS:
+            dtype = "float32"  # a float op on integers gives float32, as in PyTorch
+        return broadcast_shapes(op_name, *shapes), dtype
     rule = _RULES[op_name]
     return rule(shapes, dtypes, attrs)
 

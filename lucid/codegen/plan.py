@@ -1,0 +1,175 @@
+"""Planning: from the symbolic form to an ordered list of items to compute.
+
+Common subexpressions across every reduction body, op argument and output
+are found once (``sympy.cse``); what remains is a list of items (temporaries,
+reductions, opaque ops, outputs) in dependency order, each marked forward or
+backward by whether an upstream gradient reaches it. Items no output needs
+are never planned (dead code); constants were folded by sympy on the way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .symbolic import Symbolic
+
+VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
+
+
+@dataclass
+class Item:
+    """One thing the generated code computes."""
+
+    symbol: sp.Symbol
+    kind: str  # "let", "reduce", "op", "cast" or "output"
+    expr: sp.Expr = None  # let/output: the value; reduce: the monomial summed
+    args: tuple = ()  # op: argument expressions
+    shape: tuple = ()
+    dtype: str = "float32"
+    axes: tuple = ()
+    node: str = ""  # op/output: the graph node
+    backward: bool = False
+    nodes: list = field(default_factory=list)  # graph nodes it implements, for comments
+
+    def exprs(self):
+        return (self.expr,) if self.expr is not None else self.args
+
+
+class Plan:
+    """Items computing ``graph.outputs``, with forward/backward marks and residuals."""
+
+    def __init__(self, graph, seeds=()):
+        self.graph = graph
+        self.sym = Symbolic(graph)
+        self.seeds = {sp.Symbol(s, real=True) for s in seeds}
+        outputs = list(dict.fromkeys(graph.outputs.values()))
+        atoms = self._reachable([self.sym.value[n] for n in outputs])
+        roots = []
+        for a in atoms:
+            roots.extend([a.expr] if a.kind == "reduce" else list(a.args))
+        roots.extend(self.sym.value[n] for n in outputs)
+        replacements, reduced = sp.cse(roots, symbols=sp.numbered_symbols("_t", real=True),
+                                       order="none")
+        self.temps = dict(replacements)
+        self.known = {e: t for t, e in replacements}  # value -> temporary holding it
+        it = iter(reduced)
+        items = {}
+        for a in atoms:
+            if a.kind == "reduce":
+                items[a.symbol] = Item(a.symbol, "reduce", expr=next(it), shape=a.shape,
+                                       dtype=a.dtype, axes=a.axes, nodes=list(a.nodes))
+            else:
+                args = tuple(next(it) for _ in a.args)
+                items[a.symbol] = Item(a.symbol, a.kind, args=args, shape=a.shape, dtype=a.dtype,
+                                       node=a.node or (a.nodes[0] if a.nodes else ""),
+                                       nodes=list(a.nodes))
+        for t, e in replacements:
+            items[t] = Item(t, "let", expr=e, shape=self.sym.shape_of(self._full(e)),
+                            dtype=self.sym.dtype_of(self._full(e)))
+        self.outputs = {}
+        for n in outputs:
+            d = graph.nx.nodes[n]
+            sym = sp.Symbol(f"_out_{n}", real=True)
+            items[sym] = Item(sym, "output", expr=next(it), shape=d["shape"], dtype=d["dtype"],
+                              node=n)
+            self.outputs[n] = sym
+        self.items = self._order(items)
+        self._mark_backward()
+        self._claim_nodes()
+
+    # -- helpers ------------------------------------------------------------------------
+    def _reachable(self, exprs):
+        """Atoms the expressions depend on, dependencies first."""
+        order, seen = [], set()
+
+        def visit(s):
+            if s in seen or s not in self.sym.atoms:
+                return
+            seen.add(s)
+            a = self.sym.atoms[s]
+            for e in ([a.expr] if a.kind == "reduce" else list(a.args)):
+                for f in sorted(e.free_symbols, key=str):
+                    visit(f)
+            order.append(a)
+
+        for e in exprs:
+            for s in sorted(e.free_symbols, key=str):
+                visit(s)
+        return [a for a in order if a.kind != "input"]
+
+    def _full(self, expr):
+        """``expr`` with every temporary substituted back (for shapes and provenance)."""
+        while True:
+            temps = [s for s in expr.free_symbols if s in self.temps]
+            if not temps:
+                return expr
+            expr = expr.xreplace({t: self.temps[t] for t in temps})
+
+    def _order(self, items):
+        ordered, seen = [], set()
+
+        def visit(sym):
+            if sym in seen or sym not in items:
+                return
+            seen.add(sym)
+            for e in items[sym].exprs():
+                for f in sorted(e.free_symbols, key=str):
+                    visit(f)
+            ordered.append(items[sym])
+
+        for sym in self.outputs.values():
+            visit(sym)
+        return ordered
+
+    def _mark_backward(self):
+        """Backward: what a seed reaches, and every gradient output (even a constant one)."""
+        back = set(self.seeds)
+        phase = self.graph.nx.nodes
+        for item in self.items:
+            if (item.kind == "output" and phase[item.node]["phase"] == "backward") or \
+                    any(f in back for e in item.exprs() for f in e.free_symbols):
+                item.backward = True
+                back.add(item.symbol)
+
+    def _claim_nodes(self):
+        """Name, for each item, the graph nodes whose values it computes first."""
+        claimed = {n for it in self.items for n in it.nodes}
+        g = self.graph.nx
+        candidates = [(n, self.sym.value[n]) for n in self.graph.topo()
+                      if g.nodes[n]["op"] not in ("placeholder", "constant") and n not in claimed
+                      and not self.sym.value[n].is_Atom]
+        for item in self.items:
+            if item.kind == "output":
+                item.nodes.append(item.node)
+            full = [self._full(e) for e in item.exprs()]
+            rest = []
+            for n, v in candidates:
+                if n != item.node and any(f.has(v) for f in full):
+                    item.nodes.append(n)
+                else:
+                    rest.append((n, v))
+            candidates = rest
+
+    def aliases_input(self, expr):
+        """Whether ``expr`` is an input or a view of one (returning it would share memory)."""
+        if expr in self.sym.atoms:
+            a = self.sym.atoms[expr]
+            return a.kind == "input" or (a.kind == "op" and self.graph.nx.nodes[a.nodes[0]]["op"]
+                                         in VIEWS and all(self.aliases_input(x) for x in a.args))
+        return False
+
+    # -- what the functions exchange ------------------------------------------------------
+    def residuals(self):
+        """Forward values (items and placeholders) that backward items read."""
+        forward = {it.symbol for it in self.items if not it.backward}
+        inputs = {a.symbol for a in self.sym.atoms.values() if a.kind == "input"}
+        out = []
+        for it in self.items:
+            if not it.backward:
+                continue
+            for e in it.exprs():
+                for f in sorted(e.free_symbols, key=str):
+                    if (f in forward or (f in inputs and f not in self.seeds)) and f not in out:
+                        out.append(f)
+        return out

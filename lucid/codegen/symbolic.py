@@ -1,0 +1,205 @@
+"""Symbolic evaluation: a whole graph as sympy expressions over a few atoms.
+
+Every elementwise node becomes an expression over *atoms*: the placeholders,
+the results of opaque ops (matmul, reshape, ...), and one symbol per distinct
+reduction. Reductions are treated as the linear maps they are: a sum over
+some axes of a term splits into the factors that do not vary along those axes
+(pulled out: per-channel scales, counts) and a monomial of factors that do
+(summed). Equal monomials share one reduction, so ``sum(dy * xhat)`` and
+``sum(dy * gamma * xc)`` become one pass over ``dy * xc``; a term linear in a
+centred sum such as ``x - mean(x)`` is distributed only when that needs no
+new reduction, which is how ``sum(x - mean(x))`` becomes exactly 0 while
+``sum(dy * (x - mean))`` keeps its centred, non-cancelling form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import sympy as sp
+
+from ..ops.registry import ARGS, REGISTRY
+from ..ops.shapes import broadcast_shapes, result_dtype
+
+
+@dataclass
+class Atom:
+    """A value the generated code materialises.
+
+    ``kind``: ``input`` (a placeholder), ``reduce`` (``sum`` of ``expr``, a
+    monomial, over ``axes``, keeping dims), ``op`` (structural op ``node``
+    applied to ``args``, expressions) or ``cast`` (``args[0]`` converted to
+    ``dtype``).
+    """
+
+    symbol: sp.Symbol
+    kind: str
+    shape: tuple
+    dtype: str
+    expr: sp.Expr = None
+    axes: tuple = ()
+    node: str = ""
+    args: tuple = ()
+    nodes: list = field(default_factory=list)  # graph nodes this atom implements
+
+
+def size_symbol(dim):
+    return sp.Symbol(f"size_{dim}", positive=True, integer=True)
+
+
+def dim_expr(dim):
+    return size_symbol(dim) if isinstance(dim, str) else sp.Integer(dim)
+
+
+class Symbolic:
+    """The symbolic form of a graph: atoms, and an expression for every node."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.atoms = {}  # symbol -> Atom, in creation (dependency) order
+        self.reductions = {}  # (monomial, axes, ndim) -> symbol
+        self.value = {}  # node name -> expression
+        self.casts = {}  # (node, dtype) -> symbol of the converted value
+        self._shape_cache = {}
+        for name in graph.topo():
+            self.value[name] = self._evaluate(name)
+
+    # -- shapes ---------------------------------------------------------------------
+    def shape_of(self, expr):
+        """Broadcast shape of an expression: the shapes of its atoms, right-aligned."""
+        cached = self._shape_cache.get(expr)
+        if cached is None:
+            shapes = [self.atoms[s].shape for s in expr.free_symbols if s in self.atoms]
+            cached = broadcast_shapes("expression", *shapes) if shapes else ()
+            self._shape_cache[expr] = cached
+        return cached
+
+    def dtype_of(self, expr):
+        dtypes = [self.atoms[s].dtype for s in expr.free_symbols if s in self.atoms]
+        return result_dtype(dtypes) if dtypes else "float32"
+
+    def varies(self, expr, axes, ndim):
+        shape = self.shape_of(expr)
+        padded = fit(shape, ndim)
+        return any(padded[a] != 1 for a in axes)
+
+    # -- nodes -----------------------------------------------------------------------------
+    def _atom(self, name, kind, **kw):
+        d = self.graph.nx.nodes[name]
+        sym = sp.Symbol(name, real=True)
+        self.atoms[sym] = Atom(sym, kind, d["shape"], d["dtype"], nodes=[name], **kw)
+        return sym
+
+    def _evaluate(self, name):
+        d = self.graph.nx.nodes[name]
+        op, attrs = d["op"], d["attrs"]
+        args = [self.value[i] for i in d["inputs"]]
+        if op == "placeholder":
+            return self._atom(name, "input")
+        if op == "constant":
+            v = attrs["value"]
+            return sp.Integer(v) if isinstance(v, int) else sp.Float(v)
+        if REGISTRY[op].kind == "elementwise":
+            args = [self._promote(i, a, d["dtype"]) for i, a in zip(d["inputs"], args)]
+            return REGISTRY[op].expr.xreplace(dict(zip(ARGS, args)))
+        if op == "numel":
+            shape = self.graph.nx.nodes[d["inputs"][0]]["shape"]
+            return sp.Mul(*[dim_expr(shape[a]) for a in attrs["axes"]])
+        if op == "broadcast_to":
+            return args[0]  # broadcasting is implicit in every fused expression
+        if op == "sum":
+            in_shape = self.graph.nx.nodes[d["inputs"][0]]["shape"]
+            kept = self.reduce(args[0], attrs["axes"], in_shape, name)
+            if attrs["keepdims"] or _same_alignment(in_shape, attrs["axes"], d["shape"]):
+                return kept
+            return self._atom(name, "op", args=(kept,))  # dropping inner axes: a reshape
+        if op == "reshape":
+            src = self.graph.nx.nodes[d["inputs"][0]]["shape"]
+            if _strip(src) == _strip(d["shape"]):
+                return args[0]  # only leading unit axes change: broadcasting sees no difference
+        return self._atom(name, "op", args=tuple(args))
+
+    def _promote(self, name, expr, dtype):
+        """An input of a narrower dtype is converted first, as the node-by-node semantics do.
+
+        Without this, an algebraic rewrite could move float32 arithmetic across
+        the point where the graph promotes it to float64.
+        """
+        src = self.graph.nx.nodes[name]["dtype"]
+        if src == dtype or expr.is_Number or dtype == "int64":
+            return expr
+        key = (name, dtype)
+        sym = self.casts.get(key)
+        if sym is None:
+            sym = self.casts[key] = sp.Symbol(f"_c{len(self.casts)}", real=True)
+            self.atoms[sym] = Atom(sym, "cast", self.graph.nx.nodes[name]["shape"], dtype,
+                                   args=(expr,), nodes=[])
+        return sym
+
+    # -- reductions ------------------------------------------------------------------------
+    def reduce(self, body, axes, in_shape, node):
+        """``sum(body, axes, keepdims=True)`` as scales times shared reduction atoms."""
+        out = self._reduce(body, tuple(axes), tuple(in_shape), node, create=True)
+        return out
+
+    def _reduce(self, body, axes, in_shape, node, create):
+        ndim = len(in_shape)
+        total = sp.Integer(0)
+        for term in sp.Add.make_args(body):
+            scale, varying = [], []
+            for f in sp.Mul.make_args(term):
+                (varying if self.varies(f, axes, ndim) else scale).append(f)
+            scale = sp.Mul(*scale)
+            if not varying:
+                total += scale * sp.Mul(*[dim_expr(in_shape[a]) for a in axes])
+                continue
+            if len(varying) == 1 and varying[0].is_Add:
+                trial = self._reduce(varying[0], axes, in_shape, node, create=False)
+                if trial is not None:
+                    total += scale * trial
+                    continue
+            atom = self._reduction(sp.Mul(*varying), axes, in_shape, node, create)
+            if atom is None:
+                return None
+            total += scale * atom
+        return total
+
+    def _reduction(self, mono, axes, in_shape, node, create):
+        ndim = len(in_shape)
+        shape = self.shape_of(mono)
+        padded = fit(shape, ndim)
+        summed = tuple(a for a in axes if padded[a] != 1)
+        constant = [dim_expr(in_shape[a]) for a in axes if padded[a] == 1]
+        key = (mono, summed, ndim)
+        sym = self.reductions.get(key)
+        if sym is None:
+            if not create:
+                return None
+            sym = sp.Symbol(f"_r{len(self.reductions)}", real=True)
+            kept = tuple(1 if a in summed else d for a, d in enumerate(padded))
+            self.atoms[sym] = Atom(sym, "reduce", kept, self.dtype_of(mono), expr=mono,
+                                   axes=summed, nodes=[node])
+            self.reductions[key] = sym
+        elif create:
+            self.atoms[sym].nodes.append(node)
+        return sym * sp.Mul(*constant)
+
+
+def fit(shape, ndim):
+    """``shape`` right-aligned to ``ndim`` dims: unit axes added or dropped in front."""
+    shape = tuple(shape)
+    if len(shape) > ndim:
+        return shape[len(shape) - ndim:]  # the dropped leading axes are all 1
+    return (1,) * (ndim - len(shape)) + shape
+
+
+def _strip(shape):
+    """A shape without its leading unit axes."""
+    shape = tuple(shape)
+    i = 0
+    while i < len(shape) and shape[i] == 1:
+        i += 1
+    return shape[i:]
+
+
+def _same_alignment(in_shape, axes, out_shape):
+    kept = tuple(1 if i in axes else d for i, d in enumerate(in_shape))
+    return _strip(kept) == _strip(out_shape)
