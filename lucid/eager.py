@@ -5,15 +5,19 @@ symbolic, compiles it (forward, backward when anything requires grad, and in
 train mode the running-stat updates), caches the program on the module per
 mode, dtype and non-batch shape, runs the forward part and commits the
 buffer updates. The backward part runs later, from :meth:`Tensor.backward`.
+Everything positional is worked out once per program (:class:`Entry`), so a
+call costs little more than the generated functions themselves.
 """
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from . import compiler
 from .ops import placeholder
 from .ops.executor import bind_sizes
-from .tensor import Call, Tensor
+from .tensor import Tensor
 
 _seq = itertools.count()
 _function_programs = {}
@@ -24,6 +28,37 @@ STRUCTURE = [0]
 
 def as_tensor(value):
     return value if isinstance(value, Tensor) else Tensor(value)
+
+
+class Entry:
+    """A compiled program and how Tensors map onto its functions' positions."""
+
+    __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
+                 "seed_keys", "grads")
+
+    def __init__(self, program, n_inputs, grad_inputs, grad_params):
+        self.program = program
+        graph, seeds = program.graph, program.seeds
+        self.params = [p for p in graph.inputs if p not in seeds]
+        users = [p for p in self.params if p not in program.bindings]
+        # an int slot is the position of a call argument, else the bound Tensor itself
+        self.slots = [program.bindings.get(p, users.index(p) if p in users else None)
+                      for p in self.params]
+        assert len(users) == n_inputs
+        if seeds:
+            self.forward, self.check = program.forward_fn, program.check_forward_fn
+            returned = program._fwd_outputs
+        else:
+            self.forward, self.check = program.step_fn, program.check_fn
+            returned = program._outputs
+        outputs = graph.outputs
+        self.results = [(k, returned.index(outputs[k])) for k in program.result_keys]
+        self.kind = program.result_kind
+        self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
+        self.seed_keys = [graph.nx.nodes[s]["attrs"]["key"][len("grad:"):] for s in seeds]
+        back = program._bwd_outputs or []
+        self.grads = [(back.index(outputs[f"grad:{key}"]), i) for key, i in grad_inputs] + \
+            [(back.index(outputs[f"grad:{key}"]), t) for key, t in grad_params]
 
 
 def _placeholders(tensors, batch_symbolic):
@@ -37,31 +72,24 @@ def _placeholders(tensors, batch_symbolic):
 
 def _compile(fn, tensors, mode, params, batch_symbolic):
     phs = _placeholders(tensors, batch_symbolic)
-    wrt = [p.key for p, t in zip(phs, tensors) if t.requires_grad]
-    wrt += [key for key, p in params if p.requires_grad]
+    grad_inputs = [(p.key, i) for i, (p, t) in enumerate(zip(phs, tensors)) if t.requires_grad]
+    grad_params = [(key, p) for key, p in params if p.requires_grad]
+    wrt = [k for k, _ in grad_inputs] + [k for k, _ in grad_params]
     program = compiler.compile(fn, *phs, mode=mode, backward=bool(wrt), wrt=wrt)
-    inputs = [p for p in program.graph.inputs
-              if p not in program.bindings and p not in program.seeds]
-    targets = {}
-    for name, ph, t in zip(inputs, phs, tensors):
-        if t.requires_grad:
-            targets[f"grad:{ph.key}"] = name
-    for key, p in params:
-        if p.requires_grad:
-            targets[f"grad:{key}"] = key
-    return program, inputs, targets
+    return Entry(program, len(tensors), grad_inputs, grad_params)
 
 
 def call_module(module, args):
     tensors = [as_tensor(a) for a in args]
-    mode = "train" if module.training else "eval"
-    key = (mode, STRUCTURE[0], tuple((t.shape[1:], t.ndim, t.data.dtype.char, t.requires_grad)
-                                     for t in tensors))
+    key = (module.training, STRUCTURE[0],
+           tuple((t.data.shape[1:], t.data.ndim, t.data.dtype.char, t.requires_grad)
+                 for t in tensors))
     entry = module._programs.get(key)
     if entry is None:
-        params = list(module.named_parameters())
-        entry = module._programs[key] = _compile(module, tensors, mode, params, True)
-    return _execute(entry, tensors, {p: key for key, p in module.named_parameters()})
+        mode = "train" if module.training else "eval"
+        entry = module._programs[key] = _compile(module, tensors, mode,
+                                                 module.named_parameters(), True)
+    return _execute(entry, tensors)
 
 
 def call_function(fn, tensors, key):
@@ -71,30 +99,55 @@ def call_function(fn, tensors, key):
     entry = _function_programs.get(key)
     if entry is None:
         entry = _function_programs[key] = _compile(fn, tensors, "eval", [], False)
-    return _execute(entry, tensors, {})
+    return _execute(entry, tensors)
 
 
-def _execute(entry, tensors, param_keys):
-    program, inputs, targets = entry
-    feeds = {name: t.data for name, t in zip(inputs, tensors)}
-    for p, tensor in program.bindings.items():
-        feeds[p] = tensor.data
-    bind_sizes(program.graph, feeds, skip=program.seeds)
-    if program.seeds:
-        result, saved = program.run_forward(feeds)
-    else:
-        result, saved = program.run(feeds, checked=True), None
-    program.commit(result)
-    call = None
-    if program.seeds:
-        by_key = dict(zip(inputs, tensors))
-        by_key.update({key: p for p, key in param_keys.items()})
-        bound = {k: by_key[v] for k, v in targets.items()}
-        shapes = {k: result[k].shape for k in program.result_keys}
-        call = Call(program, saved, bound, shapes, next(_seq))
-    outs = [Tensor._wrap(result[k], (call, k) if call else None) for k in program.result_keys]
-    if program.result_kind == "single":
-        return outs[0]
-    if program.result_kind == "tuple":
-        return tuple(outs)
-    return dict(zip(program.result_keys, outs))
+def _execute(entry, tensors):
+    args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
+    if not entry.check(*args):
+        program = entry.program
+        bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
+    outs = entry.forward(*args)
+    for tensor, i in entry.updates:  # only after the whole forward succeeded
+        value = outs[i]
+        tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+    call = Call(entry, outs, tensors) if entry.grads else None
+    results = [Tensor._wrap(outs[i], (call, k) if call is not None else None)
+               for k, i in entry.results]
+    if entry.kind == "single":
+        return results[0]
+    if entry.kind == "tuple":
+        return tuple(results)
+    return dict(zip(entry.program.result_keys, results))
+
+
+class Call:
+    """One run of a program's forward part, kept for its backward."""
+
+    __slots__ = ("entry", "outs", "tensors", "seq")
+
+    def __init__(self, entry, outs, tensors):
+        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
+
+    def __lt__(self, other):
+        return self.seq > other.seq  # newest first: later calls consume earlier ones
+
+    def backward(self, upstream):
+        """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
+        entry = self.entry
+        program = entry.program
+        seeds = []
+        for key in entry.seed_keys:
+            g = upstream.get(key)
+            if g is None:  # an output nobody differentiated: its gradient is zero
+                i = dict(entry.results)[key]
+                g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
+            seeds.append(g)
+        start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
+        grads = program.backward_fn(*seeds, *self.outs[start:])
+        given = {id(s) for s in seeds}
+        for i, target in entry.grads:
+            g = grads[i]
+            if id(g) in given:
+                g = g.copy()  # the identity's gradient is the caller's own array
+            yield (self.tensors[target] if target.__class__ is int else target), g

@@ -26,8 +26,20 @@ def as_dtype(dtype):
     return d
 
 
-def to_array(data, dtype=None):
-    """Convert user data to an ndarray: float32 by default, float64 arrays kept."""
+_FLOATS = (np.dtype("float32"), np.dtype("float64"))
+
+
+def to_array(data, dtype=None, copy=True):
+    """Convert user data to an ndarray: float32 by default, float64 arrays kept.
+
+    A NumPy array that already has the wanted dtype is used as it is when
+    ``copy`` is False (lucid never writes into an array it was given).
+    """
+    if not copy and data.__class__ is not np.ndarray and isinstance(data, Tensor):
+        data = data.data
+    if not copy and data.__class__ is np.ndarray and (
+            data.dtype in _FLOATS if dtype is None else data.dtype == dtype):
+        return data
     if isinstance(data, Tensor):
         data = data.data
     if dtype is None:
@@ -42,7 +54,7 @@ def to_array(data, dtype=None):
         raise ValueError("Tensor data must be a rectangular nested list of numbers (ragged or mixed data given)")
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"Tensor data must be numeric, got {raw.dtype.name} data")
-    return np.array(raw, dtype=dtype, copy=True)
+    return np.array(raw, dtype=dtype, copy=True if copy else None)
 
 
 class Tensor:
@@ -57,6 +69,13 @@ class Tensor:
     dtype : str or numpy dtype, optional
         ``"float32"`` (the default), ``"float64"`` or ``"int64"``.
 
+    Notes
+    -----
+    Like ``torch.as_tensor``, a NumPy array that already has the dtype asked
+    for (float32 or float64 when none is asked) is shared, not copied: lucid
+    never writes into it, but changing it in place changes the Tensor.
+    Lists, other dtypes and Tensors are copied.
+
     Examples
     --------
     >>> t = Tensor([[1.0, 2.0]], requires_grad=True)
@@ -70,7 +89,7 @@ class Tensor:
     __array_ufunc__ = None  # ndarray * Tensor defers to Tensor.__rmul__ (keeps the gradient)
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = to_array(data, dtype)
+        self.data = to_array(data, dtype, copy=isinstance(data, Tensor))
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError("only floating point tensors can require gradients")
         self.requires_grad = bool(requires_grad)
@@ -121,7 +140,7 @@ class Tensor:
                 raise ValueError("backward: grad can be left out only for a one-element "
                                  f"output, this one has shape {self.shape}")
             grad = np.ones_like(self.data)
-        grad = to_array(grad, self.data.dtype)
+        grad = to_array(grad, self.data.dtype, copy=False)
         if grad.shape != self.shape:
             raise ValueError(f"backward: grad has shape {grad.shape}, expected {self.shape}")
         run_backward(self, grad)
@@ -167,43 +186,23 @@ def _unary(fn, x, key=None):
     return eager.call_function(fn, [x], key or (fn.__code__,))
 
 
-class Call:
-    """One run of a program's forward part, kept for its backward."""
-
-    __slots__ = ("program", "saved", "targets", "shapes", "seq")
-
-    def __init__(self, program, saved, targets, shapes, seq):
-        self.program, self.saved, self.targets = program, saved, targets
-        self.shapes, self.seq = shapes, seq
-
-    def __lt__(self, other):
-        return self.seq > other.seq  # newest first: later calls consume earlier ones
-
-
 def run_backward(root, grad):
-    """Run the backward parts of every call ``root`` depends on; accumulate leaf grads."""
-    if root._origin is None:
-        _commit_grads({id(root): (root, grad)})
-        return
-    pending = {}
-    heap = []
-    call, key = root._origin
-    pending[id(call)] = {key: grad}
-    heapq.heappush(heap, call)
+    """Run the backward part of every call ``root`` depends on, newest first.
+
+    Leaf gradients are summed and committed only once every part has run:
+    a failure leaves every ``.grad`` untouched.
+    """
     leaves = {}
+    if root._origin is None:
+        _accumulate(leaves, root, grad)
+        _commit_grads(leaves)
+        return
+    call, key = root._origin
+    pending = {id(call): {key: grad}}
+    heap = [call]
     while heap:
         call = heapq.heappop(heap)
-        upstream = pending.pop(id(call))
-        seeds = {}
-        for out_key, seed in call.program.seed_of.items():
-            g = upstream.get(out_key)
-            seeds[seed] = g if g is not None else np.zeros(call.shapes[out_key],
-                                                           call.program.dtype_of[out_key])
-        grads = call.program.run_backward(call.saved, seeds)
-        for grad_key, tensor in call.targets.items():
-            g = grads[grad_key]
-            if any(g is s for s in seeds.values()):
-                g = g.copy()
+        for tensor, g in call.backward(pending.pop(id(call))):
             if tensor._origin is None:
                 _accumulate(leaves, tensor, g)
                 continue

@@ -36,11 +36,19 @@ def test_conversions(data, dtype, expected):
     assert t.grad is None and not t.requires_grad
 
 
-def test_tensor_copies_its_data():
-    a = np.array([1.0, 2.0])
-    t = Tensor(a)
-    a[0] = 7.0
-    assert t.data[0] == 1.0
+def test_tensor_copies_lists_and_converted_arrays_but_shares_a_same_dtype_array():
+    # Documented like torch.as_tensor: an ndarray of the wanted dtype is shared, not copied.
+    data = [1.0, 2.0]
+    assert Tensor(data).data.tolist() == [1.0, 2.0]
+    a64 = np.array([1.0, 2.0])
+    t32 = Tensor(a64, dtype="float32")
+    a64[0] = 7.0
+    assert t32.data[0] == 1.0  # converted: a copy
+    shared = Tensor(a64)
+    assert shared.data is a64 and shared.dtype == np.float64
+    t = Tensor(shared)
+    a64[1] = 9.0
+    assert t.data[1] == 2.0  # a Tensor of a Tensor is a copy
 
 
 @pytest.mark.parametrize("data", [[[1.0, 2.0], [3.0]], [[1.0], 2.0], None, [1.0, None], {"a": 1}])

@@ -43,8 +43,8 @@ def is_large(shape) -> bool:
     return size >= LARGE
 
 
-def src(expr) -> str:
-    return to_numpy_source(expr)
+def src(expr, scalars=None) -> str:
+    return to_numpy_source(expr, scalars)
 
 
 class Emitter:
@@ -54,6 +54,10 @@ class Emitter:
         self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
         self.lines = []
         self.scratch = 0
+        self._k_names = sp.numbered_symbols("_k", real=True)
+
+    def src(self, expr):
+        return src(expr, self.plan.scalars)
 
     # -- buffers ------------------------------------------------------------------------
     def buffer(self, symbol, shape, dtype):
@@ -81,12 +85,12 @@ class Emitter:
         elif it.kind == "op":
             self.op(name, it)
         elif it.kind == "cast":
-            self.lines.append(f"{name} = np.asarray({src(it.args[0])}, dtype=np.{it.dtype})")
+            self.lines.append(f"{name} = np.asarray({self.src(it.args[0])}, dtype=np.{it.dtype})")
         elif it.kind == "let" and is_large(it.shape):
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
             self.into(it.expr, name, it.shape, it.dtype)
         elif it.kind == "let":
-            self.lines.append(f"{name} = {src(it.expr)}")
+            self.lines.append(f"{name} = {self.src(it.expr)}")
         else:
             self.output(name, it)
 
@@ -99,7 +103,7 @@ class Emitter:
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
             self.into(it.expr, name, it.shape, it.dtype)
             return
-        value = src(it.expr)
+        value = self.src(it.expr)
         copy = dtype != it.dtype or not atoms or self.plan.aliases_input(it.expr)
         if tuple(shape) != tuple(it.shape):
             if _strip(shape) == _strip(it.shape):
@@ -113,24 +117,23 @@ class Emitter:
         mono, axes = it.expr, it.axes
         factors = _factors(mono)
         shape = self.plan.sym.shape_of(self.plan._full(mono))
+        ndim = len(shape)
+        reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
+        fix = "" if _strip(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
+            else f".reshape({shape_source(it.shape)})"
         if len(factors) == 2 and all(f.is_Symbol for f in factors) and \
-                len(shape) == len(it.shape) and \
                 all(self.plan.sym.shape_of(self.plan._full(f)) == shape for f in factors):
-            letters = "abcdefgh"[: len(shape)]
+            letters = "abcdefgh"[:ndim]
             kept = "".join(c for i, c in enumerate(letters) if i not in axes)
-            keep = shape_source(it.shape)
             self.lines.append(f"{name} = np.einsum({letters + ',' + letters + '->' + kept!r}, "
-                              f"{factors[0]}, {factors[1]}).reshape({keep})")
+                              f"{factors[0]}, {factors[1]}){fix}")
             return
         if not mono.is_Symbol:
             tmp = self.scratch_buffer(shape, it.dtype)
             self.into(mono, tmp, shape, it.dtype)
             mono = sp.Symbol(tmp)
-        shift = len(shape) - len(it.shape)  # the monomial may have more or fewer leading unit axes
-        value = f"np.sum({mono}, axis={_axes(tuple(a + shift for a in axes))}, keepdims=True)"
-        if shift:
-            value = f"{value}.reshape({shape_source(it.shape)})"
-        self.lines.append(f"{name} = {value}")
+        # np.add.reduce is np.sum without its Python wrapper: it matters for small arrays
+        self.lines.append(f"{name} = np.add.reduce({mono}, axis={_axes(axes)}){fix}")
 
     def op(self, name, it):
         g = self.plan.graph.nx.nodes[it.node]
@@ -138,7 +141,7 @@ class Emitter:
         for a, inp in zip(it.args, g["inputs"] if g["op"] != "sum" else [None]):
             shape = self.plan.sym.shape_of(self.plan._full(a))
             if a.is_Atom or not is_large(shape):
-                value = src(a)
+                value = self.src(a)
             else:
                 value = self.scratch_buffer(shape, self.plan.sym.dtype_of(self.plan._full(a)),
                                             fresh=g["op"] in VIEWS)
@@ -167,46 +170,65 @@ class Emitter:
         """Write ``expr`` into array ``dest`` with out= ufunc calls."""
         terms = self.linear_terms(expr, shape)
         if terms is None:  # not linear in its large operands: let NumPy evaluate it
-            self.lines.append(f"np.copyto({dest}, {src(expr)}, casting='unsafe')")
+            self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
             return
         const = sp.Add(*[k for k, f in terms if f == 1])
         terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
         if not terms:
             self.lines.append(f"np.copyto({dest}, {self.small(const)}, casting='unsafe')")
             return
+        *coeffs, const = self.coefficients([k for k, _ in terms] + [const])
+        terms = list(zip(coeffs, [f for _, f in terms]))
         (k, f), rest = terms[0], terms[1:]
-        if k in (1, -1) and rest and rest[0][0] in (1, -1):  # f ± g: one pass
+        emit = self.lines.append
+        if k == 1 and rest and rest[0][0] in (1, -1):  # f ± g: one pass
             (k2, g), rest = rest[0], rest[1:]
-            op = "add" if k2 == k else "subtract"
-            self.lines.append(f"np.{op}({f}, {g}, out={dest})")
-            if k == -1:
-                self.lines.append(f"np.negative({dest}, out={dest})")
-        elif k in (1, -1) and const != 0:  # f ± c: one pass
-            op, c = ("add", const) if k == 1 else ("subtract", -const)
-            self.lines.append(f"np.{op}({f}, {self.small(c)}, out={dest})")
-            const = sp.Integer(0) if k == 1 else const
-            if k == -1:
-                self.lines.append(f"np.negative({dest}, out={dest})")
+            emit(f"np.{'add' if k2 == 1 else 'subtract'}({f}, {g}, out={dest})")
+        elif k == 1 and const != 0:  # f ± c: one pass
+            self.signed(f, const, dest)
+            const = sp.Integer(0)
+        elif k == -1 and const != 0:  # c - f: one pass
+            emit(f"np.subtract({self.small(const)}, {f}, out={dest})")
+            const = sp.Integer(0)
+        elif k == -1 and rest and rest[0][0] == 1:  # g - f: one pass
+            (_, g), rest = rest[0], rest[1:]
+            emit(f"np.subtract({g}, {f}, out={dest})")
         elif k == 1:
-            self.lines.append(f"np.copyto({dest}, {f}, casting='unsafe')")
+            emit(f"np.copyto({dest}, {f}, casting='unsafe')")
         elif k == -1:
-            self.lines.append(f"np.negative({f}, out={dest})")
+            emit(f"np.negative({f}, out={dest})")
         else:
-            self.lines.append(f"np.multiply({f}, {self.small(k)}, out={dest})")
+            emit(f"np.multiply({f}, {self.small(k)}, out={dest})")
         for k, f in rest:
             if k in (1, -1):
-                self.lines.append(f"np.{'add' if k == 1 else 'subtract'}({dest}, {f}, out={dest})")
-            else:
-                tmp = self.scratch_buffer(tuple(shape), dtype)
-                self.lines.append(f"np.multiply({f}, {self.small(k)}, out={tmp})")
-                self.lines.append(f"np.add({dest}, {tmp}, out={dest})")
+                emit(f"np.{'add' if k == 1 else 'subtract'}({dest}, {f}, out={dest})")
+                continue
+            tmp = self.scratch_buffer(tuple(shape), dtype)
+            negative = k.could_extract_minus_sign()
+            emit(f"np.multiply({f}, {self.small(-k if negative else k)}, out={tmp})")
+            emit(f"np.{'subtract' if negative else 'add'}({dest}, {tmp}, out={dest})")
         if const != 0:
-            self.lines.append(f"np.add({dest}, {self.small(const)}, out={dest})")
+            self.signed(dest, const, dest)
+
+    def signed(self, a, value, dest):
+        """``a + value`` as an add or, for a negated value, a subtract."""
+        if value.could_extract_minus_sign():
+            self.lines.append(f"np.subtract({a}, {self.small(-value)}, out={dest})")
+        else:
+            self.lines.append(f"np.add({a}, {self.small(value)}, out={dest})")
+
+    def coefficients(self, exprs):
+        """Name the shared parts of small coefficients once (``_k0 = ...``); return them."""
+        replacements, reduced = sp.cse(exprs, symbols=self._k_names, order="none")
+        for sym, e in replacements:
+            self.lines.append(f"{sym} = {self.small(e)}")
+            self.plan.scalars |= {sym} if e.free_symbols <= self.plan.scalars else set()
+        return reduced
 
     def small(self, expr):
         """Source of a small value, naming an existing temporary when one holds it."""
         known = self.plan.known.get(expr)
-        return str(known) if known is not None else src(expr)
+        return str(known) if known is not None else self.src(expr)
 
     def linear_terms(self, expr, shape):
         """``[(small coefficient, large symbol or 1)]`` if ``expr`` is linear in large symbols."""

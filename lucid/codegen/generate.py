@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .emit import Emitter, function_source
+from dataclasses import replace
+
+from .emit import Emitter, function_source, is_large
 
 PRELUDE = '''import threading
 
 import numpy as np
 
 _local = threading.local()
+
+
+_ndarray = np.ndarray
+_float32, _float64, _int64 = np.dtype("float32"), np.dtype("float64"), np.dtype("int64")
 
 
 def _buffer(slot, shape, dtype):
@@ -30,34 +36,106 @@ def _buffer(slot, shape, dtype):
 
 
 def generate(plan, graph, seeds):
-    """Return ``(source, (step outputs, forward returns, backward params, backward outputs))``.
+    """Return ``(source, (step outputs, forward outputs, residuals, backward params,
+    backward outputs))``: the forward function returns its outputs then the residuals.
 
     Names in the layout are graph node names for outputs and placeholders,
     generated names (``_t0``, ``_r1``, ``size_N``) for residuals.
     """
     outputs = list(plan.outputs)  # node names
     out_syms = [plan.outputs[n] for n in outputs]
-    chunks = [PRELUDE]
+    chunks = [PRELUDE, check_source(graph, graph.inputs, "check")]
     chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms))
-    layout = [outputs, None, None, None]
+    layout = [outputs, None, None, None, None]
     if seeds:
-        fwd_items = [it for it in plan.items if not it.backward]
-        bwd_items = [it for it in plan.items if it.backward]
+        fwd_items, bwd_items = split(plan)
         fwd_out = [n for n in outputs if not _item(plan, n).backward]
         bwd_out = [n for n in outputs if _item(plan, n).backward]
-        residuals = [str(r) for r in plan.residuals()]
+        residuals = [str(r) for r in residuals_of(plan, fwd_items, bwd_items)]
         bwd_params = list(seeds) + residuals
         missing = [s for s in _sizes_needed(plan, bwd_items)
                    if s not in _sizes_available(plan, graph, bwd_params)]
         residuals += [f"size_{s}" for s in missing]
         bwd_params += [f"size_{s}" for s in missing]
         fwd_params = [p for p in graph.inputs if p not in seeds]
+        chunks.append(check_source(graph, fwd_params, "check_forward"))
         chunks.append(_function(plan, graph, "forward", fwd_params, fwd_items,
                                 [plan.outputs[n] for n in fwd_out] + residuals))
         chunks.append(_function(plan, graph, "backward", bwd_params, bwd_items,
                                 [plan.outputs[n] for n in bwd_out], given=missing))
-        layout = [outputs, fwd_out + residuals, bwd_params, bwd_out]
+        layout = [outputs, fwd_out, residuals, bwd_params, bwd_out]
     return "\n\n".join(chunks), tuple(layout)
+
+
+def check_source(graph, params, name):
+    """A fast test that inputs have the dtypes and shapes compiled for (and pass the checks).
+
+    It only answers True or False; on False the caller asks the slow path
+    (:func:`lucid.ops.executor.bind_sizes`) for an error that names the problem.
+    """
+    conds, seen = [], {}
+    for p in params:
+        d = graph.nx.nodes[p]
+        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d['dtype']}",
+                  f"{p}.ndim == {len(d['shape'])}"]
+        for axis, dim in enumerate(d["shape"]):
+            if isinstance(dim, str) and dim not in seen:
+                seen[dim] = f"{p}.shape[{axis}]"
+            else:
+                conds.append(f"{p}.shape[{axis}] == {seen.get(dim, dim)}")
+    for check in graph.checks:
+        if all(d in seen or isinstance(d, int) for d in check.dims):
+            size = " * ".join(seen[d] if isinstance(d, str) else str(d) for d in check.dims)
+            conds.append(f"{size or 1} > {check.minimum}")
+    body = "\n        and ".join(conds) or "True"
+    return f"def {name}({', '.join(params)}):\n    return ({body})\n"
+
+
+def split(plan):
+    """Forward and backward items, recomputing cheap large values in the backward.
+
+    A large temporary that only an upstream-gradient-free elementwise
+    expression uses in the forward, and that is computed from inputs and
+    small values alone, is not saved: the forward inlines it (so an eval
+    forward still folds to one scale and shift) and the backward recomputes
+    it, trading one pass for an allocation and a pass.
+    """
+    forward = [it for it in plan.items if not it.backward]
+    backward = [it for it in plan.items if it.backward]
+    large = {it.symbol: it for it in forward if it.kind == "let" and is_large(it.shape)}
+    used_back = {f for it in backward for e in it.exprs() for f in e.free_symbols}
+    remat = {}
+    for sym, it in large.items():
+        users = [u for u in forward if any(sym in e.free_symbols for e in u.exprs())]
+        cheap = not any(f in large for f in it.expr.free_symbols)
+        if sym in used_back and cheap and len(users) == 1 and users[0].kind in ("let", "output"):
+            remat[sym] = it
+    if not remat:
+        return forward, backward
+    inline = {s: it.expr for s, it in remat.items()}
+    fwd = []
+    for it in forward:
+        if it.symbol in remat:
+            continue
+        if it.expr is not None and it.expr.free_symbols & set(inline):
+            it = replace(it, expr=it.expr.xreplace(inline))
+        fwd.append(it)
+    return fwd, list(remat.values()) + backward
+
+
+def residuals_of(plan, forward, backward):
+    """Forward values (items and placeholders) that backward items read, in order."""
+    computed = {it.symbol for it in forward}
+    local = {it.symbol for it in backward}
+    inputs = {a.symbol for a in plan.sym.atoms.values() if a.kind == "input"}
+    out = []
+    for it in backward:
+        for e in it.exprs():
+            for f in sorted(e.free_symbols, key=str):
+                keep = f in computed or (f in inputs and f not in plan.seeds)
+                if keep and f not in local and f not in out:
+                    out.append(f)
+    return out
 
 
 def _item(plan, node):

@@ -74,9 +74,31 @@ class Plan:
             items[sym] = Item(sym, "output", expr=next(it), shape=d["shape"], dtype=d["dtype"],
                               node=n)
             self.outputs[n] = sym
+        self._reuse_roots(items)
         self.items = self._order(items)
+        self.scalars = {s for s in self.sym.atoms if self.sym.atoms[s].shape == ()} | \
+            {it.symbol for it in self.items if it.shape == ()} | \
+            {f for it in self.items for e in it.exprs() for f in e.free_symbols
+             if str(f).startswith("size_")}
         self._mark_backward()
         self._claim_nodes()
+
+    def _reuse_roots(self, items):
+        """Write b**(k/2) with a temporary that already holds 1/sqrt(b): rstd**3, not a pow."""
+        roots = {e.base: t for t, e in self.temps.items() if e.is_Pow and e.exp == sp.Rational(-1, 2)}
+        if not roots:
+            return
+
+        def half_power(e):
+            return e.is_Pow and e.base in roots and e.exp.is_Rational and e.exp.q == 2
+
+        for sym, it in items.items():
+            if sym in roots.values():
+                continue
+            if it.expr is not None:
+                it.expr = it.expr.replace(half_power, lambda e: roots[e.base] ** int(-2 * e.exp))
+            it.args = tuple(a.replace(half_power, lambda e: roots[e.base] ** int(-2 * e.exp))
+                            for a in it.args)
 
     # -- helpers ------------------------------------------------------------------------
     def _reachable(self, exprs):
@@ -159,17 +181,3 @@ class Plan:
                                          in VIEWS and all(self.aliases_input(x) for x in a.args))
         return False
 
-    # -- what the functions exchange ------------------------------------------------------
-    def residuals(self):
-        """Forward values (items and placeholders) that backward items read."""
-        forward = {it.symbol for it in self.items if not it.backward}
-        inputs = {a.symbol for a in self.sym.atoms.values() if a.kind == "input"}
-        out = []
-        for it in self.items:
-            if not it.backward:
-                continue
-            for e in it.exprs():
-                for f in sorted(e.free_symbols, key=str):
-                    if (f in forward or (f in inputs and f not in self.seeds)) and f not in out:
-                        out.append(f)
-        return out

@@ -52,10 +52,18 @@ class Program:
         self.dtype_of = {k: nodes[n]["dtype"] for k, n in graph.outputs.items()}
         self.plan = Plan(graph, self.seeds)
         self.source, layout = generate(self.plan, graph, self.seeds)
-        self._outputs, self._fwd_outputs, self._bwd_inputs, self._bwd_outputs = layout
-        self.residuals = [r for r in self._fwd_outputs or () if r not in self._outputs]
+        self._outputs, fwd_out, residuals, self._bwd_inputs, self._bwd_outputs = layout
+        self.residuals = residuals or []
+        self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
         self._fns = _build(self.source, name)
+        users = self.user_inputs()
+        self._n_user = len(users)
+        self._slots = [self.bindings.get(p, users.index(p) if p in users else None)
+                       for p in graph.inputs]
+        self._out_index = [(k, self._outputs.index(n)) for k, n in graph.outputs.items()]
         self.step_fn = self._fns["step"]
+        self.check_fn = self._fns["check"]
+        self.check_forward_fn = self._fns.get("check_forward")
         self.forward_fn = self._fns.get("forward")
         self.backward_fn = self._fns.get("backward")
         for item in self.plan.items:
@@ -92,9 +100,13 @@ class Program:
         Pure: nothing bound to the program changes. Inputs are checked
         against the placeholders unless the caller already did (``checked``).
         """
-        if not checked:
-            bind_sizes(self.graph, feeds)
-        values = dict(zip(self._outputs, self.step_fn(*[feeds[p] for p in self.graph.inputs])))
+        try:
+            args = [feeds[p] for p in self.graph.inputs]
+        except KeyError:
+            bind_sizes(self.graph, feeds)  # raises, naming the missing input
+        if not checked and not self.check_fn(*args):
+            bind_sizes(self.graph, feeds)  # names what is wrong (or finds it acceptable)
+        values = dict(zip(self._outputs, self.step_fn(*args)))
         return {key: values[n] for key, n in self.graph.outputs.items()}
 
     def __call__(self, *args, **kwargs):
@@ -104,7 +116,15 @@ class Program:
         feed the inputs not given; updated buffers are written only after the
         whole call succeeded.
         """
-        result = self.run(self.feeds(args, kwargs))
+        if kwargs or len(args) != self._n_user:
+            result = self.run(self.feeds(args, kwargs))
+        else:  # the common case, positions worked out once in __init__
+            given = [a if a.__class__ is np.ndarray else np.asarray(a) for a in args]
+            full = [given[s] if s.__class__ is int else s.data for s in self._slots]
+            if not self.check_fn(*full):
+                bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
+            outs = self.step_fn(*full)
+            result = {key: outs[i] for key, i in self._out_index}
         self.commit(result)
         return result
 
@@ -117,7 +137,7 @@ class Program:
         values = self.forward_fn(*[feeds[p] for p in self.graph.inputs if p not in self.seeds])
         values = dict(zip(self._fwd_outputs, values))
         result = {key: values[n] for key, n in self.graph.outputs.items() if n in values}
-        saved = {r: values[r] if r in values else feeds[r] for r in self.residuals}
+        saved = {r: values[r] for r in self.residuals}
         return result, saved
 
     def run_backward(self, saved, seeds):
@@ -149,7 +169,8 @@ def _build(source, name):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = dict(_NAMESPACE)
     exec(compile(source, filename, "exec"), namespace)  # our own generated source
-    return {k: v for k, v in namespace.items() if callable(v) and k in ("step", "forward", "backward")}
+    return {k: v for k, v in namespace.items()
+            if k in ("step", "forward", "backward", "check", "check_forward")}
 
 
 def _safe(name):

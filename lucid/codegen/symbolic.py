@@ -174,9 +174,11 @@ class Symbolic:
             if not create:
                 return None
             sym = sp.Symbol(f"_r{len(self.reductions)}", real=True)
-            kept = tuple(1 if a in summed else d for a, d in enumerate(padded))
+            # leading unit axes are dropped: broadcasting cannot tell them apart
+            kept = _strip(tuple(1 if a in summed else d for a, d in enumerate(padded)))
+            shift = len(shape) - ndim  # axes as the monomial's own array numbers them
             self.atoms[sym] = Atom(sym, "reduce", kept, self.dtype_of(mono), expr=mono,
-                                   axes=summed, nodes=[node])
+                                   axes=tuple(a + shift for a in summed), nodes=[node])
             self.reductions[key] = sym
         elif create:
             self.atoms[sym].nodes.append(node)
