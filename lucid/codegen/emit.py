@@ -50,11 +50,13 @@ def src(expr, scalars=None) -> str:
 class Emitter:
     """Writes the statements of one generated function."""
 
-    def __init__(self, plan, fn_name, fresh):
+    def __init__(self, plan, fn_name, fresh, returned=()):
         self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
+        self.returned = set(returned)
         self.lines = []
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
+        self.alias = {}  # output symbol -> the name it is returned as
 
     def src(self, expr):
         return src(expr, self.plan.scalars)
@@ -78,7 +80,8 @@ class Emitter:
 
     # -- items ----------------------------------------------------------------------------
     def item(self, it):
-        self.lines.extend(f"# {comment(c)}" for c in describe(self.plan.graph, it))
+        if not (it.kind == "output" and it.expr.is_Symbol):  # a bare alias needs no comment
+            self.lines.extend(f"# {comment(c)}" for c in describe(self.plan, it))
         name = str(it.symbol)
         if it.kind == "reduce":
             self.reduction(name, it)
@@ -105,6 +108,9 @@ class Emitter:
             return
         value = self.src(it.expr)
         copy = dtype != it.dtype or not atoms or self.plan.aliases_input(it.expr)
+        if it.expr.is_Symbol and not copy and tuple(shape) == tuple(it.shape):
+            self.alias[it.symbol] = str(it.expr)  # returned under its own name
+            return
         if tuple(shape) != tuple(it.shape):
             if _strip(shape) == _strip(it.shape):
                 value = f"({value}).reshape({shape_source(it.shape)})"
@@ -114,26 +120,34 @@ class Emitter:
                           else f"{name} = {value}")
 
     def reduction(self, name, it):
+        """A sum over axes as one ``np.einsum`` pass (faster than np.sum off the last axis).
+
+        A forward sum of a single float32 operand accumulates in float64: that
+        is the mean of raw data, where a float32 running sum of values like
+        1e4 loses the digits that the normalised output is made of. (Backward
+        sums feed gradients, whose error is relative to their own size.)
+        """
         mono, axes = it.expr, it.axes
         factors = _factors(mono)
         shape = self.plan.sym.shape_of(self.plan._full(mono))
-        ndim = len(shape)
         reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
         fix = "" if _strip(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
             else f".reshape({shape_source(it.shape)})"
-        if len(factors) == 2 and all(f.is_Symbol for f in factors) and \
-                all(self.plan.sym.shape_of(self.plan._full(f)) == shape for f in factors):
-            letters = "abcdefgh"[:ndim]
-            kept = "".join(c for i, c in enumerate(letters) if i not in axes)
-            self.lines.append(f"{name} = np.einsum({letters + ',' + letters + '->' + kept!r}, "
-                              f"{factors[0]}, {factors[1]}){fix}")
-            return
-        if not mono.is_Symbol:
+        same = all(f.is_Symbol and self.plan.sym.shape_of(self.plan._full(f)) == shape
+                   for f in factors)
+        if not (same and len(factors) <= 2):
             tmp = self.scratch_buffer(shape, it.dtype)
             self.into(mono, tmp, shape, it.dtype)
-            mono = sp.Symbol(tmp)
-        # np.add.reduce is np.sum without its Python wrapper: it matters for small arrays
-        self.lines.append(f"{name} = np.add.reduce({mono}, axis={_axes(axes)}){fix}")
+            factors = [sp.Symbol(tmp)]
+        letters = "abcdefghijklmnopqrstuvwxyz"[:len(shape)]
+        kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+        spec = ",".join([letters] * len(factors)) + "->" + kept
+        args = ", ".join(map(str, factors))
+        if len(factors) == 1 and it.dtype == "float32" and not it.backward:
+            value = f"np.einsum({spec!r}, {args}, dtype=np.float64).astype(np.float32)"
+        else:
+            value = f"np.einsum({spec!r}, {args})"
+        self.lines.append(f"{name} = {value}{fix}")
 
     def op(self, name, it):
         g = self.plan.graph.nx.nodes[it.node]
@@ -147,6 +161,9 @@ class Emitter:
                                             fresh=g["op"] in VIEWS)
                 self.into(a, value, shape, g["dtype"])
             want = self.plan.graph.nx.nodes[inp] if inp is not None else None
+            if want is not None and g["op"] == "reshape" and not a.is_Number and \
+                    _same_size(shape, want["shape"]):
+                want = None  # reshape only needs the right number of elements
             if want is not None and tuple(shape) != tuple(want["shape"]):
                 # broadcasting was implicit in the expression; a structural op needs the real shape
                 if a.is_Number:
@@ -161,8 +178,9 @@ class Emitter:
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
             value = RULES[g["op"]].src(g["attrs"], shape_source, *args)
-        if it.symbol in self.fresh and g["op"] in VIEWS:
-            value = f"({value}).copy()"  # a returned view must not share a reused buffer
+        if it.symbol in self.fresh and g["op"] in VIEWS and any(
+                self.plan.aliases_input(a) or a in self.returned for a in it.args):
+            value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
 
     # -- large expressions -----------------------------------------------------------------
@@ -254,18 +272,26 @@ class Emitter:
         return [(k, f) for f, k in merged.items() if k != 0]
 
 
-def describe(graph, it):
-    """Comment lines naming the graph nodes an item implements, one line per few nodes."""
+def describe(plan, it):
+    """Comment lines naming the graph nodes an item implements, a few nodes a line.
+
+    A shared factor that no node computes on its own is described by the
+    nodes it is part of.
+    """
+    graph = plan.graph
+    nodes, prefix = it.nodes, ""
+    if not nodes:
+        nodes, prefix = plan.part_of(it)[:3], "part of: "
     parts = []
-    for n in it.nodes:
+    for n in nodes:
         d = graph.nx.nodes[n]
         parts.append(f"{n} = {d['op']}({', '.join(d['inputs'])})")
-    lines, line = [], ""
+    lines, line = [], prefix
     for p in parts:
-        if line and len(line) + len(p) > 90:
+        if line and line != prefix and len(line) + len(p) > 90:
             lines.append(line)
             line = ""
-        line = f"{line}; {p}" if line else p
+        line = f"{line}; {p}" if line and line != prefix else line + p
     return lines + [line] if line else lines
 
 
@@ -281,6 +307,10 @@ def _axes(axes):
 
 def _simple(s):
     return s.isidentifier()
+
+
+def _same_size(a, b):
+    return sorted(map(str, (d for d in a if d != 1))) == sorted(map(str, (d for d in b if d != 1)))
 
 
 def _strip(shape):

@@ -13,6 +13,7 @@ import sympy as sp
 from dataclasses import replace
 
 from .emit import Emitter, function_source, is_large
+from .plan import VIEWS
 
 PRELUDE = '''import threading
 
@@ -143,9 +144,31 @@ def _item(plan, node):
     return next(it for it in plan.items if it.symbol == sym)
 
 
+def _escaping(plan, items, returns, views=True):
+    """Symbols whose memory a function hands out: its returns and what they alias
+    (through views too, unless ``views`` is False)."""
+    by_symbol = {it.symbol: it for it in items}
+    out = {sp.Symbol(str(r), real=True) for r in returns}
+    todo = list(out)
+    while todo:
+        it = by_symbol.get(todo.pop())
+        if it is None:
+            continue
+        aliases = []
+        if it.kind == "output" and it.expr.is_Symbol:
+            aliases = [it.expr]
+        elif views and it.kind == "op" and plan.graph.nx.nodes[it.node]["op"] in VIEWS:
+            aliases = [a for a in it.args if a.is_Symbol]
+        for a in aliases:
+            if a not in out:
+                out.add(a)
+                todo.append(a)
+    return out
+
+
 def _function(plan, graph, name, params, items, returns, given=()):
-    emitter = Emitter(plan, name, fresh={r for r in returns if isinstance(r, sp.Symbol)}
-                      | {sp.Symbol(str(r), real=True) for r in returns})
+    emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
+                      returned=_escaping(plan, items, returns, views=False))
     for it in items:
         emitter.item(it)
     sizes = {}
@@ -154,7 +177,8 @@ def _function(plan, graph, name, params, items, returns, given=()):
     for s in _sizes_needed(plan, items) + returned:
         if s in available and s not in given:
             sizes[s] = available[s]
-    return function_source(name, params, sizes, emitter.lines, [str(r) for r in returns])
+    names = [emitter.alias.get(sp.Symbol(str(r), real=True), str(r)) for r in returns]
+    return function_source(name, params, sizes, emitter.lines, names)
 
 
 def _sizes_needed(plan, items):

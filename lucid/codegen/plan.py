@@ -173,6 +173,13 @@ class Plan:
                     rest.append((n, v))
             candidates = rest
 
+    def part_of(self, item):
+        """Graph nodes whose values contain what ``item`` computes."""
+        full = [self._full(e) for e in item.exprs()]
+        g = self.graph.nx
+        return [n for n in self.graph.topo() if g.nodes[n]["op"] not in ("placeholder", "constant")
+                and any(self.sym.value[n].has(f) for f in full if not f.is_Atom)]
+
     def aliases_input(self, expr):
         """Whether ``expr`` is an input or a view of one (returning it would share memory)."""
         if expr in self.sym.atoms:

@@ -25,6 +25,16 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset
     | {"np", "numpy"}
 
 
+def _free(name):
+    """Whether a node may be called ``name`` in generated code.
+
+    Builtins, keywords and ``np`` would shadow Python's own names; a leading
+    underscore and ``size_`` are the generated code's own (``_t0``, ``_r1``,
+    ``_buffer``, ``size_N``).
+    """
+    return name not in RESERVED and not name.startswith(("_", "size_"))
+
+
 @dataclass(frozen=True)
 class Node:
     """A read-only view of one node of a :class:`Graph`."""
@@ -83,8 +93,7 @@ class Graph:
     # -- building -------------------------------------------------------
     def fresh_name(self, hint: str = "n") -> str:
         """Return an unused node name: ``hint`` if free and legal, else ``n<k>``."""
-        if hint != "n" and _IDENT.match(hint) and hint not in self.nx and hint not in RESERVED \
-                and not hint.startswith("size_"):
+        if hint != "n" and _IDENT.match(hint) and hint not in self.nx and _free(hint):
             return hint
         while True:
             name = f"n{next(self._counter)}"
@@ -196,7 +205,7 @@ class Graph:
         if not nx.is_directed_acyclic_graph(g):
             raise ValueError(f"graph has a cycle: {nx.find_cycle(g)}")
         for name, data in g.nodes(data=True):
-            if not _IDENT.match(name) or name in RESERVED or name.startswith("size_"):
+            if not _IDENT.match(name) or not _free(name):
                 raise ValueError(f"node name {name!r} is not a free identifier")
             expected = {}
             for pos, i in enumerate(data["inputs"]):

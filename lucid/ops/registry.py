@@ -50,8 +50,8 @@ class LucidPrinter(NumPyPrinter):
         return repr(float(expr))
 
     def _print_Heaviside(self, expr):
-        # Heaviside(x, 0) is the only form lucid produces (see CONVENTIONS).
-        return f"({self._print(expr.args[0])} > 0)"
+        # Heaviside(x, 0) is the only form lucid produces (see CONVENTIONS); a float, not a bool
+        return f"np.heaviside({self._print(expr.args[0])}, 0)"
 
     def _print_Max(self, expr):
         args = [self._print(a) for a in expr.args]
