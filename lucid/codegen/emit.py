@@ -68,6 +68,18 @@ class Emitter:
             return f"np.empty({shape_source(shape)}, np.{dtype})"
         return f"_buffer({self.fn + '.' + str(symbol)!r}, {shape_source(shape)}, np.{dtype})"
 
+    def place(self, name, it):
+        """Compute a large item: into a reused buffer, or, when it is returned, into a new
+        array that its first ufunc allocates (no separate np.empty call)."""
+        full = self.plan._full(it.expr)
+        same = {self.plan.sym.atoms[s].dtype for s in full.free_symbols
+                if s in self.plan.sym.atoms and self.plan.sym.atoms[s].shape != ()} == {it.dtype}
+        if it.symbol in self.fresh and same:
+            self.into(it.expr, name, it.shape, it.dtype, allocate=True)
+            return
+        self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+        self.into(it.expr, name, it.shape, it.dtype)
+
     def scratch_buffer(self, shape, dtype, fresh=False):
         self.scratch += 1
         name = f"_s{self.scratch}"
@@ -90,8 +102,7 @@ class Emitter:
         elif it.kind == "cast":
             self.lines.append(f"{name} = np.asarray({self.src(it.args[0])}, dtype=np.{it.dtype})")
         elif it.kind == "let" and is_large(it.shape):
-            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
-            self.into(it.expr, name, it.shape, it.dtype)
+            self.place(name, it)
         elif it.kind == "let":
             self.lines.append(f"{name} = {self.src(it.expr)}")
         else:
@@ -103,8 +114,7 @@ class Emitter:
         shape, dtype = self.plan.sym.shape_of(full), self.plan.sym.dtype_of(full)
         atoms = any(s in self.plan.sym.atoms for s in full.free_symbols)
         if tuple(shape) == tuple(it.shape) and is_large(shape) and not it.expr.is_Atom:
-            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
-            self.into(it.expr, name, it.shape, it.dtype)
+            self.place(name, it)
             return
         value = self.src(it.expr)
         copy = dtype != it.dtype or not atoms or self.plan.aliases_input(it.expr)
@@ -184,15 +194,29 @@ class Emitter:
         self.lines.append(f"{name} = {value}")
 
     # -- large expressions -----------------------------------------------------------------
-    def into(self, expr, dest, shape, dtype):
-        """Write ``expr`` into array ``dest`` with out= ufunc calls."""
+    def into(self, expr, dest, shape, dtype, allocate=False):
+        """Write ``expr`` into array ``dest`` with out= ufunc calls.
+
+        With ``allocate`` the first call creates ``dest`` (its operands all have
+        ``dtype``, so the result does too).
+        """
+        def first(op, *args):
+            joined = ", ".join(map(str, args))
+            self.lines.append(f"{dest} = np.{op}({joined})" if allocate
+                              else f"np.{op}({joined}, out={dest})")
+
         terms = self.linear_terms(expr, shape)
         if terms is None:  # not linear in its large operands: let NumPy evaluate it
-            self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
+            if allocate:
+                self.lines.append(f"{dest} = np.asarray({self.src(expr)}, dtype=np.{dtype})")
+            else:
+                self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
             return
         const = sp.Add(*[k for k, f in terms if f == 1])
         terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
         if not terms:
+            if allocate:
+                self.lines.append(f"{dest} = np.empty({shape_source(shape)}, np.{dtype})")
             self.lines.append(f"np.copyto({dest}, {self.small(const)}, casting='unsafe')")
             return
         *coeffs, const = self.coefficients([k for k, _ in terms] + [const])
@@ -201,22 +225,23 @@ class Emitter:
         emit = self.lines.append
         if k == 1 and rest and rest[0][0] in (1, -1):  # f ± g: one pass
             (k2, g), rest = rest[0], rest[1:]
-            emit(f"np.{'add' if k2 == 1 else 'subtract'}({f}, {g}, out={dest})")
+            first("add" if k2 == 1 else "subtract", f, g)
         elif k == 1 and const != 0:  # f ± c: one pass
-            self.signed(f, const, dest)
+            negative = const.could_extract_minus_sign()
+            first("subtract" if negative else "add", f, self.small(-const if negative else const))
             const = sp.Integer(0)
         elif k == -1 and const != 0:  # c - f: one pass
-            emit(f"np.subtract({self.small(const)}, {f}, out={dest})")
+            first("subtract", self.small(const), f)
             const = sp.Integer(0)
         elif k == -1 and rest and rest[0][0] == 1:  # g - f: one pass
             (_, g), rest = rest[0], rest[1:]
-            emit(f"np.subtract({g}, {f}, out={dest})")
+            first("subtract", g, f)
         elif k == 1:
-            emit(f"np.copyto({dest}, {f}, casting='unsafe')")
+            first("positive", f) if allocate else emit(f"np.copyto({dest}, {f}, casting='unsafe')")
         elif k == -1:
-            emit(f"np.negative({f}, out={dest})")
+            first("negative", f)
         else:
-            emit(f"np.multiply({f}, {self.small(k)}, out={dest})")
+            first("multiply", f, self.small(k))
         for k, f in rest:
             if k in (1, -1):
                 emit(f"np.{'add' if k == 1 else 'subtract'}({dest}, {f}, out={dest})")

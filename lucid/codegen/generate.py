@@ -174,8 +174,9 @@ def _function(plan, graph, name, params, items, returns, given=()):
     sizes = {}
     available = _sizes_available(plan, graph, params)
     returned = [str(r)[len("size_"):] for r in returns if str(r).startswith("size_")]
+    used = "\n".join(emitter.lines)
     for s in _sizes_needed(plan, items) + returned:
-        if s in available and s not in given:
+        if s in available and s not in given and (f"size_{s}" in used or s in returned):
             sizes[s] = available[s]
     names = [emitter.alias.get(sp.Symbol(str(r), real=True), str(r)) for r in returns]
     return function_source(name, params, sizes, emitter.lines, names)
