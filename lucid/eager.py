@@ -103,14 +103,15 @@ def call_function(fn, tensors, key):
 
 
 def _execute(entry, tensors):
-    args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
-    if not entry.check(*args):
-        program = entry.program
-        bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
-    outs = entry.forward(*args)
-    for tensor, i in entry.updates:  # only after the whole forward succeeded
-        value = outs[i]
-        tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+    with entry.program.lock:  # read state, run, write state: one call at a time
+        args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
+        if not entry.check(*args):
+            program = entry.program
+            bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
+        outs = entry.forward(*args)
+        for tensor, i in entry.updates:  # only after the whole forward succeeded
+            value = outs[i]
+            tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
     call = Call(entry, outs, tensors) if entry.grads else None
     results = [Tensor._wrap(outs[i], (call, k) if call is not None else None)
                for k, i in entry.results]

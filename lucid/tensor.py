@@ -48,8 +48,9 @@ def to_array(data, dtype=None, copy=True):
     dtype = as_dtype(dtype)
     try:
         raw = np.asarray(data)
-    except ValueError as e:
-        raise ValueError(f"Tensor data must be a rectangular nested list of numbers: {e}") from None
+    except ValueError:
+        raise ValueError("Tensor data must be a rectangular nested list of numbers "
+                         "(ragged data given)") from None
     if raw.dtype == object:
         raise ValueError("Tensor data must be a rectangular nested list of numbers (ragged or mixed data given)")
     if raw.dtype.kind not in "biuf":

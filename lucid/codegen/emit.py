@@ -57,6 +57,7 @@ class Emitter:
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
         self.alias = {}  # output symbol -> the name it is returned as
+        self.current = None  # the symbol being computed
 
     def src(self, expr):
         return src(expr, self.plan.scalars)
@@ -92,6 +93,7 @@ class Emitter:
 
     # -- items ----------------------------------------------------------------------------
     def item(self, it):
+        self.current = it.symbol
         if not (it.kind == "output" and it.expr.is_Symbol):  # a bare alias needs no comment
             self.lines.extend(f"# {comment(c)}" for c in describe(self.plan, it))
         name = str(it.symbol)
@@ -115,6 +117,10 @@ class Emitter:
         atoms = any(s in self.plan.sym.atoms for s in full.free_symbols)
         if tuple(shape) == tuple(it.shape) and is_large(shape) and not it.expr.is_Atom:
             self.place(name, it)
+            return
+        if it.expr.is_Number:  # a constant output, e.g. an identically zero gradient
+            self.lines.append(f"{name} = np.full({shape_source(it.shape)}, {self.src(it.expr)}, "
+                              f"np.{it.dtype})")
             return
         value = self.src(it.expr)
         copy = dtype != it.dtype or not atoms or self.plan.aliases_input(it.expr)
@@ -269,9 +275,10 @@ class Emitter:
         return reduced
 
     def small(self, expr):
-        """Source of a small value, naming an existing temporary when one holds it."""
+        """Source of a small value, naming an existing temporary when one holds it
+        (never the one being computed)."""
         known = self.plan.known.get(expr)
-        return str(known) if known is not None else self.src(expr)
+        return str(known) if known is not None and known != self.current else self.src(expr)
 
     def linear_terms(self, expr, shape):
         """``[(small coefficient, large symbol or 1)]`` if ``expr`` is linear in large symbols."""

@@ -7,10 +7,12 @@ reach, plus the residuals the backward needs) and ``backward``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import linecache
 import os
 import tempfile
+import threading
 
 import networkx as nx
 import numpy as np
@@ -56,6 +58,8 @@ class Program:
         self.residuals = residuals or []
         self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
         self._fns = _build(self.source, name)
+        # a program that updates state serialises its calls; a pure one needs no lock
+        self.lock = threading.Lock() if self.updates else contextlib.nullcontext()
         users = self.user_inputs()
         self._n_user = len(users)
         self._slots = [self.bindings.get(p, users.index(p) if p in users else None)
@@ -116,16 +120,17 @@ class Program:
         feed the inputs not given; updated buffers are written only after the
         whole call succeeded.
         """
-        if kwargs or len(args) != self._n_user:
-            result = self.run(self.feeds(args, kwargs))
-        else:  # the common case, positions worked out once in __init__
-            given = [a if a.__class__ is np.ndarray else np.asarray(a) for a in args]
-            full = [given[s] if s.__class__ is int else s.data for s in self._slots]
-            if not self.check_fn(*full):
-                bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
-            outs = self.step_fn(*full)
-            result = {key: outs[i] for key, i in self._out_index}
-        self.commit(result)
+        with self.lock:  # read state, run, write state: one call at a time
+            if kwargs or len(args) != self._n_user:
+                result = self.run(self.feeds(args, kwargs))
+            else:  # the common case, positions worked out once in __init__
+                given = [a if a.__class__ is np.ndarray else np.asarray(a) for a in args]
+                full = [given[s] if s.__class__ is int else s.data for s in self._slots]
+                if not self.check_fn(*full):
+                    bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
+                outs = self.step_fn(*full)
+                result = {key: outs[i] for key, i in self._out_index}
+            self.commit(result)
         return result
 
     def commit(self, result):

@@ -7,6 +7,7 @@ calling it on Tensors compiles that graph once per signature and runs it
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -150,6 +151,9 @@ class Module:
 
     def load_state_dict(self, state_dict):
         """Copy values in; all or nothing: every entry is checked before any is written."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict takes a mapping of names to arrays, "
+                            f"got {type(state_dict).__name__}")
         own = OrderedDict(self.named_parameters() + self.named_buffers())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -160,8 +164,9 @@ class Module:
             value = state_dict[key]
             try:
                 value = np.asarray(value.data if isinstance(value, Tensor) else value)
-            except ValueError as e:
-                raise ValueError(f"load_state_dict: entry {key!r} is not an array: {e}") from None
+            except ValueError:
+                raise ValueError(f"load_state_dict: entry {key!r} is not a rectangular "
+                                 "array") from None
             if value.shape != t.shape:
                 raise ValueError(f"load_state_dict: entry {key!r} has shape {value.shape}, "
                                  f"the module's has {t.shape}")

@@ -95,6 +95,9 @@ def record_update(tensor, value):
     key, _ = t.names.get(id(tensor), (None, None))
     if key is None:
         raise ValueError("only a registered buffer can be updated")
+    if value.dtype != str(tensor.dtype):  # a state keeps its dtype whatever the input's
+        from .var import cast  # noqa: PLC0415  (var imports this module)
+        value = cast(value, str(tensor.dtype))
     t.updates[key] = (value, tensor)
 
 
