@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import trace
+from ..ops.shapes import format_shape
 from ..tensor import Tensor
 from .layers import check_count
 from .module import Module, Parameter
@@ -62,7 +63,7 @@ class BatchNorm1d(Module):
             raise ValueError(f"expected 2D or 3D input (got {x.ndim}D input)")
         if x.shape[1] != self.num_features:
             raise ValueError(f"expected input with {self.num_features} channels "
-                             f"(num_features), got {x.shape[1]} channels in shape {x.shape}")
+                             f"(num_features), got {x.shape[1]} channels in shape {format_shape(x.shape)}")
         if x.dtype == "int64":
             x = ops.cast(x, self._float_dtype())
         axes = (0,) if x.ndim == 2 else (0, 2)
@@ -92,7 +93,7 @@ class BatchNorm1d(Module):
         dims = [x.shape[a] for a in axes]
         if all(isinstance(d, int) for d in dims):
             if math.prod(dims) <= 1:
-                raise ValueError(message.format(shape=x.shape))
+                raise ValueError(message.format(shape=tuple(x.shape)))
         else:
             trace.require_size(x, axes, 1, message)
 

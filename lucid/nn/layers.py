@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import ops
+from ..ops.shapes import format_shape
 from .module import Module, Parameter
 
 
@@ -42,7 +43,7 @@ class Linear(Module):
         x = ops.var.as_var(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
-                             f"of shape (N, {self.in_features}), got {x.shape}")
+                             f"of shape (N, {self.in_features}), got {format_shape(x.shape)}")
         y = x @ ops.transpose(self.weight, (1, 0))
         return y if self.bias is None else y + self.bias
 

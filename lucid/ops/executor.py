@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import REGISTRY
+from .shapes import format_shape
 from .structural import RULES
 
 
@@ -32,11 +33,11 @@ def bind_sizes(graph, feeds, skip=()):
             raise TypeError(f"input {p!r} must have dtype {node['dtype']}, got {value.dtype}")
         shape = node["shape"]
         if value.ndim != len(shape):
-            raise ValueError(f"input {p!r} must have shape {_fmt(shape)}, got {value.shape}")
+            raise ValueError(f"input {p!r} must have shape {format_shape(shape)}, got {value.shape}")
         for d, actual in zip(shape, value.shape):
             expected = sizes.setdefault(d, actual) if isinstance(d, str) else d
             if expected != actual:
-                raise ValueError(f"input {p!r} must have shape {_fmt(shape)} "
+                raise ValueError(f"input {p!r} must have shape {format_shape(shape)} "
                                  f"with {_bound(sizes)}, got {value.shape}")
     for check in graph.checks:
         if _size(check.dims, sizes) <= check.minimum:
@@ -75,10 +76,6 @@ def _size(dims, sizes):
     for d in dims:
         total *= sizes[d] if isinstance(d, str) else d
     return total
-
-
-def _fmt(shape):
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _bound(sizes):

@@ -12,6 +12,11 @@ from .registry import DTYPES, FLOATS, REGISTRY
 INTEGER_OPS = {"add", "sub", "mul", "neg", "relu"}
 
 
+def format_shape(shape):
+    """``(N, 4)``: a shape as users write it, symbolic sizes by name."""
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 def broadcast_shapes(op, *shapes):
     ndim = max(len(s) for s in shapes)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
