@@ -15,6 +15,7 @@ import sympy as sp
 
 from ..ops.registry import to_numpy_source
 from ..ops.structural import RULES
+from .symbolic import fit
 
 LARGE = 256  # static element count from which a value is computed in place
 VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
@@ -58,6 +59,8 @@ class Emitter:
         self._k_names = sp.numbered_symbols("_k", real=True)
         self.alias = {}  # output symbol -> the name it is returned as
         self.current = None  # the symbol being computed
+        self.expanded = {}  # per-channel operands laid out for long inner loops
+        self.k_defs = {}  # _k symbols of shared coefficient parts -> their values
 
     def src(self, expr):
         return src(expr, self.plan.scalars)
@@ -234,10 +237,10 @@ class Emitter:
             first("add" if k2 == 1 else "subtract", f, g)
         elif k == 1 and const != 0:  # f ± c: one pass
             negative = const.could_extract_minus_sign()
-            first("subtract" if negative else "add", f, self.small(-const if negative else const))
+            first("subtract" if negative else "add", f, self.operand(-const if negative else const, shape))
             const = sp.Integer(0)
         elif k == -1 and const != 0:  # c - f: one pass
-            first("subtract", self.small(const), f)
+            first("subtract", self.operand(const, shape), f)
             const = sp.Integer(0)
         elif k == -1 and rest and rest[0][0] == 1:  # g - f: one pass
             (_, g), rest = rest[0], rest[1:]
@@ -247,30 +250,54 @@ class Emitter:
         elif k == -1:
             first("negative", f)
         else:
-            first("multiply", f, self.small(k))
+            first("multiply", f, self.operand(k, shape))
         for k, f in rest:
             if k in (1, -1):
                 emit(f"np.{'add' if k == 1 else 'subtract'}({dest}, {f}, out={dest})")
                 continue
             tmp = self.scratch_buffer(tuple(shape), dtype)
             negative = k.could_extract_minus_sign()
-            emit(f"np.multiply({f}, {self.small(-k if negative else k)}, out={tmp})")
+            emit(f"np.multiply({f}, {self.operand(-k if negative else k, shape)}, out={tmp})")
             emit(f"np.{'subtract' if negative else 'add'}({dest}, {tmp}, out={dest})")
         if const != 0:
-            self.signed(dest, const, dest)
+            self.signed(dest, const, dest, shape)
 
-    def signed(self, a, value, dest):
+    def signed(self, a, value, dest, shape):
         """``a + value`` as an add or, for a negated value, a subtract."""
         if value.could_extract_minus_sign():
-            self.lines.append(f"np.subtract({a}, {self.small(-value)}, out={dest})")
+            self.lines.append(f"np.subtract({a}, {self.operand(-value, shape)}, out={dest})")
         else:
-            self.lines.append(f"np.add({a}, {self.small(value)}, out={dest})")
+            self.lines.append(f"np.add({a}, {self.operand(value, shape)}, out={dest})")
+
+    def operand(self, expr, shape):
+        """A small operand of an op over ``shape``, laid out for a fast inner loop.
+
+        A per-channel value of shape (C, 1) against (N, C, L) leaves NumPy an
+        inner loop of only L elements per channel; broadcast once to a
+        contiguous (C, L) block (1/N of the work), every op over it runs on
+        long inner loops, about twice as fast for 3D input.
+        """
+        source = self.small(expr)
+        own = self.plan.sym.shape_of(self.plan._full(expr.xreplace(self.k_defs)))
+        small = fit(own, len(shape))
+        inner = tuple(shape)[1:]
+        if not (small[0] == 1 and small[-1] == 1 and shape[-1] != 1
+                and any(d != 1 for d in small)):
+            return source
+        if source in self.expanded:
+            return self.expanded[source]
+        name = self.expanded[source] = f"_e{len(self.expanded)}"
+        leading = "[0]" if len(own) == len(shape) else ""
+        self.lines.append(f"{name} = np.ascontiguousarray(np.broadcast_to(({source}){leading}, "
+                          f"{shape_source(inner)}))")
+        return name
 
     def coefficients(self, exprs):
         """Name the shared parts of small coefficients once (``_k0 = ...``); return them."""
         replacements, reduced = sp.cse(exprs, symbols=self._k_names, order="none")
         for sym, e in replacements:
             self.lines.append(f"{sym} = {self.small(e)}")
+            self.k_defs[sym] = e.xreplace(self.k_defs)
             self.plan.scalars |= {sym} if e.free_symbols <= self.plan.scalars else set()
         return reduced
 
