@@ -80,10 +80,12 @@ def _compile(fn, tensors, mode, params, batch_symbolic):
 
 
 def call_module(module, args):
-    tensors = [as_tensor(a) for a in args]
-    key = (module.training, STRUCTURE[0],
-           tuple((t.data.shape[1:], t.data.ndim, t.data.dtype.char, t.requires_grad)
-                 for t in tensors))
+    tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
+    key = [module.training, STRUCTURE[0]]
+    for t in tensors:
+        d = t.data
+        key += (d.shape[1:], d.ndim, d.dtype, t.requires_grad)
+    key = tuple(key)
     entry = module._programs.get(key)
     if entry is None:
         mode = "train" if module.training else "eval"

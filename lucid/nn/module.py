@@ -198,7 +198,10 @@ class Module:
     def __call__(self, *args):
         if not hasattr(self, "forward"):
             raise TypeError(f"{type(self).__name__} defines no forward()")
-        if any(isinstance(a, Var) for a in args) or trace.current() is not None:
+        for a in args:
+            if isinstance(a, Var):
+                return self._trace_call(args)
+        if trace.current() is not None:
             return self._trace_call(args)
         return eager.call_module(self, args)
 
