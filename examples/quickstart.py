@@ -33,8 +33,11 @@ print("grad of the Linear weight:\n", result["grad:0.weight"])
 
 # 3. What it computes: the graph, its derived gradient rules, the generated code.
 graph = step.graph
-print(f"\nthe train graph has {len(graph)} nodes; the first few with their gradient rules:")
-for node in graph.nodes()[:8]:
-    print(f"  {node.name:>6} = {node.op:<12} rule: {node.rule}")
-print("\ngenerated source (first lines):")
-print("\n".join(step.source.splitlines()[:12]))
+print(f"\nthe train graph has {len(graph)} nodes; its listing starts:")
+print("\n".join(str(graph).splitlines()[:14]))
+print("\nderived gradient rules of a few nodes (d out / d input, from sympy):")
+for node in [n for n in graph.nodes() if n.op in ("div", "rsqrt", "mul")][:4]:
+    print(f"  {node.name} = {node.op}{node.inputs}: {node.rule}")
+print("\nthe generated backward function:")
+source = step.source
+print(source[source.index("def backward"):])

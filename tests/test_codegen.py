@@ -23,6 +23,11 @@ from lucid.ops import REGISTRY
 from lucid.ops.executor import run as reference_run
 
 SMALL = {"N": 6, "L": 5}
+
+
+def itertools_list(*axes):
+    """itertools.product as a list (pytest wants a collection, not an iterator)."""
+    return list(itertools.product(*axes))
 LARGE = {"N": 64, "L": 16}  # (64, 32, 16): every fused value takes the in-place path
 
 
@@ -156,7 +161,7 @@ def test_batchnorm_agrees_with_executor(ndim, affine, track, momentum, mode, dty
     assert ("grad:weight" in got) == affine and "grad:x" in got
 
 
-@pytest.mark.parametrize("mode, dtype, batch", itertools.product(
+@pytest.mark.parametrize("mode, dtype, batch", itertools_list(
     ["train", "eval"], ["float32", "float64"], ["symbolic", "static"]))
 def test_mlp_agrees_with_executor(mode, dtype, batch):
     program = mlp_program(mode, dtype, batch)
@@ -164,7 +169,7 @@ def test_mlp_agrees_with_executor(mode, dtype, batch):
     assert ("1.running_var" in got) == (mode == "train") and "grad:0.weight" in got
 
 
-@pytest.mark.parametrize("kind, dtype, batch", itertools.product(
+@pytest.mark.parametrize("kind, dtype, batch", itertools_list(
     COMPOSED, ["float32", "float64"], ["symbolic", "static"]))
 def test_composed_normalisation_agrees_with_executor(kind, dtype, batch):
     program = composed_program(kind, dtype, batch)
@@ -221,7 +226,7 @@ def large_residuals(program, shape):
 
 
 # ------------------------------------------------------------------- reduction counts
-@pytest.mark.parametrize("ndim, affine", itertools.product([2, 3], [True, False]))
+@pytest.mark.parametrize("ndim, affine", itertools_list([2, 3], [True, False]))
 def test_batchnorm_train_source_has_the_closed_form_reductions(ndim, affine):
     program = bn_program(ndim, affine)
     fns = functions(program.source)
@@ -248,7 +253,7 @@ def test_batchnorm_train_source_has_the_closed_form_reductions(ndim, affine):
     assert sum(shape_src in s for s in backward) <= 2  # dx and at most one scratch
 
 
-@pytest.mark.parametrize("ndim, affine, dtype", itertools.product([2, 3], [True, False],
+@pytest.mark.parametrize("ndim, affine, dtype", itertools_list([2, 3], [True, False],
                                                                   ["float32", "float64"]))
 def test_batchnorm_eval_is_one_scale_and_shift_over_x(ndim, affine, dtype):
     program = bn_program(ndim, affine, mode="eval", dtype=dtype)

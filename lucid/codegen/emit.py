@@ -197,7 +197,7 @@ class Emitter:
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
             value = RULES[g["op"]].src(g["attrs"], shape_source, *args)
-        if it.symbol in self.fresh and g["op"] in VIEWS and any(
+        if it.symbol in self.returned and g["op"] in VIEWS and any(
                 self.plan.aliases_input(a) or a in self.returned for a in it.args):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
