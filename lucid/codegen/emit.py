@@ -14,8 +14,8 @@ from __future__ import annotations
 import sympy as sp
 
 from ..ops.registry import to_numpy_source
+from ..ops.shapes import fit, strip_units
 from ..ops.structural import RULES
-from .symbolic import fit
 
 LARGE = 256  # static element count from which a value is computed in place
 VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
@@ -131,7 +131,7 @@ class Emitter:
             self.alias[it.symbol] = str(it.expr)  # returned under its own name
             return
         if tuple(shape) != tuple(it.shape):
-            if _strip(shape) == _strip(it.shape):
+            if strip_units(shape) == strip_units(it.shape):
                 value = f"({value}).reshape({shape_source(it.shape)})"
             else:
                 value, copy = f"np.broadcast_to({value}, {shape_source(it.shape)})", True
@@ -150,7 +150,7 @@ class Emitter:
         factors = _factors(mono)
         shape = self.plan.sym.shape_of(self.plan._full(mono))
         reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
-        fix = "" if _strip(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
+        fix = "" if strip_units(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
             else f".reshape({shape_source(it.shape)})"
         same = all(f.is_Symbol and self.plan.sym.shape_of(self.plan._full(f)) == shape
                    for f in factors)
@@ -187,7 +187,7 @@ class Emitter:
                 # broadcasting was implicit in the expression; a structural op needs the real shape
                 if a.is_Number:
                     value = f"np.asarray({value}, dtype=np.{want['dtype']})"
-                if _strip(shape) == _strip(want["shape"]):
+                if strip_units(shape) == strip_units(want["shape"]):
                     value = f"({value}).reshape({shape_source(want['shape'])})"
                 else:
                     value = f"np.broadcast_to({value}, {shape_source(want['shape'])})"
@@ -370,14 +370,6 @@ def _simple(s):
 
 def _same_size(a, b):
     return sorted(map(str, (d for d in a if d != 1))) == sorted(map(str, (d for d in b if d != 1)))
-
-
-def _strip(shape):
-    shape = tuple(shape)
-    i = 0
-    while i < len(shape) and shape[i] == 1:
-        i += 1
-    return shape[i:]
 
 
 def function_source(fn_name, params, sizes, body, returns):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..ops.registry import ARGS, REGISTRY
-from ..ops.shapes import broadcast_shapes, result_dtype
+from ..ops.shapes import broadcast_shapes, fit, result_dtype, strip_units
 
 
 @dataclass
@@ -113,7 +113,7 @@ class Symbolic:
             return self._atom(name, "op", args=(kept,))  # dropping inner axes: a reshape
         if op == "reshape":
             src = self.graph.nx.nodes[d["inputs"][0]]["shape"]
-            if _strip(src) == _strip(d["shape"]):
+            if strip_units(src) == strip_units(d["shape"]):
                 return args[0]  # only leading unit axes change: broadcasting sees no difference
         return self._atom(name, "op", args=tuple(args))
 
@@ -175,7 +175,7 @@ class Symbolic:
                 return None
             sym = sp.Symbol(f"_r{len(self.reductions)}", real=True)
             # leading unit axes are dropped: broadcasting cannot tell them apart
-            kept = _strip(tuple(1 if a in summed else d for a, d in enumerate(padded)))
+            kept = strip_units(tuple(1 if a in summed else d for a, d in enumerate(padded)))
             shift = len(shape) - ndim  # axes as the monomial's own array numbers them
             self.atoms[sym] = Atom(sym, "reduce", kept, self.dtype_of(mono), expr=mono,
                                    axes=tuple(a + shift for a in summed), nodes=[node])
@@ -185,23 +185,6 @@ class Symbolic:
         return sym * sp.Mul(*constant)
 
 
-def fit(shape, ndim):
-    """``shape`` right-aligned to ``ndim`` dims: unit axes added or dropped in front."""
-    shape = tuple(shape)
-    if len(shape) > ndim:
-        return shape[len(shape) - ndim:]  # the dropped leading axes are all 1
-    return (1,) * (ndim - len(shape)) + shape
-
-
-def _strip(shape):
-    """A shape without its leading unit axes."""
-    shape = tuple(shape)
-    i = 0
-    while i < len(shape) and shape[i] == 1:
-        i += 1
-    return shape[i:]
-
-
 def _same_alignment(in_shape, axes, out_shape):
     kept = tuple(1 if i in axes else d for i, d in enumerate(in_shape))
-    return _strip(kept) == _strip(out_shape)
+    return strip_units(kept) == strip_units(out_shape)

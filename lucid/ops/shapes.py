@@ -17,6 +17,23 @@ def format_shape(shape):
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
+def strip_units(shape):
+    """``shape`` without its leading unit axes: what broadcasting cannot tell apart."""
+    shape = tuple(shape)
+    i = 0
+    while i < len(shape) and shape[i] == 1:
+        i += 1
+    return shape[i:]
+
+
+def fit(shape, ndim):
+    """``shape`` right-aligned to ``ndim`` dims: unit axes added or dropped in front."""
+    shape = tuple(shape)
+    if len(shape) > ndim:
+        return shape[len(shape) - ndim:]  # the dropped leading axes are all 1
+    return (1,) * (ndim - len(shape)) + shape
+
+
 def broadcast_shapes(op, *shapes):
     ndim = max(len(s) for s in shapes)
     padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
