@@ -445,11 +445,12 @@ EVAL_SOURCE = PRELUDE + '''def check(x):
 
 def step(x):
     size_N = x.shape[0]
-    # n4 = sum(n3)
-    _r0 = np.einsum('ab->', x, dtype=np.float64).astype(np.float32)
-    # n4 = sum(n3)
-    _out_n4 = 2.0*_r0 + 3.0*size_N
-    return (_out_n4,)
+    # n4 = sum(n3); n1 = mul(x, n0); n3 = add(n1, n2)
+    _s1 = _buffer('step._s1', (size_N, 3), np.float32)
+    np.multiply(x, 2.0, out=_s1)
+    np.add(_s1, 1.0, out=_s1)
+    _r0 = np.einsum('ab->', _s1, dtype=np.float64).astype(np.float32)
+    return (_r0,)
 '''
 
 TRAIN_SOURCE = PRELUDE + '''def check(x, grad_out):

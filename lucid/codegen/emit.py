@@ -15,10 +15,10 @@ import sympy as sp
 
 from ..ops.registry import to_numpy_source
 from ..ops.shapes import fit, strip_units
+from .plan import VIEWS
 from ..ops.structural import RULES
 
 LARGE = 256  # static element count from which a value is computed in place
-VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
 
 
 def comment(text: str) -> str:
@@ -51,9 +51,10 @@ def src(expr, scalars=None) -> str:
 class Emitter:
     """Writes the statements of one generated function."""
 
-    def __init__(self, plan, fn_name, fresh, returned=()):
+    def __init__(self, plan, fn_name, fresh, returned=(), params=()):
         self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
         self.returned = set(returned)
+        self.defined = {sp.Symbol(str(p), real=True) for p in params}  # names bound so far
         self.lines = []
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
@@ -97,6 +98,10 @@ class Emitter:
     # -- items ----------------------------------------------------------------------------
     def item(self, it):
         self.current = it.symbol
+        self._item(it)
+        self.defined.add(it.symbol)
+
+    def _item(self, it):
         if not (it.kind == "output" and it.expr.is_Symbol):  # a bare alias needs no comment
             self.lines.extend(f"# {comment(c)}" for c in describe(self.plan, it))
         name = str(it.symbol)
@@ -302,10 +307,10 @@ class Emitter:
         return reduced
 
     def small(self, expr):
-        """Source of a small value, naming an existing temporary when one holds it
-        (never the one being computed)."""
+        """Source of a small value, naming a temporary that already holds it in this function
+        (not the one being computed, nor one another function computes)."""
         known = self.plan.known.get(expr)
-        return str(known) if known is not None and known != self.current else self.src(expr)
+        return str(known) if known is not None and known in self.defined else self.src(expr)
 
     def linear_terms(self, expr, shape):
         """``[(small coefficient, large symbol or 1)]`` if ``expr`` is linear in large symbols."""
@@ -358,10 +363,6 @@ def _factors(mono):
     if mono.is_Pow and mono.exp == 2:
         return [mono.base, mono.base]
     return list(sp.Mul.make_args(mono))
-
-
-def _axes(axes):
-    return f"({axes[0]},)" if len(axes) == 1 else str(tuple(axes))
 
 
 def _simple(s):

@@ -170,7 +170,7 @@ def _function(plan, graph, name, params, items, returns, given=()):
     # residuals are handed to our own backward, not to the caller: they may be views
     outputs = [r for r in returns if str(r).startswith("_out_")]
     emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
-                      returned=_escaping(plan, items, outputs, views=False))
+                      returned=_escaping(plan, items, outputs, views=False), params=params)
     for it in items:
         emitter.item(it)
     sizes = {}

@@ -50,7 +50,6 @@ class Program:
                             if graph.nx.nodes[n]["phase"] == "forward" and k not in self.updates]
         self.result_kind = "single" if self.result_keys == ["out"] else "dict"
         nodes = graph.nx.nodes
-        self.seed_of = {nodes[s]["attrs"]["key"][len("grad:"):]: s for s in self.seeds}
         self.dtype_of = {k: nodes[n]["dtype"] for k, n in graph.outputs.items()}
         self.plan = Plan(graph, self.seeds)
         self.source, layout = generate(self.plan, graph, self.seeds)

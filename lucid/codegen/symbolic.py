@@ -135,24 +135,36 @@ class Symbolic:
         return sym
 
     # -- reductions ------------------------------------------------------------------------
-    def reduce(self, body, axes, in_shape, node):
-        """``sum(body, axes, keepdims=True)`` as scales times shared reduction atoms."""
-        out = self._reduce(body, tuple(axes), tuple(in_shape), node, create=True)
-        return out
+    def reduce(self, body, axes, in_shape, node, create=True):
+        """``sum(body, axes, keepdims=True)`` as scales times shared reduction atoms.
 
-    def _reduce(self, body, axes, in_shape, node, create):
+        With ``create`` False nothing new is made: the result is None when it
+        would need a reduction that does not exist yet.
+        """
+        axes, in_shape = tuple(axes), tuple(in_shape)
         ndim = len(in_shape)
-        total = sp.Integer(0)
+        terms = []
         for term in sp.Add.make_args(body):
             scale, varying = [], []
             for f in sp.Mul.make_args(term):
                 (varying if self.varies(f, axes, ndim) else scale).append(f)
-            scale = sp.Mul(*scale)
+            terms.append((sp.Mul(*scale), varying))
+        if any(not varying for _, varying in terms) and len(terms) > 1:
+            # sum(x - c) = sum(x) - c*M subtracts two large numbers: keep the centred sum,
+            # unless the two cancel exactly, as sum(x - mean(x)) = sum(x) - sum(x) = 0 does
+            if self._distribute(terms, axes, in_shape, node, create=False) == 0:
+                return sp.Integer(0)
+            return self._reduction(body, axes, in_shape, node, create)
+        return self._distribute(terms, axes, in_shape, node, create)
+
+    def _distribute(self, terms, axes, in_shape, node, create):
+        total = sp.Integer(0)
+        for scale, varying in terms:
             if not varying:
                 total += scale * sp.Mul(*[dim_expr(in_shape[a]) for a in axes])
                 continue
             if len(varying) == 1 and varying[0].is_Add:
-                trial = self._reduce(varying[0], axes, in_shape, node, create=False)
+                trial = self.reduce(varying[0], axes, in_shape, node, create=False)
                 if trial is not None:
                     total += scale * trial
                     continue
