@@ -24,11 +24,7 @@ def new_tracer(fn, mode):
     """A tracer that knows a module's parameters, buffers and submodule paths."""
     tracer = trace.Tracer(mode=mode)
     if hasattr(fn, "named_parameters"):
-        for key, p in fn.named_parameters():
-            tracer.names[id(p)] = (key, "param")
-        for key, buf in fn.named_buffers():
-            tracer.names[id(buf)] = (key, "buffer")
-        tracer.module_paths = {id(m): path for path, m in fn.named_modules()}
+        tracer.adopt(fn)
     return tracer
 
 
@@ -47,13 +43,16 @@ def trace_graph(fn, *placeholders, mode="train"):
     if len({p.uid for p in placeholders}) != len(placeholders):
         raise ValueError("the same placeholder is passed twice")
     tracer = new_tracer(fn, mode)
-    restore = _set_mode(fn, mode)
     try:
         with trace.tracing(tracer):
             result = fn(*placeholders)
     finally:
-        restore()
+        tracer.restore_modes()
     outputs = _outputs(result)
+    for key in outputs:
+        if key.startswith("grad:") or key in tracer.updates:
+            raise ValueError(f"output key {key!r} is taken: 'grad:' keys name gradients and "
+                             "dotted buffer keys name running-state updates")
     tracer.result_keys = list(outputs)
     tracer.result_kind = ("single" if isinstance(result, Var) else
                           "tuple" if isinstance(result, (tuple, list)) else "dict")
@@ -141,17 +140,3 @@ def _outputs(result):
         return {str(k): v for k, v in result.items()}
     raise TypeError("a traced function must return a lucid value, a tuple or a dict of them, "
                     f"got {type(result).__name__}")
-
-
-def _set_mode(fn, mode):
-    """Put a module (and its children) in ``mode``; return a function that undoes it."""
-    if not hasattr(fn, "modules"):
-        return lambda: None
-    saved = [(m, m.training) for m in fn.modules()]
-    for m, _ in saved:
-        object.__setattr__(m, "training", mode == "train")
-
-    def restore():
-        for m, flag in saved:
-            object.__setattr__(m, "training", flag)
-    return restore

@@ -196,7 +196,7 @@ def run_backward(root, grad):
     leaves = {}
     if root._origin is None:
         _accumulate(leaves, root, grad)
-        _commit_grads(leaves)
+        _commit_grads(leaves, foreign=grad)
         return
     call, key = root._origin
     pending = {id(call): {key: grad}}
@@ -221,9 +221,17 @@ def _accumulate(leaves, tensor, g):
     leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
 
 
-def _commit_grads(leaves):
-    # Applied only once every backward part has run: a failure leaves .grad untouched.
+def _commit_grads(leaves, foreign=None):
+    """Apply the summed gradients, only once every backward part has run (a failure leaves
+    every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
+    handed = {id(foreign)} if foreign is not None else set()
     for tensor, g in leaves.values():
-        if tensor.requires_grad:
-            tensor.grad = g.copy() if tensor.grad is None and g.base is not None else (
-                g if tensor.grad is None else tensor.grad + g)
+        if not tensor.requires_grad:
+            continue
+        if tensor.grad is not None:
+            tensor.grad = tensor.grad + g
+            continue
+        if id(g) in handed or g.base is not None:
+            g = g.copy()
+        handed.add(id(g))
+        tensor.grad = g

@@ -22,6 +22,7 @@ from .generate import generate
 from .plan import Plan
 
 _NAMESPACE = {"np": np}
+STATE_LOCK = threading.RLock()
 
 
 class Program:
@@ -57,13 +58,18 @@ class Program:
         self.residuals = residuals or []
         self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
         self._fns = _build(self.source, name)
-        # a program that updates state serialises its calls; a pure one needs no lock
-        self.lock = threading.Lock() if self.updates else contextlib.nullcontext()
+        # programs that update state (running statistics) serialise their calls: several
+        # programs (2D and 3D input, train step and Tensor face) may share one module's buffers
+        self.lock = STATE_LOCK if self.updates else contextlib.nullcontext()
         users = self.user_inputs()
         self._n_user = len(users)
         self._slots = [self.bindings.get(p, users.index(p) if p in users else None)
                        for p in graph.inputs]
         self._out_index = [(k, self._outputs.index(n)) for k, n in graph.outputs.items()]
+        seen = set()
+        self._shared = []  # keys naming a node an earlier key names: they get a copy
+        for k, n in graph.outputs.items():
+            (self._shared.append(k) if n in seen else seen.add(n))
         self.step_fn = self._fns["step"]
         self.check_fn = self._fns["check"]
         self.check_forward_fn = self._fns.get("check_forward")
@@ -110,7 +116,10 @@ class Program:
         if not checked and not self.check_fn(*args):
             bind_sizes(self.graph, feeds)  # names what is wrong (or finds it acceptable)
         values = dict(zip(self._outputs, self.step_fn(*args)))
-        return {key: values[n] for key, n in self.graph.outputs.items()}
+        result = {key: values[n] for key, n in self.graph.outputs.items()}
+        for key in self._shared:
+            result[key] = np.array(result[key], copy=True)
+        return result
 
     def __call__(self, *args, **kwargs):
         """Run on arrays (positional: :meth:`user_inputs`), then commit state updates.
@@ -129,6 +138,8 @@ class Program:
                     bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
                 outs = self.step_fn(*full)
                 result = {key: outs[i] for key, i in self._out_index}
+                for key in self._shared:
+                    result[key] = np.array(result[key], copy=True)
             self.commit(result)
         return result
 

@@ -225,6 +225,11 @@ class Graph:
         for p in self.inputs:
             if p not in g or g.nodes[p]["op"] != "placeholder":
                 raise ValueError(f"input {p!r} is not a placeholder of the graph")
+        sizes = self.symbols()
+        for name, data in g.nodes(data=True):
+            for d in data["shape"]:
+                if isinstance(d, str) and (d not in sizes or not _IDENT.match(d)):
+                    raise ValueError(f"node {name!r}: size {d!r} is not the size of any input")
         for key, out in self.outputs.items():
             if out not in g:
                 raise ValueError(f"output {key!r} names missing node {out!r}")

@@ -18,6 +18,9 @@ from ..tensor import Tensor, as_dtype
 _INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "training")
 
 
+_REQUIRES_GRAD = Tensor.requires_grad  # the slot Parameter's property stores into
+
+
 class Parameter(Tensor):
     """A Tensor that a Module owns and trains (``requires_grad`` defaults to True)."""
 
@@ -25,6 +28,16 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True, dtype=None):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+
+    @property
+    def requires_grad(self):
+        return _REQUIRES_GRAD.__get__(self)
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        # which gradients a compiled program computes depends on it: recompile
+        _REQUIRES_GRAD.__set__(self, bool(value))
+        eager.STRUCTURE[0] += 1
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -210,9 +223,15 @@ class Module:
         if t is None:  # a direct call on placeholders: record with this module as root
             from ..compiler import new_tracer  # noqa: PLC0415
 
-            with trace.tracing(new_tracer(self, "train" if self.training else "eval")):
-                return self._trace_call(args)
-        with trace.scope(t.module_paths.get(id(self), type(self).__name__)):
+            tracer = new_tracer(self, "train" if self.training else "eval")
+            try:
+                with trace.tracing(tracer):
+                    return self._trace_call(args)
+            finally:
+                tracer.restore_modes()
+        if id(self) not in t.module_paths:  # a module called inside a traced function
+            t.adopt_free(self)
+        with trace.scope(t.module_paths[id(self)]):
             return self.forward(*args)
 
     def extra_repr(self):

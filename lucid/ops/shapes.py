@@ -90,15 +90,26 @@ def _sum(shapes, dtypes, attrs):
     return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
 
 
+def _target(op, shape):
+    """A shape given as an attribute: ints, or names of sizes (identifiers)."""
+    for d in shape:
+        if isinstance(d, str) and not d.isidentifier() or \
+                not isinstance(d, (int, str)) or isinstance(d, bool) or \
+                isinstance(d, int) and d < 0:
+            raise ValueError(f"{op}: a dim must be a non-negative int or the name of a size, "
+                             f"got {d!r}")
+    return tuple(shape)
+
+
 def _broadcast_to(shapes, dtypes, attrs):
-    target = tuple(attrs["shape"])
+    target = _target("broadcast_to", attrs["shape"])
     if broadcast_shapes("broadcast_to", shapes[0], target) != target:
         raise ValueError(f"broadcast_to: cannot broadcast {shapes[0]} to {target}")
     return target, dtypes[0]
 
 
 def _reshape(shapes, dtypes, attrs):
-    src, dst = shapes[0], tuple(attrs["shape"])
+    src, dst = shapes[0], _target("reshape", attrs["shape"])
     if _static_size(src) is not None and _static_size(dst) is not None:
         if _static_size(src) != _static_size(dst):
             raise ValueError(f"reshape: cannot reshape {src} into {dst}")

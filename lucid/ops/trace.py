@@ -27,6 +27,32 @@ class Tracer:
         self.checks = []  # (Var of subject, axes, minimum, message)
         self.scopes = []
         self.module_paths = {}  # id(module) -> dotted path, for scopes
+        self.saved_modes = []  # (module, training flag) to put back after tracing
+
+    def adopt(self, module, prefix=""):
+        """Know ``module``'s parameters, buffers and submodules under ``prefix``, and record
+        it in this tracer's mode (undone by :meth:`restore_modes`)."""
+        dot = f"{prefix}." if prefix else ""
+        for key, p in module.named_parameters():
+            self.names.setdefault(id(p), (dot + key, "param"))
+        for key, buf in module.named_buffers():
+            self.names.setdefault(id(buf), (dot + key, "buffer"))
+        for path, m in module.named_modules():
+            self.module_paths.setdefault(id(m), f"{dot}{path}" if path else prefix)
+            self.saved_modes.append((m, m.training))
+            object.__setattr__(m, "training", self.mode == "train")
+
+    def adopt_free(self, module):
+        """Adopt a module called inside a traced function, under a fresh name."""
+        base = type(module).__name__.lower()
+        taken = set(self.module_paths.values())
+        name = next(f"{base}{i or ''}" for i in range(len(taken) + 1) if f"{base}{i or ''}" not in taken)
+        self.adopt(module, name)
+
+    def restore_modes(self):
+        for m, flag in reversed(self.saved_modes):
+            object.__setattr__(m, "training", flag)
+        self.saved_modes.clear()
 
     def lift(self, tensor):
         entry = self.lifted.get(id(tensor))
