@@ -20,7 +20,8 @@ from .ops.executor import bind_sizes
 from .tensor import Tensor
 
 _seq = itertools.count()
-_function_programs = {}
+_function_programs = {}  # insertion-ordered: the oldest entry goes first
+FUNCTION_CACHE = 256
 #: Bumped whenever a module's structure or hyper-parameters change, so cached programs
 #: never run with stale parameters or constants.
 STRUCTURE = [0]
@@ -88,6 +89,9 @@ def call_module(module, args):
     key = tuple(key)
     entry = module._programs.get(key)
     if entry is None:
+        stale = [k for k in module._programs if k[1] != STRUCTURE[0]]
+        for k in stale:  # compiled before the module changed: never used again
+            del module._programs[k]
         mode = "train" if module.training else "eval"
         entry = module._programs[key] = _compile(module, tensors, mode,
                                                  module.named_parameters(), True)
@@ -100,6 +104,8 @@ def call_function(fn, tensors, key):
     key = (key, tuple((t.shape, t.data.dtype.char, t.requires_grad) for t in tensors))
     entry = _function_programs.get(key)
     if entry is None:
+        if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per scalar value: bounded
+            del _function_programs[next(iter(_function_programs))]
         entry = _function_programs[key] = _compile(fn, tensors, "eval", [], False)
     return _execute(entry, tensors)
 

@@ -285,6 +285,11 @@ def test_random_graphs_against_the_reference_executor(program_steps, two_outputs
     called = program(*feeds.values())
     for key, value in got.items():
         assert np.array_equal(called[key], value), key
+    # so does the forward/backward split the Tensor face runs
+    outs, saved = program.run_forward({p: v for p, v in feeds.items() if p not in program.seeds})
+    grads = program.run_backward(saved, {s: feeds[s] for s in program.seeds})
+    for key, value in {**outs, **grads}.items():
+        close(value, want[key], 10 * TOL[dtype], 1.0, what=f"split {key}")
 
 
 # -- what the random graphs found (minimal reproductions) ---------------------------------------
@@ -297,14 +302,19 @@ def run_both(fn, *shapes, n=3):
              for p in program.graph.inputs}
     want = reference_run(program.graph, feeds)
     got = program.run(feeds)
+    outs, saved = program.run_forward({p: v for p, v in feeds.items() if p not in program.seeds})
+    got_split = {**outs, **program.run_backward(saved, {s: feeds[s] for s in program.seeds})}
     for key, value in want.items():
         close(got[key], value, TOL["float64"], 1.0, what=key)
+        close(got_split[key], value, TOL["float64"], 1.0, what=f"split {key}")
 
 
 def test_zero_gradient_of_a_unit_shaped_input():
     run_both(lambda x, w: ops.relu(x), (None, 1), (1,))
 
 
+def test_softmax_split_forward_and_backward():  # the split forward once named an undefined temp
+    run_both(lambda x: ops.exp(x) / ops.exp(x).sum(1, keepdims=True), (None, 4))
 
 
 def test_broadcast_product_of_small_values_in_the_backward():

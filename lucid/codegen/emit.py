@@ -58,7 +58,7 @@ class Emitter:
         self.lines = []
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
-        self.alias = {}  # output symbol -> the name it is returned as
+        self.alias = {}  # output symbol -> the symbol it is returned as
         self.current = None  # the symbol being computed
         self.expanded = {}  # per-channel operands laid out for long inner loops
         self.k_defs = {}  # _k symbols of shared coefficient parts -> their values
@@ -132,8 +132,9 @@ class Emitter:
             return
         value = self.src(it.expr)
         copy = dtype != it.dtype or not atoms or self.plan.aliases_input(it.expr)
+        copy = copy or it.expr in self.alias.values()  # two outputs never share one array
         if it.expr.is_Symbol and not copy and tuple(shape) == tuple(it.shape):
-            self.alias[it.symbol] = str(it.expr)  # returned under its own name
+            self.alias[it.symbol] = it.expr  # returned under its own name
             return
         if tuple(shape) != tuple(it.shape):
             if strip_units(shape) == strip_units(it.shape):

@@ -180,7 +180,7 @@ def _function(plan, graph, name, params, items, returns, given=()):
     for s in _sizes_needed(plan, items) + returned:
         if s in available and s not in given and (f"size_{s}" in used or s in returned):
             sizes[s] = available[s]
-    names = [emitter.alias.get(sp.Symbol(str(r), real=True), str(r)) for r in returns]
+    names = [str(emitter.alias.get(sp.Symbol(str(r), real=True), r)) for r in returns]
     return function_source(name, params, sizes, emitter.lines, names)
 
 

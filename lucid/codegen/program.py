@@ -172,14 +172,18 @@ class Program:
 
 def _build(source, name):
     digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-    folder = os.path.join(tempfile.gettempdir(), "lucid_generated")
-    os.makedirs(folder, exist_ok=True)
+    user = getattr(os, "getuid", lambda: "user")()
+    folder = os.path.join(tempfile.gettempdir(), f"lucid_generated_{user}")
     filename = os.path.join(folder, f"{_safe(name)}_{digest}.py")
-    if not os.path.exists(filename):
-        tmp = f"{filename}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(source)
-        os.replace(tmp, filename)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if not os.path.exists(filename):
+            tmp = f"{filename}.{os.getpid()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(source)
+            os.replace(tmp, filename)
+    except OSError:
+        pass  # no writable temp dir: linecache below still shows the source in tracebacks
     # linecache keeps tracebacks readable even if the temporary file goes away.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = dict(_NAMESPACE)

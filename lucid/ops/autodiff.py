@@ -16,8 +16,9 @@ from .registry import ARGS, FLOATS, REGISTRY
 from .structural import RULES
 
 OUT = sp.Symbol("out", real=True)
-#: Ops whose value does not change with their input's values: no gradient flows through.
-NOT_DIFFERENTIABLE = {"numel", "step"}
+#: Ops whose value does not depend on their input's values (a count): no gradient flows
+#: through, so autodiff builds nothing behind them. (step's zero comes from its derived rule.)
+NOT_DIFFERENTIABLE = {"numel"}
 
 
 def add_backward(graph, seeds, wrt):

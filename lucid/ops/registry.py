@@ -4,8 +4,9 @@ Every elementwise op is declared once, by its sympy expression over the
 argument symbols ``a`` and ``b``. Its partial derivatives are derived with
 ``sympy.diff`` when the op is registered and kept on the op; its NumPy lowering
 is printed from the same expression. Structural ops (placeholders, constants,
-reductions, shape changes, matmul) carry a shape rule here and a
-vector-Jacobian rule in :mod:`lucid.ops.structural`.
+reductions, shape changes, matmul) are registered here by name and arity;
+their shape rules are in :mod:`lucid.ops.shapes`, their vector-Jacobian
+rules and NumPy lowerings in :mod:`lucid.ops.structural`.
 """
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ def numel(x, axis=None):
 
 
 def mean(x, axis=None, keepdims=False, name=""):
-    """Mean over ``axis``: ``sum(x) * (1 / count)``, the count taken at run time."""
+    """Mean over ``axis``: ``div(sum(x), count)``, the count taken at run time."""
     x = as_var(x)
     return apply("div", reduce_sum(x, axis, keepdims), numel(x, axis), name=name)
 
