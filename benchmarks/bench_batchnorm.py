@@ -9,7 +9,9 @@ and the table reports medians and ratios to the hand-written closed form.
 
 Train step = forward + backward + running-statistics update.
 Columns:
-  lucid program  - lucid.compile(bn, placeholder, mode=...) called on arrays
+  lucid program  - lucid.compile(bn, placeholder, mode=...) called on arrays (input checks,
+                   running-stat commit included)
+  lucid fn       - the program's generated step function alone, on prepared arguments
   lucid Tensor   - bn(Tensor(x)).backward(Tensor(dy)) (eval: bn(Tensor(x)))
   executor       - lucid's reference executor, node by node
   naive          - eager NumPy, one temporary per primitive
@@ -56,6 +58,8 @@ def implementations(shape, mode, rng):
     face.load_state_dict(bn.state_dict())
     face.train(mode == "train")
     impls = {}
+    args = [feeds[p] for p in program.graph.inputs]
+    impls["lucid fn"] = lambda: program.step_fn(*args)
     if mode == "train":
         impls["lucid program"] = lambda: program(x, dy)
         impls["lucid Tensor"] = lambda: face(Tensor(x, requires_grad=True)).backward(Tensor(dy))
