@@ -132,15 +132,17 @@ class Program:
             if kwargs or len(args) != self._n_user:
                 result = self.run(self.feeds(args, kwargs))
             else:  # the common case, positions worked out once in __init__
-                given = [a if a.__class__ is np.ndarray else np.asarray(a) for a in args]
-                full = [given[s] if s.__class__ is int else s.data for s in self._slots]
-                if not self.check_fn(*full):
-                    bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
+                full = [args[s] if s.__class__ is int else s.data for s in self._slots]
+                if not self.check_fn(*full):  # lists or scalars given? else name the problem
+                    full = [a if a.__class__ is np.ndarray else np.asarray(a) for a in full]
+                    if not self.check_fn(*full):
+                        bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
                 outs = self.step_fn(*full)
                 result = {key: outs[i] for key, i in self._out_index}
                 for key in self._shared:
                     result[key] = np.array(result[key], copy=True)
-            self.commit(result)
+            if self.updates:
+                self.commit(result)
         return result
 
     def commit(self, result):
