@@ -4,8 +4,8 @@ Small values (per-channel statistics, scales, counts) are printed as one
 expression each. Large values are written into a destination array with
 ``out=`` ufunc calls: an expression linear in its large operands,
 ``sum_i k_i * f_i + c``, costs one pass per term and no temporaries beyond
-one scratch array; a reduction of one operand is ``np.sum``, of a product of
-two, one ``np.einsum`` pass that never materialises the product.
+one scratch array; a reduction is one ``np.einsum`` pass (of a product of
+two operands too, never materialising the product).
 Node names are checked identifiers (:meth:`lucid.graph.Graph.fresh_name`);
 anything else a user wrote reaches the source only through :func:`comment`.
 """
@@ -15,8 +15,8 @@ import sympy as sp
 
 from ..ops.registry import to_numpy_source
 from ..ops.shapes import fit, strip_units
-from .plan import VIEWS
 from ..ops.structural import RULES
+from .plan import VIEWS
 
 LARGE = 256  # static element count from which a value is computed in place
 
