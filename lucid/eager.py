@@ -35,10 +35,12 @@ class Entry:
     """A compiled program and how Tensors map onto its functions' positions."""
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
-                 "seed_keys", "grads")
+                 "seed_keys", "grads", "lazy", "grad_entry")
 
-    def __init__(self, program, n_inputs, grad_inputs, grad_params):
+    def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
+        # an eval forward compiles its gradient program only when backward is first asked for
+        self.lazy, self.grad_entry = lazy, None
         graph, seeds = program.graph, program.seeds
         self.params = [p for p in graph.inputs if p not in seeds]
         users = [p for p in self.params if p not in program.bindings]
@@ -62,22 +64,35 @@ class Entry:
             [(back.index(outputs[f"grad:{key}"]), t) for key, t in grad_params]
 
 
-def _placeholders(tensors, batch_symbolic):
-    names = ["x"] if len(tensors) == 1 else [f"x{i}" for i in range(len(tensors))]
+def _placeholders(specs, batch_symbolic):
+    names = ["x"] if len(specs) == 1 else [f"x{i}" for i in range(len(specs))]
     out = []
-    for name, t in zip(names, tensors):
-        shape = ((None,) + t.shape[1:]) if batch_symbolic and t.ndim else t.shape
-        out.append(placeholder(shape, t.dtype.name, name=name))
+    for name, (shape, dtype, _) in zip(names, specs):
+        shape = ((None,) + shape[1:]) if batch_symbolic and shape else shape
+        out.append(placeholder(shape, dtype.name, name=name))
     return out
 
 
-def _compile(fn, tensors, mode, params, batch_symbolic):
-    phs = _placeholders(tensors, batch_symbolic)
-    grad_inputs = [(p.key, i) for i, (p, t) in enumerate(zip(phs, tensors)) if t.requires_grad]
+def _compile(fn, specs, mode, params, batch_symbolic, backward=True):
+    """Compile ``fn`` for inputs described by ``specs`` ((shape, dtype, requires_grad) each).
+
+    In eval mode with ``backward`` False, the gradient program is compiled
+    only if a backward is asked for (see :class:`LazyCall`).
+    """
+    phs = _placeholders(specs, batch_symbolic)
+    grad_inputs = [(p.key, i) for i, (p, s) in enumerate(zip(phs, specs)) if s[2]]
     grad_params = [(key, p) for key, p in params if p.requires_grad]
     wrt = [k for k, _ in grad_inputs] + [k for k, _ in grad_params]
+    if wrt and not backward:
+        program = compiler.compile(fn, *phs, mode=mode, backward=False)
+        return Entry(program, len(specs), [], [], lazy=lambda: _compile(
+            fn, specs, mode, params, batch_symbolic))
     program = compiler.compile(fn, *phs, mode=mode, backward=bool(wrt), wrt=wrt)
-    return Entry(program, len(tensors), grad_inputs, grad_params)
+    return Entry(program, len(specs), grad_inputs, grad_params)
+
+
+def _specs(tensors):
+    return [(t.data.shape, t.data.dtype, t.requires_grad) for t in tensors]
 
 
 def call_module(module, args):
@@ -93,8 +108,9 @@ def call_module(module, args):
         for k in stale:  # compiled before the module changed: never used again
             del module._programs[k]
         mode = "train" if module.training else "eval"
-        entry = module._programs[key] = _compile(module, tensors, mode,
-                                                 module.named_parameters(), True)
+        entry = module._programs[key] = _compile(module, _specs(tensors), mode,
+                                                 module.named_parameters(), True,
+                                                 backward=mode == "train")
     return _execute(entry, tensors)
 
 
@@ -106,7 +122,7 @@ def call_function(fn, tensors, key):
     if entry is None:
         if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per scalar value: bounded
             del _function_programs[next(iter(_function_programs))]
-        entry = _function_programs[key] = _compile(fn, tensors, "eval", [], False)
+        entry = _function_programs[key] = _compile(fn, _specs(tensors), "eval", [], False)
     return _execute(entry, tensors)
 
 
@@ -120,7 +136,8 @@ def _execute(entry, tensors):
         for tensor, i in entry.updates:  # only after the whole forward succeeded
             value = outs[i]
             tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
-    call = Call(entry, outs, tensors) if entry.grads else None
+    call = Call(entry, outs, tensors) if entry.grads else \
+        LazyCall(entry, args, tensors) if entry.lazy else None
     results = [Tensor._wrap(outs[i], (call, k) if call is not None else None)
                for k, i in entry.results]
     if entry.kind == "single":
@@ -160,3 +177,23 @@ class Call:
             if id(g) in given:
                 g = g.copy()  # the identity's gradient is the caller's own array
             yield (self.tensors[target] if target.__class__ is int else target), g
+
+
+class LazyCall(Call):
+    """An eval-mode forward whose gradient program is compiled on the first backward.
+
+    The forward ran the eval program (no residuals saved); the backward runs
+    the gradient program's forward again on the same arrays, then its backward.
+    """
+
+    __slots__ = ()
+
+    def backward(self, upstream):
+        entry = self.entry
+        if entry.grad_entry is None:
+            entry.grad_entry = entry.lazy()
+        grad = entry.grad_entry
+        if grad.params != entry.params:  # both trace the same module: the order is the same
+            raise RuntimeError("the eval and gradient programs disagree on their inputs")
+        args = self.outs  # for a lazy call: the arrays the eval forward ran on
+        return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
