@@ -163,7 +163,7 @@ def test_topological_order_is_deterministic_and_respects_insertion():
 
 def test_replace_uses_and_remove_unused():
     g = small_graph()
-    t = g.add("neg", ["y"], ("N", 3), "float32", name="t")
+    g.add("neg", ["y"], ("N", 3), "float32", name="t")
     g.replace_uses("s", "t")  # m = mul(t, x)
     assert g.nx.nodes["m"]["inputs"] == ("t", "x")
     assert not g.nx.has_edge("s", "m") and g.nx.edges["t", "m"]["args"] == [0]

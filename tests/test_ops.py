@@ -19,16 +19,6 @@ EPS = 1e-6
 ELEMENTWISE = sorted(n for n, op in REGISTRY.items() if op.kind == "elementwise")
 POSITIVE = {"log", "sqrt", "rsqrt"}  # smooth only for a > 0
 
-KNOWN_BUGS = {}
-
-
-def ops_params(names, bugs=None):
-    """Registry names as pytest params, the known-broken ones marked strict xfail."""
-    bugs = {**KNOWN_BUGS, **(bugs or {})}
-    return [pytest.param(n, marks=pytest.mark.xfail(reason=bugs[n], strict=True))
-            if n in bugs else n for n in names]
-
-
 def rng_for(*key):
     return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
@@ -57,7 +47,7 @@ def central_difference(f, arrays, k):
 
 
 # ----------------------------------------------------------------- the symbolic rules
-@pytest.mark.parametrize("name", ops_params(ELEMENTWISE))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_substituted_rule_matches_finite_differences_of_evaluate(name):
     op = REGISTRY[name]
     rng = rng_for("subs", name)
@@ -70,7 +60,7 @@ def test_substituted_rule_matches_finite_differences_of_evaluate(name):
             assert symbolic == pytest.approx(float(numeric), rel=1e-6, abs=1e-7), (name, k, point)
 
 
-@pytest.mark.parametrize("name", ops_params(ELEMENTWISE))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_lambdified_rule_matches_finite_differences_on_arrays(name):
     op = REGISTRY[name]
     rng = rng_for("lambdify", name)
@@ -174,7 +164,7 @@ def check_program_gradients(fn, inputs, rtol=1e-6):
     return compiled
 
 
-@pytest.mark.parametrize("name", ops_params(ELEMENTWISE))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_elementwise_gradient_through_compiled_program(name):
     op = REGISTRY[name]
     rng = rng_for("graph", name)

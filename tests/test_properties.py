@@ -8,7 +8,6 @@ code against the reference executor, values and every gradient, with a symbolic 
 import itertools
 
 import numpy as np
-import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 

@@ -14,7 +14,6 @@ import os
 import tempfile
 import threading
 
-import networkx as nx
 import numpy as np
 
 from ..ops.executor import bind_sizes
