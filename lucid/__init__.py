@@ -1,13 +1,27 @@
 """lucid: a define-then-run deep-learning framework that is a small, honest compiler.
 
 Modules become static graphs; every op carries a sympy-derived gradient rule;
-a codegen pass emits fused, readable NumPy source and runs it.
+a codegen pass emits fused, readable NumPy source and runs it. Every op is
+also ``lucid.<name>`` (``lucid.exp``, ``lucid.mean``, ...), on symbolic values
+and on Tensors alike.
 """
+from . import functions
 from .compiler import compile, trace_graph
-from .ops import placeholder
+from .frontend import placeholder
 from .tensor import Tensor
 
 from . import nn  # noqa: E402  (nn builds on the names above)
 
 __all__ = ["Tensor", "placeholder", "compile", "trace_graph", "nn"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``lucid.exp``, ``lucid.mean``, ...: read from the op records on first use."""
+    fn = functions.public(name)
+    globals()[name] = fn
+    return fn
+
+
+def __dir__():
+    return sorted(set(globals()) | set(functions.names()))

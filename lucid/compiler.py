@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 from .codegen import Program
-from .ops import REGISTRY, Var, trace
-from .ops.autodiff import add_backward
-from .ops.registry import FLOATS
+from .frontend import Var, trace
+from .graph import Role
+from .ops import REGISTRY
+from .transforms import DEFAULT, Options
 
 MODES = ("train", "eval")
 
@@ -37,7 +38,7 @@ def trace_graph(fn, *placeholders, mode="train"):
     if mode not in MODES:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     for p in placeholders:
-        if not isinstance(p, Var) or p.op != "placeholder" or p.role != "input":
+        if not isinstance(p, Var) or p.op != "placeholder" or p.role is not Role.INPUT:
             raise TypeError("compile takes lucid.placeholder(...) values as inputs, "
                             f"got {type(p).__name__}")
     if len({p.uid for p in placeholders}) != len(placeholders):
@@ -57,12 +58,14 @@ def trace_graph(fn, *placeholders, mode="train"):
     tracer.result_kind = ("single" if isinstance(result, Var) else
                           "tuple" if isinstance(result, (tuple, list)) else "dict")
     updates = {k: v for k, (v, _) in tracer.updates.items()} if mode == "train" else {}
-    graph = trace.to_graph(outputs, updates, tracer.checks, inputs=placeholders)
+    tracer.nodes = {}  # Var uid -> node name: inputs are bound by identity, not by name
+    graph = trace.to_graph(outputs, updates, tracer.checks, inputs=placeholders,
+                           names=tracer.nodes)
     graph.lint(REGISTRY)
     return graph, tracer
 
 
-def compile(fn, *placeholders, mode="train", backward=None, wrt=None):  # noqa: A001
+def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEFAULT):  # noqa: A001
     """Trace ``fn`` (a Module or a function of lucid ops) and compile it.
 
     Parameters
@@ -80,55 +83,30 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None):  # noqa: 
     wrt : list of str, optional
         Placeholder names (or parameter keys) to differentiate with respect
         to; by default every float input and every parameter.
+    passes : lucid.transforms.Pipeline
+        The graph passes to run (``print(lucid.transforms.DEFAULT)`` lists them).
 
     Returns
     -------
     Program
         ``program(*arrays)`` runs it (inputs in :meth:`Program.user_inputs`
         order, then one upstream gradient ``grad_<key>`` per output);
-        ``program.graph``, ``program.source`` show what it computes.
+        ``program.graph``, ``program.source`` show what it computes and
+        ``program.passes`` what each pass did.
     """
-    graph, tracer = trace_graph(fn, *placeholders, mode=mode)
-    bindings = {}
-    for var, tensor in tracer.lifted.values():
-        node = next(n for n in graph.inputs if graph.nx.nodes[n]["attrs"]["key"] == var.key)
-        bindings[node] = tensor
+    traced, tracer = trace_graph(fn, *placeholders, mode=mode)
+    options = Options(backward=mode == "train" if backward is None else bool(backward),
+                      wrt=None if wrt is None else tuple(wrt))
+    graph, records = passes.run(traced, options)
+    graph.lint(REGISTRY)
+    bindings = {tracer.nodes[var.uid]: tensor for var, tensor in tracer.lifted.values()
+                if var.uid in tracer.nodes}
     updates = {key: tensor for key, (_, tensor) in tracer.updates.items() if key in graph.outputs}
-    seeds = []
-    if backward if backward is not None else mode == "train":
-        seeds = _add_backward(graph, wrt)
-        graph.lint(REGISTRY)
     name = f"{type(fn).__name__ if hasattr(fn, 'forward') else getattr(fn, '__name__', 'fn')}"
-    program = Program(graph, seeds=seeds, bindings=bindings, updates=updates,
-                      name=f"{name}_{mode}")
+    program = Program(graph, bindings=bindings, updates=updates, name=f"{name}_{mode}",
+                      passes=records)
     program.result_keys, program.result_kind = tracer.result_keys, tracer.result_kind
     return program
-
-
-def _add_backward(graph, wrt):
-    g = graph.nx
-    forward_outputs = {k: n for k, n in graph.outputs.items()
-                       if g.nodes[n]["phase"] == "forward" and g.nodes[n]["dtype"] in FLOATS}
-    candidates = [p for p in graph.inputs if g.nodes[p]["attrs"]["role"] in ("input", "param")
-                  and g.nodes[p]["dtype"] in FLOATS]
-    if wrt is None:
-        targets = candidates
-    else:
-        targets = [p for p in candidates if p in wrt or g.nodes[p]["attrs"]["key"] in wrt]
-        unknown = set(wrt) - {t for p in targets for t in (p, g.nodes[p]["attrs"]["key"])}
-        if unknown:
-            raise ValueError(f"cannot differentiate with respect to {sorted(unknown)}: "
-                             "not a float input or parameter of this program")
-    seeds = {}
-    for key, n in forward_outputs.items():
-        d = g.nodes[n]
-        seeds[n] = graph.add("placeholder", [], d["shape"], d["dtype"],
-                             {"role": "grad", "key": f"grad:{key}"}, name=f"grad_{key}",
-                             label=f"grad:{key}")
-    grads = add_backward(graph, seeds, targets)
-    for p in targets:
-        graph.outputs[f"grad:{g.nodes[p]['attrs']['key'] or p}"] = grads[p]
-    return list(seeds.values())
 
 
 def _outputs(result):

@@ -15,8 +15,8 @@ import itertools
 import numpy as np
 
 from . import compiler
-from .ops import placeholder
-from .ops.executor import bind_sizes
+from .frontend import placeholder
+from .runtime import bind_sizes
 from .tensor import Tensor
 
 _seq = itertools.count()
@@ -54,11 +54,11 @@ class Entry:
         else:
             self.forward, self.check = program.step_fn, program.check_fn
             returned = program._outputs
-        outputs = graph.outputs
+        outputs = graph.output_nodes()
         self.results = [(k, returned.index(outputs[k])) for k in program.result_keys]
         self.kind = program.result_kind
         self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
-        self.seed_keys = [graph.nx.nodes[s]["attrs"]["key"][len("grad:"):] for s in seeds]
+        self.seed_keys = [graph.node(s).key[len("grad:"):] for s in seeds]
         back = program._bwd_outputs or []
         self.grads = [(back.index(outputs[f"grad:{key}"]), i) for key, i in grad_inputs] + \
             [(back.index(outputs[f"grad:{key}"]), t) for key, t in grad_params]

@@ -167,7 +167,7 @@ class Tensor:
 
 def _binary(op, x, y):
     from . import eager  # noqa: PLC0415  (eager builds on this module)
-    from .ops import Var, apply, trace  # noqa: PLC0415
+    from .frontend import Var, apply, trace  # noqa: PLC0415
 
     if isinstance(x, Var) or isinstance(y, Var) or trace.current() is not None:
         return apply(op, x, y)  # recording a definition: the tensor is lifted
@@ -180,7 +180,7 @@ def _binary(op, x, y):
 
 def _unary(fn, x, key=None):
     from . import eager  # noqa: PLC0415
-    from .ops import trace  # noqa: PLC0415
+    from .frontend import trace  # noqa: PLC0415
 
     if trace.current() is not None:
         return fn(trace.lift(x))

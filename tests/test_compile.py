@@ -1,7 +1,7 @@
 """Compiled programs against the reference executor and against float64 maths (SPEC.md).
 
 Every graph built here is run twice, by the generated code (``program.run``) and by the
-plain node-by-node executor (``lucid.ops.executor.run``), which must agree on values,
+plain node-by-node executor (``lucid.runtime.executor.run``), which must agree on values,
 gradients and running statistics, in dtype as well as in value.
 """
 import itertools
@@ -13,7 +13,7 @@ import pytest
 import lucid
 import lucid.nn as nn
 from lucid.ops import REGISTRY
-from lucid.ops.executor import run as reference_run
+from lucid.runtime import run as reference_run
 
 TOL = {"float32": 2e-5, "float64": 1e-11}
 BN_EPS = 1e-5
@@ -29,7 +29,7 @@ def assert_agree(program, feeds):
     got, ref = program.run(feeds), reference_run(program.graph, feeds)
     assert list(got) == list(ref) == list(program.graph.outputs)
     for key, value in ref.items():
-        dtype = program.graph.nx.nodes[program.graph.outputs[key]]["dtype"]
+        dtype = program.graph.node(program.graph.outputs[key].node).dtype
         assert np.asarray(got[key]).dtype == value.dtype == np.dtype(dtype), key
         assert np.shape(got[key]) == value.shape, key
         tol = TOL.get(dtype, 0)
@@ -143,7 +143,7 @@ def test_mlp_gradients_match_finite_differences_in_float64():
     feeds = program.feeds((x, dy), {})
     grads = program.run(feeds)
     w_node = next(p for p in program.graph.inputs
-                  if program.graph.nx.nodes[p]["attrs"]["key"] == "0.weight")
+                  if program.graph.node(p).key == "0.weight")
     for name, key in (("x", "grad:x"), (w_node, "grad:0.weight")):
         numeric = np.zeros_like(feeds[name])
         for idx in np.ndindex(numeric.shape):

@@ -93,7 +93,7 @@ def test_phases_are_told_apart_by_fill():
     nodes = svg_nodes(run_dot(g.to_dot(), "svg"))
     assert len(set(FILLS.values())) == 3
     for name, drawn in nodes.items():
-        assert drawn["fill"] == FILLS[g.nx.nodes[name]["phase"]], name
+        assert drawn["fill"] == FILLS[g.node(name).phase], name
     assert {nodes[n]["fill"] for n in ("y", "gw", "new")} == set(FILLS.values())
 
 
@@ -122,12 +122,13 @@ def test_fused_kernels_are_clusters():
 
 def test_group_by_module_nests_scopes_and_puts_kernels_in_their_common_scope():
     g = Graph()
-    x = g.add("placeholder", [], (2,), "float32", {"role": "input", "key": "x"}, name="x")
+    x = g.add("placeholder", [], (2,), "float32", role="input", key="x", name="x")
     a = g.add("exp", [x], (2,), "float32", name="a", scope="enc")
     b = g.add("exp", [a], (2,), "float32", name="b", scope="enc.layer.0")
     c = g.add("exp", [b], (2,), "float32", name="c", scope="enc.layer.1")
     g.add("exp", [c], (2,), "float32", name="d", scope="enc.layer.1")
-    g.nx.nodes[b]["kernel"] = g.nx.nodes[c]["kernel"] = "fused_bc"
+    g.meta[b] = {"kernel": "fused_bc"}
+    g.meta[c] = {"kernel": "fused_bc"}
     found = clusters(g.to_dot(group_by_module=True))
     assert found == {
         "module enc": ({"a"}, {"module enc.layer"}),
@@ -165,14 +166,15 @@ ADVERSARIAL = [
 @pytest.mark.parametrize("group_by_module", [False, True])
 def test_any_user_string_renders_literally(name, group_by_module):
     g = Graph()
-    x = g.add("placeholder", [], ("N", 2), "float32", {"role": "input", "key": name}, name="x",
+    x = g.add("placeholder", [], ("N", 2), "float32", role="input", key=name, name="x",
               label=name)
     y = g.add("exp", [x], ("N", 2), "float32", name="y", scope=name, label=name,
               rule=(("x", name),))
     z = g.add("neg", [y], ("N", 2), "float32", name="graph", scope=name)
     g.add("neg", [z], ("N", 2), "float32", name="node", scope="")
-    g.nx.nodes[y]["kernel"] = g.nx.nodes[z]["kernel"] = name or "k"
-    g.outputs[name] = z
+    g.meta[y] = {"kernel": name or "k"}
+    g.meta[z] = {"kernel": name or "k"}
+    g.set_output(name, z)
     text = g.to_dot(group_by_module=group_by_module)
     svg = run_dot(text, "svg")
     nodes = svg_nodes(svg)
@@ -192,7 +194,7 @@ def test_any_user_string_renders_literally(name, group_by_module):
 
 def test_control_characters_show_as_escapes_and_svg_stays_valid():
     g = Graph()
-    g.add("placeholder", [], (2,), "float32", {"role": "input", "key": "nul\x00 bell\x07\tt\r\n"},
+    g.add("placeholder", [], (2,), "float32", role="input", key="nul\x00 bell\x07\tt\r\n",
           name="x")
     nodes = svg_nodes(run_dot(g.to_dot(), "svg"))
     assert nodes["x"]["lines"] == ["nul\\x00 bell\\x07 t", "input f32[2]"]  # no empty <text>
@@ -245,8 +247,8 @@ def test_compiled_linear_batchnorm_graph_renders_in_both_modes():
         text = g.to_dot(group_by_module=True, rankdir="LR")
         nodes = svg_nodes(run_dot(text, "svg"))
         assert sorted(nodes) == sorted(g.nx.nodes)
-        assert {d["phase"] for _, d in g.nx.nodes(data=True)} == phases
-        out = g.outputs["out"]
+        assert {d.phase for d in g.nodes()} == phases
+        out = g.outputs["out"].node
         assert nodes[out]["lines"][-1] == "\u2192 out"
         assert {"module 0", "module 1"} <= set(clusters(text))
 

@@ -66,9 +66,9 @@ def test_summary_of_small_graph_is_exact():
 def test_listing_keeps_every_line_single_whatever_the_user_strings():
     g = Graph()
     x = g.add("placeholder", [], (2,), "float32",
-              {"role": "input", "key": 'a" ]; evil\n[label="x'}, name="x")
+              role="input", key='a" ]; evil\n[label="x', name="x")
     g.add("exp", [x], (2,), "float32", name="y", label="two\nlines and 'quotes'")
-    g.outputs["out\nkey"] = "y"
+    g.set_output("out\nkey", "y")
     assert str(g) == "\n".join([
         "inputs:",
         "  x:f32[2]  input 'a\" ]; evil\\n[label=\"x'",
@@ -81,7 +81,7 @@ def test_listing_keeps_every_line_single_whatever_the_user_strings():
 
 def test_empty_phases_have_no_header_and_scalar_types_print_empty_brackets():
     g = Graph()
-    a = g.add("placeholder", [], (), "int64", {"role": "buffer", "key": "bn.num_batches_tracked"},
+    a = g.add("placeholder", [], (), "int64", role="buffer", key="bn.num_batches_tracked",
               name="a", phase="update")
     one = g.add("constant", [], (), "int64", {"value": 1}, name="one", phase="update")
     g.add("add", [a, one], (), "int64", name="b", phase="update")
@@ -135,12 +135,12 @@ def test_listing_of_a_compiled_train_graph_lists_each_node_once_under_its_phase(
     found = listed_names(text)
     assert sorted(n for n, _ in found) == sorted(g.nx.nodes)
     for name, section in found:
-        d = g.nx.nodes[name]
-        assert section == ("inputs" if d["op"] == "placeholder" else d["phase"])
+        d = g.node(name)
+        assert section == ("inputs" if d.op == "placeholder" else d.phase)
     assert lines[1].split() == ["x:f32[N,3]", "input", "x"]
-    weight = next(n for n in g.inputs if g.nx.nodes[n]["attrs"]["key"] == "0.weight")
+    weight = next(n for n in g.inputs if g.node(n).key == "0.weight")
     assert [f"{weight}:f32[2,3]", "param", "0.weight"] in [line.split() for line in lines]
-    assert lines[lines.index("outputs:") + 1:] == [f"  {k} = {n}" for k, n in g.outputs.items()]
+    assert lines[lines.index("outputs:") + 1:] == [f"  {k} = {o.node}" for k, o in g.outputs.items()]
 
 
 def test_eval_graph_has_only_a_forward_part(linear_bn):
@@ -156,6 +156,6 @@ def test_summary_rows_follow_the_listing(linear_bn):
     assert rows[0] == ["node", "op", "inputs", "shape", "dtype", "kernel", "phase"]
     assert [r[0] for r in rows[2:]] == [n for n, _ in listed_names(str(g))]
     for r in rows[2:]:
-        d = g.nx.nodes[r[0]]
-        assert (r[1], r[-4], r[-3], r[-1]) == (d["op"], "[" + ",".join(map(str, d["shape"])) + "]",
-                                              d["dtype"], d["phase"])
+        d = g.node(r[0])
+        assert (r[1], r[-4], r[-3], r[-1]) == (d.op, "[" + ",".join(map(str, d.shape)) + "]",
+                                              d.dtype, d.phase)

@@ -7,13 +7,13 @@ import pytest
 import lucid
 import lucid.nn as nn
 from lucid import Tensor, ops
-from lucid.ops.executor import run as reference_run
+from lucid.runtime import run as reference_run
 
 RNG = np.random.default_rng(42)
 
 
 def _softmax(x):
-    e = ops.exp(x)
+    e = lucid.exp(x)
     return e / e.sum(1, keepdims=True)
 
 
@@ -108,15 +108,15 @@ def test_programs_sharing_a_module_count_every_batch_across_threads():
 def test_shape_attributes_cannot_carry_code():
     x = lucid.placeholder((None, 3), name="x")
     with pytest.raises(ValueError, match="name of a size"):
-        ops.broadcast_to(x, ("N)+(__import__('os').system('echo PWNED'),", 3))
+        lucid.broadcast_to(x, ("N)+(__import__('os').system('echo PWNED'),", 3))
     with pytest.raises(ValueError, match="'K' is not the size of any input"):
-        lucid.compile(lambda x: ops.broadcast_to(x.sum(0, keepdims=True), ("K", 3)), x)
+        lucid.compile(lambda x: lucid.broadcast_to(x.sum(0, keepdims=True), ("K", 3)), x)
 
 
 def test_modules_called_inside_a_traced_function_are_trained():
     lin, bn = nn.Linear(3, 2), nn.BatchNorm1d(2)
     x = lucid.placeholder((None, 3), name="x")
-    program = lucid.compile(lambda x: ops.relu(bn(lin(x))) * 2.0, x)
+    program = lucid.compile(lambda x: lucid.relu(bn(lin(x))) * 2.0, x)
     assert {"grad:linear.weight", "grad:batchnorm1d.weight", "batchnorm1d.running_mean"} \
         <= set(program.graph.outputs)
     a, g = RNG.normal(size=(5, 3)).astype(np.float32), np.ones((5, 2), np.float32)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..ops.registry import to_numpy_source
+from ..ops import REGISTRY
 from ..ops.shapes import fit, strip_units
-from ..ops.structural import RULES
 from .plan import VIEWS
+from .printer import to_numpy_source
 
 LARGE = 256  # static element count from which a value is computed in place
 
@@ -175,35 +175,35 @@ class Emitter:
         self.lines.append(f"{name} = {value}{fix}")
 
     def op(self, name, it):
-        g = self.plan.graph.nx.nodes[it.node]
+        g = self.plan.graph.node(it.node)
         args = []
-        for a, inp in zip(it.args, g["inputs"] if g["op"] != "sum" else [None]):
+        for a, inp in zip(it.args, g.inputs if g.op != "sum" else [None]):
             shape = self.plan.sym.shape_of(self.plan._full(a))
             if a.is_Atom or not is_large(shape):
                 value = self.src(a)
             else:
                 value = self.scratch_buffer(shape, self.plan.sym.dtype_of(self.plan._full(a)),
-                                            fresh=g["op"] in VIEWS)
-                self.into(a, value, shape, g["dtype"])
-            want = self.plan.graph.nx.nodes[inp] if inp is not None else None
-            if want is not None and g["op"] == "reshape" and not a.is_Number and \
-                    _same_size(shape, want["shape"]):
+                                            fresh=g.op in VIEWS)
+                self.into(a, value, shape, g.dtype)
+            want = self.plan.graph.node(inp) if inp is not None else None
+            if want is not None and g.op == "reshape" and not a.is_Number and \
+                    _same_size(shape, want.shape):
                 want = None  # reshape only needs the right number of elements
-            if want is not None and tuple(shape) != tuple(want["shape"]):
+            if want is not None and tuple(shape) != tuple(want.shape):
                 # broadcasting was implicit in the expression; a structural op needs the real shape
                 if a.is_Number:
-                    value = f"np.asarray({value}, dtype=np.{want['dtype']})"
-                if strip_units(shape) == strip_units(want["shape"]):
-                    value = f"({value}).reshape({shape_source(want['shape'])})"
+                    value = f"np.asarray({value}, dtype=np.{want.dtype})"
+                if strip_units(shape) == strip_units(want.shape):
+                    value = f"({value}).reshape({shape_source(want.shape)})"
                 else:
-                    value = f"np.broadcast_to({value}, {shape_source(want['shape'])})"
+                    value = f"np.broadcast_to({value}, {shape_source(want.shape)})"
             args.append(value)
-        if g["op"] == "sum":  # a reduction whose dropped axes need a real reshape
-            value = f"({args[0]}).reshape({shape_source(g['shape'])})"
+        if g.op == "sum":  # a reduction whose dropped axes need a real reshape
+            value = f"({args[0]}).reshape({shape_source(g.shape)})"
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
-            value = RULES[g["op"]].src(g["attrs"], shape_source, *args)
-        if it.symbol in self.returned and g["op"] in VIEWS and any(
+            value = REGISTRY[g.op].lower(g.attrs, shape_source, *args)
+        if it.symbol in self.returned and g.op in VIEWS and any(
                 self.plan.aliases_input(a) or a in self.returned for a in it.args):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
@@ -349,8 +349,8 @@ def describe(plan, it):
         nodes, prefix = plan.part_of(it)[:3], "part of: "
     parts = []
     for n in nodes:
-        d = graph.nx.nodes[n]
-        parts.append(f"{n} = {d['op']}({', '.join(d['inputs'])})")
+        d = graph.node(n)
+        parts.append(f"{n} = {d.op}({', '.join(d.inputs)})")
     lines, line = [], prefix
     for p in parts:
         if line and line != prefix and len(line) + len(p) > 90:

@@ -76,10 +76,10 @@ def check_source(graph, params, name):
     """
     conds, seen = [], {}
     for p in params:
-        d = graph.nx.nodes[p]
-        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d['dtype']}",
-                  f"{p}.ndim == {len(d['shape'])}"]
-        for axis, dim in enumerate(d["shape"]):
+        d = graph.node(p)
+        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d.dtype}",
+                  f"{p}.ndim == {len(d.shape)}"]
+        for axis, dim in enumerate(d.shape):
             if isinstance(dim, str) and dim not in seen:
                 seen[dim] = f"{p}.shape[{axis}]"
             else:
@@ -157,7 +157,7 @@ def _escaping(plan, items, returns, views=True):
         aliases = []
         if it.kind == "output" and it.expr.is_Symbol:
             aliases = [it.expr]
-        elif views and it.kind == "op" and plan.graph.nx.nodes[it.node]["op"] in VIEWS:
+        elif views and it.kind == "op" and plan.graph.node(it.node).op in VIEWS:
             aliases = [a for a in it.args if a.is_Symbol]
         for a in aliases:
             if a not in out:

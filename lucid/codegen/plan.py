@@ -12,9 +12,19 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..ops import REGISTRY
 from .symbolic import Symbolic
 
-VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
+
+class _Views:
+    """``op in VIEWS``: the op's lowering may return a view of its input (its record says
+    so; a ``sum`` atom is lowered as a reshape of its reduction, see ``Emitter.op``)."""
+
+    def __contains__(self, op):
+        return op == "sum" or REGISTRY[op].view
+
+
+VIEWS = _Views()
 
 
 @dataclass
@@ -43,7 +53,7 @@ class Plan:
         self.graph = graph
         self.sym = Symbolic(graph)
         self.seeds = {sp.Symbol(s, real=True) for s in seeds}
-        outputs = list(dict.fromkeys(graph.outputs.values()))
+        outputs = list(dict.fromkeys(o.node for o in graph.outputs.values()))
         atoms = self._reachable([self.sym.value[n] for n in outputs])
         roots = []
         for a in atoms:
@@ -69,9 +79,9 @@ class Plan:
                             dtype=self.sym.dtype_of(self._full(e)))
         self.outputs = {}
         for n in outputs:
-            d = graph.nx.nodes[n]
+            d = graph.node(n)
             sym = sp.Symbol(f"_out_{n}", real=True)
-            items[sym] = Item(sym, "output", expr=next(it), shape=d["shape"], dtype=d["dtype"],
+            items[sym] = Item(sym, "output", expr=next(it), shape=d.shape, dtype=d.dtype,
                               node=n)
             self.outputs[n] = sym
         self._reuse_roots(items)
@@ -147,9 +157,8 @@ class Plan:
     def _mark_backward(self):
         """Backward: what a seed reaches, and every gradient output (even a constant one)."""
         back = set(self.seeds)
-        phase = self.graph.nx.nodes
         for item in self.items:
-            if (item.kind == "output" and phase[item.node]["phase"] == "backward") or \
+            if (item.kind == "output" and self.graph.node(item.node).phase == "backward") or \
                     any(f in back for e in item.exprs() for f in e.free_symbols):
                 item.backward = True
                 back.add(item.symbol)
@@ -157,9 +166,8 @@ class Plan:
     def _claim_nodes(self):
         """Name, for each item, the graph nodes whose values it computes first."""
         claimed = {n for it in self.items for n in it.nodes}
-        g = self.graph.nx
         candidates = [(n, self.sym.value[n]) for n in self.graph.topo()
-                      if g.nodes[n]["op"] not in ("placeholder", "constant") and n not in claimed
+                      if self.graph.node(n).op not in ("placeholder", "constant") and n not in claimed
                       and not self.sym.value[n].is_Atom]
         for item in self.items:
             if item.kind == "output":
@@ -176,15 +184,14 @@ class Plan:
     def part_of(self, item):
         """Graph nodes whose values contain what ``item`` computes."""
         full = [self._full(e) for e in item.exprs()]
-        g = self.graph.nx
-        return [n for n in self.graph.topo() if g.nodes[n]["op"] not in ("placeholder", "constant")
+        return [n for n in self.graph.topo() if self.graph.node(n).op not in ("placeholder", "constant")
                 and any(self.sym.value[n].has(f) for f in full if not f.is_Atom)]
 
     def aliases_input(self, expr):
         """Whether ``expr`` is an input or a view of one (returning it would share memory)."""
         if expr in self.sym.atoms:
             a = self.sym.atoms[expr]
-            return a.kind == "input" or (a.kind == "op" and self.graph.nx.nodes[a.nodes[0]]["op"]
+            return a.kind == "input" or (a.kind == "op" and self.graph.node(a.nodes[0]).op
                                          in VIEWS and all(self.aliases_input(x) for x in a.args))
         return False
 

@@ -16,7 +16,8 @@ import threading
 
 import numpy as np
 
-from ..ops.executor import bind_sizes
+from ..graph import OutKind, Role
+from ..runtime import bind_sizes
 from .generate import generate
 from .plan import Plan
 
@@ -31,26 +32,26 @@ class Program:
     ----------
     graph : Graph
         The graph to compile (forward, and optionally backward and updates).
-    seeds : sequence of str
-        Placeholders holding upstream gradients; they split the program into
-        ``forward`` and ``backward`` functions.
+        It is not changed: the program keeps its own copy, whose ``meta``
+        records the fused kernel of each node. Placeholders of role ``grad``
+        hold upstream gradients; they split the program into ``forward`` and
+        ``backward`` functions.
     bindings : dict
         Placeholder name -> Tensor whose current ``.data`` feeds it by default.
     updates : dict
         Output key -> Tensor that takes the output's value after a call.
     """
 
-    def __init__(self, graph, seeds=(), bindings=None, updates=None, name="program"):
-        self.graph = graph
-        self.seeds = list(seeds)
+    def __init__(self, graph, bindings=None, updates=None, name="program", passes=()):
+        self.graph = graph = graph.copy()
+        self.seeds = [p for p in graph.inputs if graph.node(p).role is Role.GRAD]
         self.bindings = dict(bindings or {})
         self.updates = dict(updates or {})
         self.name = name
-        self.result_keys = [k for k, n in graph.outputs.items()
-                            if graph.nx.nodes[n]["phase"] == "forward" and k not in self.updates]
+        self.passes = list(passes)  # what each graph pass did (lucid.transforms.Record)
+        self.result_keys = [k for k, o in graph.outputs.items() if o.kind is OutKind.RESULT]
         self.result_kind = "single" if self.result_keys == ["out"] else "dict"
-        nodes = graph.nx.nodes
-        self.dtype_of = {k: nodes[n]["dtype"] for k, n in graph.outputs.items()}
+        self.dtype_of = {k: graph.node(o.node).dtype for k, o in graph.outputs.items()}
         self.plan = Plan(graph, self.seeds)
         self.source, layout = generate(self.plan, graph, self.seeds)
         self._outputs, fwd_out, residuals, self._bwd_inputs, self._bwd_outputs = layout
@@ -64,20 +65,20 @@ class Program:
         self._n_user = len(users)
         self._slots = [self.bindings.get(p, users.index(p) if p in users else None)
                        for p in graph.inputs]
-        self._out_index = [(k, self._outputs.index(n)) for k, n in graph.outputs.items()]
+        self._out_index = [(k, self._outputs.index(o.node)) for k, o in graph.outputs.items()]
         seen = set()
         self._shared = []  # keys naming a node an earlier key names: they get a copy
-        for k, n in graph.outputs.items():
-            (self._shared.append(k) if n in seen else seen.add(n))
+        for k, o in graph.outputs.items():
+            (self._shared.append(k) if o.node in seen else seen.add(o.node))
         self.step_fn = self._fns["step"]
         self.check_fn = self._fns["check"]
         self.check_forward_fn = self._fns.get("check_forward")
         self.forward_fn = self._fns.get("forward")
         self.backward_fn = self._fns.get("backward")
-        for item in self.plan.items:
+        for item in self.plan.items:  # the program's own copy of the graph, never the caller's
             if len(item.nodes) > 1:
                 for n in item.nodes:
-                    nodes[n]["kernel"] = str(item.symbol)
+                    graph.meta.setdefault(n, {})["kernel"] = str(item.symbol)
 
     # -- calling ------------------------------------------------------------------------
     def user_inputs(self):
@@ -98,7 +99,7 @@ class Program:
 
     def _by_key(self, key):
         for p in self.graph.inputs:
-            if key == p or key == self.graph.nx.nodes[p]["attrs"].get("key"):
+            if key == p or key == self.graph.node(p).key:
                 return p
         raise TypeError(f"{self.name} has no input named {key!r}")
 
@@ -115,7 +116,7 @@ class Program:
         if not checked and not self.check_fn(*args):
             bind_sizes(self.graph, feeds)  # names what is wrong (or finds it acceptable)
         values = dict(zip(self._outputs, self.step_fn(*args)))
-        result = {key: values[n] for key, n in self.graph.outputs.items()}
+        result = {key: values[o.node] for key, o in self.graph.outputs.items()}
         for key in self._shared:
             result[key] = np.array(result[key], copy=True)
         return result
@@ -152,7 +153,7 @@ class Program:
         """Forward part only: returns ``({output key: array}, residuals)``."""
         values = self.forward_fn(*[feeds[p] for p in self.graph.inputs if p not in self.seeds])
         values = dict(zip(self._fwd_outputs, values))
-        result = {key: values[n] for key, n in self.graph.outputs.items() if n in values}
+        result = {key: values[o.node] for key, o in self.graph.outputs.items() if o.node in values}
         saved = {r: values[r] for r in self.residuals}
         return result, saved
 
@@ -160,7 +161,7 @@ class Program:
         """Backward part: ``saved`` from :meth:`run_forward`, ``seeds`` the upstream gradients."""
         args = [seeds[p] if p in seeds else saved[p] for p in self._bwd_inputs]
         values = dict(zip(self._bwd_outputs, self.backward_fn(*args)))
-        return {key: values[n] for key, n in self.graph.outputs.items() if n in values}
+        return {key: values[o.node] for key, o in self.graph.outputs.items() if o.node in values}
 
     def save(self, path):
         """Write the generated source to ``path``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import sympy as sp
 
-from ..ops.registry import ARGS, REGISTRY
+from ..ops import ARGS, REGISTRY
 from ..ops.shapes import broadcast_shapes, fit, result_dtype, strip_units
 
 
@@ -83,39 +83,26 @@ class Symbolic:
 
     # -- nodes -----------------------------------------------------------------------------
     def _atom(self, name, kind, **kw):
-        d = self.graph.nx.nodes[name]
+        d = self.graph.node(name)
         sym = sp.Symbol(name, real=True)
-        self.atoms[sym] = Atom(sym, kind, d["shape"], d["dtype"], nodes=[name], **kw)
+        self.atoms[sym] = Atom(sym, kind, d.shape, d.dtype, nodes=[name], **kw)
         return sym
 
     def _evaluate(self, name):
-        d = self.graph.nx.nodes[name]
-        op, attrs = d["op"], d["attrs"]
-        args = [self.value[i] for i in d["inputs"]]
-        if op == "placeholder":
+        d = self.graph.node(name)
+        args = [self.value[i] for i in d.inputs]
+        if d.op == "placeholder":
             return self._atom(name, "input")
-        if op == "constant":
-            v = attrs["value"]
+        if d.op == "constant":
+            v = d.attrs["value"]
             return sp.Integer(v) if isinstance(v, int) else sp.Float(v)
-        if REGISTRY[op].kind == "elementwise":
-            args = [self._promote(i, a, d["dtype"]) for i, a in zip(d["inputs"], args)]
-            return REGISTRY[op].expr.xreplace(dict(zip(ARGS, args)))
-        if op == "numel":
-            shape = self.graph.nx.nodes[d["inputs"][0]]["shape"]
-            return sp.Mul(*[dim_expr(shape[a]) for a in attrs["axes"]])
-        if op == "broadcast_to":
-            return args[0]  # broadcasting is implicit in every fused expression
-        if op == "sum":
-            in_shape = self.graph.nx.nodes[d["inputs"][0]]["shape"]
-            kept = self.reduce(args[0], attrs["axes"], in_shape, name)
-            if attrs["keepdims"] or _same_alignment(in_shape, attrs["axes"], d["shape"]):
-                return kept
-            return self._atom(name, "op", args=(kept,))  # dropping inner axes: a reshape
-        if op == "reshape":
-            src = self.graph.nx.nodes[d["inputs"][0]]["shape"]
-            if strip_units(src) == strip_units(d["shape"]):
-                return args[0]  # only leading unit axes change: broadcasting sees no difference
-        return self._atom(name, "op", args=tuple(args))
+        op = REGISTRY[d.op]
+        if op.elementwise:
+            args = [self._promote(i, a, d.dtype) for i, a in zip(d.inputs, args)]
+            return op.expr.xreplace(dict(zip(ARGS, args)))
+        special = SPECIAL.get(d.op)
+        value = special(self, d, args) if special is not None else None
+        return value if value is not None else self._atom(name, "op", args=tuple(args))
 
     def _promote(self, name, expr, dtype):
         """An input of a narrower dtype is converted first, as the node-by-node semantics do.
@@ -123,14 +110,14 @@ class Symbolic:
         Without this, an algebraic rewrite could move float32 arithmetic across
         the point where the graph promotes it to float64.
         """
-        src = self.graph.nx.nodes[name]["dtype"]
+        src = self.graph.node(name).dtype
         if src == dtype or expr.is_Number or dtype == "int64":
             return expr
         key = (name, dtype)
         sym = self.casts.get(key)
         if sym is None:
             sym = self.casts[key] = sp.Symbol(f"_c{len(self.casts)}", real=True)
-            self.atoms[sym] = Atom(sym, "cast", self.graph.nx.nodes[name]["shape"], dtype,
+            self.atoms[sym] = Atom(sym, "cast", self.graph.node(name).shape, dtype,
                                    args=(expr,), nodes=[])
         return sym
 
@@ -195,6 +182,34 @@ class Symbolic:
         elif create:
             self.atoms[sym].nodes.append(node)
         return sym * sp.Mul(*constant)
+
+
+# -- the structural ops codegen sees through, one line each (everything else is an atom) ----
+def _numel(sym, d, args):  # a count of positions is a product of sizes
+    shape = sym.graph.node(d.inputs[0]).shape
+    return sp.Mul(*[dim_expr(shape[a]) for a in d.attrs["axes"]])
+
+
+def _sum(sym, d, args):  # a linear map: factors pulled out, equal monomials shared
+    in_shape = sym.graph.node(d.inputs[0]).shape
+    kept = sym.reduce(args[0], d.attrs["axes"], in_shape, d.name)
+    if d.attrs["keepdims"] or _same_alignment(in_shape, d.attrs["axes"], d.shape):
+        return kept
+    return sym._atom(d.name, "op", args=(kept,))  # dropping inner axes: a reshape
+
+
+def _reshape(sym, d, args):  # only leading unit axes change: broadcasting sees no difference
+    if strip_units(sym.graph.node(d.inputs[0]).shape) == strip_units(d.shape):
+        return args[0]
+    return None
+
+
+SPECIAL = {
+    "numel": _numel,
+    "broadcast_to": lambda sym, d, args: args[0],  # implicit in every fused expression
+    "sum": _sum,
+    "reshape": _reshape,
+}
 
 
 def _same_alignment(in_shape, axes, out_shape):

@@ -1,4 +1,5 @@
-"""The static computation graph (networkx; no NumPy)."""
-from .graph import PHASES, Check, Graph, Node
+"""The static computation graph (networkx; no NumPy, no knowledge of what ops mean)."""
+from .graph import RESERVED, Check, Graph, Node, Output
+from .kinds import PHASES, OutKind, Phase, Role
 
-__all__ = ["Graph", "Node", "Check", "PHASES"]
+__all__ = ["Graph", "Node", "Output", "Check", "Phase", "Role", "OutKind", "PHASES", "RESERVED"]

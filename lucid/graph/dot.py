@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 
-from .printing import format_op, format_rule, format_type, node_order
+from .printing import format_op, format_rule, format_type, kernel_of, node_order
 
 FORMATS = ("svg", "png", "pdf")
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; "
@@ -98,29 +98,28 @@ def _attrs(**kw) -> str:
 
 def node_label(graph, name: str) -> str:
     """The text in a node's box: placeholders show role and key, others op and name."""
-    d = graph.nx.nodes[name]
-    outputs = [k for k, n in graph.outputs.items() if n == name]
-    if d["op"] == "placeholder":
-        lines = [str(d["attrs"].get("key", name)), f"{d['attrs'].get('role', 'input')} "
-                 f"{format_type(d)}"]
-    elif d["op"] == "constant" and "value" in d["attrs"]:
-        lines = [repr(d["attrs"]["value"])]
+    d = graph.node(name)
+    outputs = [k for k, o in graph.outputs.items() if o.node == name]
+    if d.op == "placeholder":
+        lines = [str(d.key or name), f"{d.role or 'input'} {format_type(d)}"]
+    elif d.op == "constant" and "value" in d.attrs:
+        lines = [repr(d.attrs["value"])]
     else:
         lines = [format_op(d), name]
-        if d.get("label") and d["label"] != name:
-            lines.append(d["label"])
+        if d.label and d.label != name:
+            lines.append(d.label)
     lines += [f"\u2192 {k}" for k in outputs]
     return "\n".join(lines)
 
 
 def node_tooltip(graph, name: str) -> str:
     """Hover text: the statement, type, phase, scope and the gradient rule."""
-    d = graph.nx.nodes[name]
-    where = f"{format_type(d)}, {d['phase']}" + (f", scope {d['scope']}" if d.get("scope") else "")
-    lines = [f"{name} = {d['op']}({', '.join(d['inputs'])})", where]
-    if d.get("kernel"):
-        lines.append(f"kernel {d['kernel']}")
-    rule = format_rule(d.get("rule"))
+    d = graph.node(name)
+    where = f"{format_type(d)}, {d.phase}" + (f", scope {d.scope}" if d.scope else "")
+    lines = [f"{name} = {d.op}({', '.join(d.inputs)})", where]
+    if kernel_of(graph, name):
+        lines.append(f"kernel {kernel_of(graph, name)}")
+    rule = format_rule(d.rule)
     if rule:
         lines.append("gradient rule:")
         lines += [f"  d/d{i}: {expr}" for i, expr in rule]
@@ -128,16 +127,16 @@ def node_tooltip(graph, name: str) -> str:
 
 
 def _node_statement(graph, name: str) -> str:
-    d = graph.nx.nodes[name]
-    fill, border = PHASE_STYLE.get(d["phase"], ("white", "black"))
+    d = graph.node(name)
+    fill, border = PHASE_STYLE.get(d.phase, ("white", "black"))
     style = {"label": node_label(graph, name), "tooltip": node_tooltip(graph, name),
              "fillcolor": fill, "color": border}
-    if d["op"] == "placeholder":
-        style["shape"] = ROLE_SHAPE.get(d["attrs"].get("role"), "box")
+    if d.op == "placeholder":
+        style["shape"] = ROLE_SHAPE.get(d.role, "box")
         style["style"] = "filled"
-    elif d["op"] == "constant":
+    elif d.op == "constant":
         style.update(shape="ellipse", style="filled", fontsize="9")
-    if name in graph.outputs.values():
+    if any(o.node == name for o in graph.outputs.values()):
         style["peripheries"] = "2"
     return f"{quote(name)} {_attrs(**style)};"
 
@@ -148,7 +147,6 @@ def _clusters(graph, group_by_module: bool):
     Clusters are ``("module", path)`` and ``("kernel", id)``; a kernel sits in
     the innermost scope holding all its nodes, so the clusters nest properly.
     """
-    nodes = graph.nx.nodes
     parent, home = {}, {}
 
     def scope_cluster(path):
@@ -161,13 +159,13 @@ def _clusters(graph, group_by_module: bool):
         return ("module", path)
 
     kernels = {}
-    for n in nodes:
-        if nodes[n].get("kernel"):
-            kernels.setdefault(nodes[n]["kernel"], []).append(n)
+    for n in graph.nx.nodes:
+        if kernel_of(graph, n):
+            kernels.setdefault(kernel_of(graph, n), []).append(n)
         else:
-            home[n] = scope_cluster(nodes[n].get("scope") or "")
+            home[n] = scope_cluster(graph.node(n).scope)
     for kid, members in kernels.items():
-        scopes = [(nodes[m].get("scope") or "").split(".") for m in members]
+        scopes = [graph.node(m).scope.split(".") for m in members]
         common = []
         for parts in zip(*scopes):
             if len(set(parts)) > 1:
@@ -205,11 +203,11 @@ def _cluster_lines(graph, group_by_module):
 
 def _edge_lines(graph):
     """One edge per (input, user) pair, labelled with the input's type."""
-    nodes, lines = graph.nx.nodes, []
+    node, lines = graph.node, []
     for n in (m for group in node_order(graph).values() for m in group):
-        for i in dict.fromkeys(nodes[n]["inputs"]):
-            style = {"label": format_type(nodes[i])}
-            if nodes[n]["phase"] != nodes[i]["phase"]:
+        for i in dict.fromkeys(node(n).inputs):
+            style = {"label": format_type(node(i))}
+            if node(n).phase != node(i).phase:
                 style["style"] = "dashed"
             lines.append(f"  {quote(i)} -> {quote(n)} {_attrs(**style)};")
     return lines
@@ -232,7 +230,7 @@ def to_dot(graph, path=None, rankdir="TB", group_by_module=False) -> str:
     --------
     >>> from lucid.graph import Graph
     >>> g = Graph()
-    >>> x = g.add("placeholder", [], ("N", 3), "float32", {"role": "input", "key": "x"}, name="x")
+    >>> x = g.add("placeholder", [], ("N", 3), "float32", role="input", key="x", name="x")
     >>> y = g.add("exp", [x], ("N", 3), "float32", name="y")
     >>> text = to_dot(g, rankdir="LR")
     >>> text.splitlines()[0], '"x" -> "y" [label="f32[N,3]"' in text

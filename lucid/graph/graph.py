@@ -1,24 +1,28 @@
 """The static computation graph: op applications held in a networkx DiGraph.
 
-A node is one op application. Its attributes are the op's name, the ordered
-names of its inputs, its attributes (axes, shapes, constant values), its shape
-(ints, or strings naming symbolic sizes such as ``"N"``), its dtype, the phase
-it belongs to (``forward``, ``backward`` or ``update``) and the module scope it
-was recorded in. This layer knows nothing of NumPy; what a node *means* is the
-business of :mod:`lucid.ops`, which is handed to :meth:`Graph.lint` as a
-registry.
+A node is one op application, stored once as a frozen :class:`Node` under the
+networkx node's ``"node"`` attribute: the op's name, the ordered names of its
+inputs (the only place operands are kept; edges and users are derived from
+them), attributes (axes, shapes, constant values), shape (ints, or strings
+naming symbolic sizes such as ``"N"``), dtype, :class:`Phase` and module
+scope. Outputs are :class:`Output` specs. What passes learn about nodes
+(fused kernels, say) goes into the ``meta`` side table, never into the nodes.
+This layer knows nothing of NumPy or of what ops mean; :meth:`Graph.lint` is
+handed the op registry.
 """
 from __future__ import annotations
 
 import builtins
-import itertools
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
-PHASES = ("forward", "backward", "update")
+from . import dot, printing
+from .kinds import PHASES, OutKind, Phase, Role
+
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Names a node may not take: they would shadow Python or the generated code's own names.
 RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins)) \
@@ -37,7 +41,14 @@ def _free(name):
 
 @dataclass(frozen=True)
 class Node:
-    """A read-only view of one node of a :class:`Graph`."""
+    """One node of a :class:`Graph`.
+
+    ``rule`` is the node's gradient rule as :mod:`lucid.ops` describes it
+    (input name -> sympy partial, or a sentence for structural ops); the graph
+    only carries it, for printers and users to read. ``role`` and ``key`` are
+    a placeholder's: what it stands for, and the user-facing name (``x``,
+    ``0.weight``, ``grad:out``).
+    """
 
     name: str
     op: str
@@ -45,11 +56,25 @@ class Node:
     attrs: dict
     shape: tuple
     dtype: str
-    phase: str = "forward"
+    phase: Phase = Phase.FORWARD
     scope: str = ""
     label: str = ""
-    rule: dict = None
-    kernel: str = ""
+    rule: tuple = ()
+    role: Role | None = None
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output of a graph: the node it returns and what it is.
+
+    ``of`` is, for a gradient, the key of the input or parameter it is the
+    gradient of; for an update, the key of the buffer it replaces.
+    """
+
+    node: str
+    kind: OutKind = OutKind.RESULT
+    of: str = ""
 
 
 @dataclass
@@ -74,60 +99,69 @@ class Graph:
     Attributes
     ----------
     nx : networkx.DiGraph
-        Nodes keyed by name, with the attributes of :class:`Node`; an edge
-        ``a -> b`` carries ``args``, the argument positions of ``a`` in ``b``.
+        Nodes keyed by name, each holding its :class:`Node` as ``"node"``; an
+        edge ``a -> b`` exists when ``a`` is an input of ``b``.
     inputs : list of str
         Placeholder names, in call order.
     outputs : dict
-        Output key (what a program returns it as) -> node name.
+        Output key (what a program returns it as) -> :class:`Output`.
     checks : list of Check
         Run-time conditions on input sizes.
+    meta : dict
+        Node name -> dict of what passes found out (``{"kernel": "_t3"}``).
     """
 
     nx: nx.DiGraph = field(default_factory=nx.DiGraph)
     inputs: list = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)
-    _counter: itertools.count = field(default_factory=itertools.count, repr=False)
+    meta: dict = field(default_factory=dict)
+    _next: int = field(default=0, repr=False)  # the k of the next ``n<k>`` name to try
 
     # -- building -------------------------------------------------------
     def fresh_name(self, hint: str = "n") -> str:
         """Return an unused node name: ``hint`` if free and legal, else ``n<k>``."""
-        if hint != "n" and _IDENT.match(hint) and hint not in self.nx and _free(hint):
+        if hint != "n" and isinstance(hint, str) and _IDENT.match(hint) and \
+                hint not in self.nx and _free(hint):
             return hint
         while True:
-            name = f"n{next(self._counter)}"
+            name, self._next = f"n{self._next}", self._next + 1
             if name not in self.nx:
                 return name
 
-    def add(self, op, inputs, shape, dtype, attrs=None, *, name=None,
-            phase="forward", scope="", label="", rule=None):
-        """Add a node applying ``op`` to the named ``inputs``; return its name.
-
-        ``rule`` is the node's gradient rule as :mod:`lucid.ops` describes it
-        (input name -> sympy partial, or a sentence for structural ops); the
-        graph only carries it, for printers and users to read.
-        """
+    def add(self, op, inputs, shape, dtype, attrs=None, *, name=None, phase=Phase.FORWARD,
+            scope="", label="", rule=(), role=None, key=""):
+        """Add a node applying ``op`` to the named ``inputs``; return its name."""
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        phase = Phase(phase)
+        role = Role(role) if role is not None else (Role.INPUT if op == "placeholder" else None)
         for i in inputs:
             if i not in self.nx:
                 raise ValueError(f"input {i!r} of new {op} node is not in the graph")
         name = self.fresh_name(name or "n")
-        self.nx.add_node(name, op=op, inputs=tuple(inputs), attrs=dict(attrs or {}),
-                         shape=tuple(shape), dtype=str(dtype), phase=phase,
-                         scope=scope, label=label, rule=rule, kernel="")
-        for pos, i in enumerate(inputs):
-            if self.nx.has_edge(i, name):
-                self.nx.edges[i, name]["args"].append(pos)
-            else:
-                self.nx.add_edge(i, name, args=[pos])
+        self.nx.add_node(name, node=Node(name, op, tuple(inputs), dict(attrs or {}),
+                                         tuple(shape), str(dtype), phase, scope, label,
+                                         tuple(rule or ()), role, key))
+        for i in inputs:
+            self.nx.add_edge(i, name)
         if op == "placeholder":
             self.inputs.append(name)
         return name
 
+    def set_output(self, key, node, kind=OutKind.RESULT, of=""):
+        """Return ``node`` from a program as ``key``."""
+        self.outputs[key] = Output(node, OutKind(kind), of)
+
     def node(self, name: str) -> Node:
-        return Node(name=name, **self.nx.nodes[name])
+        return self.nx.nodes[name]["node"]
+
+    def replace_node(self, node: Node) -> None:
+        """Swap in an edited record (same name and inputs; for rewrites and tests)."""
+        old = self.node(node.name)
+        if old.inputs != node.inputs:
+            raise ValueError("replace_node keeps the inputs; use replace_uses to rewire")
+        self.nx.nodes[node.name]["node"] = node
 
     def __contains__(self, name):
         return name in self.nx
@@ -147,56 +181,59 @@ class Graph:
     def nodes(self):
         return [self.node(n) for n in self.topo()]
 
+    def output_nodes(self):
+        """``{output key: node name}``."""
+        return {k: o.node for k, o in self.outputs.items()}
+
     def symbols(self):
         """Symbolic sizes, each with the (placeholder, axis) that defines it."""
         found = {}
         for p in self.inputs:
-            for axis, d in enumerate(self.nx.nodes[p]["shape"]):
+            for axis, d in enumerate(self.node(p).shape):
                 if isinstance(d, str):
                     found.setdefault(d, (p, axis))
         return found
 
     def copy(self) -> "Graph":
         g = Graph(nx=self.nx.copy(), inputs=list(self.inputs), outputs=dict(self.outputs),
-                  checks=list(self.checks))
-        for n in g.nx.nodes:
-            g.nx.nodes[n]["attrs"] = dict(g.nx.nodes[n]["attrs"])
-        for e in g.nx.edges:
-            g.nx.edges[e]["args"] = list(g.nx.edges[e]["args"])
-        g._counter = itertools.count(len(self.nx))
+                  checks=list(self.checks), meta={n: dict(m) for n, m in self.meta.items()},
+                  _next=self._next)
         return g
 
     # -- editing (used by rewrite passes) ------------------------------------
     def replace_uses(self, old: str, new: str) -> None:
-        """Make every user of ``old`` (and every output) read ``new`` instead."""
+        """Make every user of ``old`` (and every output) read ``new`` instead.
+
+        A user's ``rule`` names its inputs; the pass that rewires it says the
+        rule again (this layer does not know what ops mean).
+        """
         for user in list(self.nx.successors(old)):
-            data = self.nx.nodes[user]
-            data["inputs"] = tuple(new if i == old else i for i in data["inputs"])
-            args = self.nx.edges[old, user]["args"]
+            node = self.node(user)
+            inputs = tuple(new if i == old else i for i in node.inputs)
+            self.nx.nodes[user]["node"] = replace(node, inputs=inputs)
             self.nx.remove_edge(old, user)
-            if self.nx.has_edge(new, user):
-                self.nx.edges[new, user]["args"].extend(args)
-            else:
-                self.nx.add_edge(new, user, args=list(args))
-        for key, value in self.outputs.items():
-            if value == old:
-                self.outputs[key] = new
+            self.nx.add_edge(new, user)
+        for key, out in self.outputs.items():
+            if out.node == old:
+                self.outputs[key] = replace(out, node=new)
 
     def remove_unused(self) -> int:
         """Delete nodes no output depends on (placeholders stay); return how many."""
         live = set(self.inputs)
         for out in self.outputs.values():
-            live.add(out)
-            live |= nx.ancestors(self.nx, out)
+            live.add(out.node)
+            live |= nx.ancestors(self.nx, out.node)
         dead = [n for n in self.nx.nodes if n not in live]
         self.nx.remove_nodes_from(dead)
+        for n in dead:
+            self.meta.pop(n, None)
         return len(dead)
 
     # -- checking ------------------------------------------------------------
     def lint(self, registry=None) -> None:
         """Raise ValueError unless the graph is well formed.
 
-        Checks acyclicity, legal unique names, that edges match the ordered
+        Checks acyclicity, legal unique names, that edges are exactly the
         inputs, that outputs exist and, given an op ``registry`` (mapping op
         name -> op with ``arity``), that every op is registered with the right
         number of inputs.
@@ -204,53 +241,49 @@ class Graph:
         g = self.nx
         if not nx.is_directed_acyclic_graph(g):
             raise ValueError(f"graph has a cycle: {nx.find_cycle(g)}")
-        for name, data in g.nodes(data=True):
+        for name in g.nodes:
+            node = g.nodes[name].get("node")
+            if not isinstance(node, Node) or node.name != name:
+                raise ValueError(f"node {name!r} has no Node record of its own name")
             if not _IDENT.match(name) or not _free(name):
-                raise ValueError(f"node name {name!r} is not a free identifier")
-            expected = {}
-            for pos, i in enumerate(data["inputs"]):
-                expected.setdefault(i, []).append(pos)
-            actual = {p: sorted(g.edges[p, name]["args"]) for p in g.predecessors(name)}
-            if expected != actual:
-                raise ValueError(f"node {name!r}: edges {actual} disagree with inputs {expected}")
-            if data["phase"] not in PHASES:
-                raise ValueError(f"node {name!r}: unknown phase {data['phase']!r}")
+                raise ValueError(f"node {name!r} is not a free identifier")
+            if set(node.inputs) != set(g.predecessors(name)):
+                raise ValueError(f"node {name!r}: edges from {sorted(g.predecessors(name))} "
+                                 f"disagree with inputs {list(node.inputs)}")
+            if not isinstance(node.phase, Phase):
+                raise ValueError(f"node {name!r}: unknown phase {node.phase!r}")
             if registry is not None:
-                op = registry.get(data["op"])
+                op = registry.get(node.op)
                 if op is None:
-                    raise ValueError(f"node {name!r}: op {data['op']!r} is not registered")
-                if op.arity is not None and op.arity != len(data["inputs"]):
+                    raise ValueError(f"node {name!r}: op {node.op!r} is not registered")
+                if op.arity is not None and op.arity != len(node.inputs):
                     raise ValueError(f"node {name!r}: {op.name} takes {op.arity} inputs, "
-                                     f"got {len(data['inputs'])}")
+                                     f"got {len(node.inputs)}")
         for p in self.inputs:
-            if p not in g or g.nodes[p]["op"] != "placeholder":
+            if p not in g or self.node(p).op != "placeholder":
                 raise ValueError(f"input {p!r} is not a placeholder of the graph")
         sizes = self.symbols()
-        for name, data in g.nodes(data=True):
-            for d in data["shape"]:
+        for name in g.nodes:
+            for d in self.node(name).shape:
                 if isinstance(d, str) and (d not in sizes or not _IDENT.match(d)):
                     raise ValueError(f"node {name!r}: size {d!r} is not the size of any input")
         for key, out in self.outputs.items():
-            if out not in g:
+            if not isinstance(out, Output) or out.node not in g:
                 raise ValueError(f"output {key!r} names missing node {out!r}")
 
-    # -- inspecting (printers live in printing.py and dot.py) ------------------
+    # -- inspecting (the printers are lucid.graph.printing and lucid.graph.dot) ------------
     def __str__(self):
         """The typed listing: inputs, forward, backward and update nodes, outputs."""
-        from .printing import listing  # noqa: PLC0415  (printing imports this module)
-        return listing(self)
+        return printing.listing(self)
 
     def summary(self) -> str:
         """A table of the nodes: node, op, inputs, shape, dtype, kernel, phase."""
-        from .printing import summary  # noqa: PLC0415
-        return summary(self)
+        return printing.summary(self)
 
     def to_dot(self, path=None, rankdir="TB", group_by_module=False) -> str:
         """DOT text for Graphviz, also written to ``path`` if given (see :func:`.dot.to_dot`)."""
-        from .dot import to_dot  # noqa: PLC0415
-        return to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module)
+        return dot.to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module)
 
     def render(self, path, format=None, **options):  # noqa: A002
         """Draw the graph with Graphviz to an svg, png or pdf file (see :func:`.dot.render`)."""
-        from .dot import render  # noqa: PLC0415
-        return render(self, path, format=format, **options)
+        return dot.render(self, path, format=format, **options)

@@ -11,7 +11,7 @@ Python string literal otherwise, so every node stays on one line.
 """
 from __future__ import annotations
 
-from .graph import PHASES
+from .kinds import PHASES
 
 _DTYPES = {"float32": "f32", "float64": "f64", "int64": "i64"}
 _SUMMARY_COLUMNS = ("node", "op", "inputs", "shape", "dtype", "kernel", "phase")
@@ -34,9 +34,9 @@ def format_shape(shape) -> str:
     return "[" + ",".join(format_dim(d) for d in shape) + "]"
 
 
-def format_type(data) -> str:
-    """A node's type from its attribute dict: ``f32[N,3]``."""
-    return short_dtype(data["dtype"]) + format_shape(data["shape"])
+def format_type(node) -> str:
+    """A node's type: ``f32[N,3]``."""
+    return short_dtype(node.dtype) + format_shape(node.shape)
 
 
 def format_value(v) -> str:
@@ -49,13 +49,13 @@ def format_value(v) -> str:
     return repr(v)
 
 
-def format_op(data) -> str:
+def format_op(node) -> str:
     """``sum[axes=(0,), keepdims=True]``; an op without attributes is its bare name."""
-    attrs = data["attrs"]
-    if data["op"] == "placeholder" or not attrs:
-        return data["op"]
+    attrs = node.attrs
+    if node.op == "placeholder" or not attrs:
+        return node.op
     inner = ", ".join(f"{k}={format_value(v)}" for k, v in attrs.items())
-    return f"{data['op']}[{inner}]"
+    return f"{node.op}[{inner}]"
 
 
 def show(text: str) -> str:
@@ -72,16 +72,21 @@ def format_rule(rule) -> list:
     return [(str(i), str(expr)) for i, expr in pairs]
 
 
+def kernel_of(graph, name) -> str:
+    """The fused kernel a pass put ``name`` in (the ``meta`` side table), or ``""``."""
+    return graph.meta.get(name, {}).get("kernel", "")
+
+
 def node_order(graph) -> dict:
     """Node names grouped for printing: ``inputs``, then each phase, in topological order."""
     order = graph.topo()
-    nodes = graph.nx.nodes
-    placeholders = list(graph.inputs) + [n for n in order if nodes[n]["op"] == "placeholder"
+    node = graph.node
+    placeholders = list(graph.inputs) + [n for n in order if node(n).op == "placeholder"
                                          and n not in graph.inputs]
     groups = {"inputs": placeholders}
     for phase in PHASES:
         groups[phase] = [n for n in order
-                         if nodes[n]["op"] != "placeholder" and nodes[n]["phase"] == phase]
+                         if node(n).op != "placeholder" and node(n).phase == phase]
     return groups
 
 
@@ -92,9 +97,9 @@ def listing(graph) -> str:
     --------
     >>> from lucid.graph import Graph
     >>> g = Graph()
-    >>> x = g.add("placeholder", [], ("N", 3), "float32", {"role": "input", "key": "x"}, name="x")
+    >>> x = g.add("placeholder", [], ("N", 3), "float32", role="input", key="x", name="x")
     >>> s = g.add("sum", [x], (1, 3), "float32", {"axes": (0,), "keepdims": True}, name="s")
-    >>> g.outputs["out"] = s
+    >>> g.set_output("out", s)
     >>> print(listing(g))
     inputs:
       x:f32[N,3]  input x
@@ -104,15 +109,15 @@ def listing(graph) -> str:
       out = s
     """
     groups = node_order(graph)
-    nodes = graph.nx.nodes
+    node = graph.node
     lines = []
     if groups["inputs"]:
         lines.append("inputs:")
-        typed = [f"{n}:{format_type(nodes[n])}" for n in groups["inputs"]]
-        roles = [str(nodes[n]["attrs"].get("role", "")) for n in groups["inputs"]]
+        typed = [f"{n}:{format_type(node(n))}" for n in groups["inputs"]]
+        roles = [str(node(n).role or "") for n in groups["inputs"]]
         width, role_width = max(map(len, typed)), max(map(len, roles))
         for n, t, role in zip(groups["inputs"], typed, roles):
-            key = show(str(nodes[n]["attrs"].get("key", n)))
+            key = show(str(node(n).key or n))
             lines.append(f"  {t.ljust(width)}  {role.ljust(role_width)} {key}".rstrip())
     for phase in PHASES:
         if groups[phase]:
@@ -120,15 +125,15 @@ def listing(graph) -> str:
             lines.extend(f"  {statement(graph, n)}" for n in groups[phase])
     if graph.outputs:
         lines.append("outputs:")
-        lines.extend(f"  {show(str(k))} = {n}" for k, n in graph.outputs.items())
+        lines.extend(f"  {show(str(k))} = {o.node}" for k, o in graph.outputs.items())
     return "\n".join(lines)
 
 
 def statement(graph, name: str) -> str:
     """One line of the listing: ``mean:f32[1,3] = div n0 n1``, then the label if it differs."""
-    data = graph.nx.nodes[name]
-    line = " ".join([f"{name}:{format_type(data)} =", format_op(data), *data["inputs"]])
-    label = data.get("label") or ""
+    node = graph.node(name)
+    line = " ".join([f"{name}:{format_type(node)} =", format_op(node), *node.inputs])
+    label = node.label or ""
     if label and label != name:
         line += f"  # {show(label)}"
     return line
@@ -144,7 +149,7 @@ def summary(graph) -> str:
     --------
     >>> from lucid.graph import Graph
     >>> g = Graph()
-    >>> x = g.add("placeholder", [], ("N", 3), "float32", {"role": "input", "key": "x"}, name="x")
+    >>> x = g.add("placeholder", [], ("N", 3), "float32", role="input", key="x", name="x")
     >>> y = g.add("exp", [x], ("N", 3), "float32", name="y")
     >>> print(summary(g))
     node  op           inputs  shape  dtype    kernel  phase
@@ -152,14 +157,12 @@ def summary(graph) -> str:
     x     placeholder  -       [N,3]  float32  -       forward
     y     exp          x       [N,3]  float32  -       forward
     """
-    nodes = graph.nx.nodes
     rows = []
     for group in node_order(graph).values():
         for n in group:
-            d = nodes[n]
-            rows.append((n, d["op"], ", ".join(d["inputs"]) or "-", format_shape(d["shape"]),
-                         d["dtype"], show(d["kernel"]) if d.get("kernel") else "-",
-                         d["phase"]))
+            d, kernel = graph.node(n), kernel_of(graph, n)
+            rows.append((n, d.op, ", ".join(d.inputs) or "-", format_shape(d.shape),
+                         d.dtype, show(kernel) if kernel else "-", str(d.phase)))
     widths = [max(len(r[i]) for r in [_SUMMARY_COLUMNS, *rows])
               for i in range(len(_SUMMARY_COLUMNS))]
     table = [_SUMMARY_COLUMNS, tuple("-" * w for w in widths), *rows]

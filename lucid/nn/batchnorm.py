@@ -6,8 +6,8 @@ import numbers
 
 import numpy as np
 
-from .. import ops
-from ..ops import trace
+from .. import frontend as F
+from ..frontend import trace
 from ..ops.shapes import format_shape
 from ..tensor import Tensor
 from .layers import check_count
@@ -58,31 +58,31 @@ class BatchNorm1d(Module):
         self.register_buffer("num_batches_tracked", Tensor(0, dtype="int64") if stats else None)
 
     def forward(self, x):
-        x = ops.var.as_var(x)
+        x = F.as_var(x)
         if x.ndim not in (2, 3):
             raise ValueError(f"expected 2D or 3D input (got {x.ndim}D input)")
         if x.shape[1] != self.num_features:
             raise ValueError(f"expected input with {self.num_features} channels "
                              f"(num_features), got {x.shape[1]} channels in shape {format_shape(x.shape)}")
         if x.dtype == "int64":
-            x = ops.cast(x, self._float_dtype())
+            x = F.cast(x, self._float_dtype())
         axes = (0,) if x.ndim == 2 else (0, 2)
         per_channel = (1, self.num_features) + (1,) * (x.ndim - 2)  # broadcasts against x
         if self.training or not self.track_running_stats:
             self._check_batch(x, axes)
-            mean = ops.mean(x, axes, keepdims=True, name="mean")
+            mean = F.mean(x, axes, keepdims=True, name="mean")
             xc = x - mean
-            var = ops.mean(xc * xc, axes, keepdims=True, name="var")
-            xhat = xc * ops.rsqrt(var + self.eps)
+            var = F.mean(xc * xc, axes, keepdims=True, name="var")
+            xhat = xc * (var + self.eps).rsqrt()
             if self.training and self.track_running_stats:
                 self._update_running_stats(x, axes, mean, var)
         else:
-            mean = ops.reshape(self.running_mean, per_channel)
-            var = ops.reshape(self.running_var, per_channel)
-            xhat = (x - mean) * ops.rsqrt(var + self.eps)
+            mean = F.reshape(self.running_mean, per_channel)
+            var = F.reshape(self.running_var, per_channel)
+            xhat = (x - mean) * (var + self.eps).rsqrt()
         if not self.affine:
             return xhat
-        return xhat * ops.reshape(self.weight, per_channel) + ops.reshape(self.bias, per_channel)
+        return xhat * F.reshape(self.weight, per_channel) + F.reshape(self.bias, per_channel)
 
     def _float_dtype(self):
         t = self.weight if self.affine else self.running_mean
@@ -99,17 +99,17 @@ class BatchNorm1d(Module):
 
     def _update_running_stats(self, x, axes, mean, var):
         count = self.num_batches_tracked
-        new_count = ops.var.as_var(count) + 1
+        new_count = F.as_var(count) + 1
         trace.record_update(count, new_count)
         if self.momentum is None:  # cumulative moving average
-            f = 1.0 / ops.cast(new_count, self.running_mean.data.dtype.name)
+            f = 1.0 / F.cast(new_count, self.running_mean.data.dtype.name)
         else:
             f = self.momentum
         c = (self.num_features,)
-        m = ops.numel(x, axes)
-        unbiased = ops.reshape(var, c) * (m / (m - 1))
+        m = F.numel(x, axes)
+        unbiased = F.reshape(var, c) * (m / (m - 1))
         trace.record_update(self.running_mean,
-                            (1 - f) * self.running_mean + f * ops.reshape(mean, c))
+                            (1 - f) * self.running_mean + f * F.reshape(mean, c))
         trace.record_update(self.running_var, (1 - f) * self.running_var + f * unbiased)
 
     def extra_repr(self):

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from .. import ops
+from .. import frontend as F
 from ..ops.shapes import format_shape
 from .module import Module, Parameter
 
@@ -40,11 +40,11 @@ class Linear(Module):
             if bias else None
 
     def forward(self, x):
-        x = ops.var.as_var(x)
+        x = F.as_var(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
                              f"of shape (N, {self.in_features}), got {format_shape(x.shape)}")
-        y = x @ ops.transpose(self.weight, (1, 0))
+        y = x @ F.transpose(self.weight, (1, 0))
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
@@ -56,7 +56,7 @@ class ReLU(Module):
     """``max(x, 0)`` elementwise (gradient 0 at 0)."""
 
     def forward(self, x):
-        return ops.relu(x)
+        return F.as_var(x).relu()
 
 
 class Sequential(Module):

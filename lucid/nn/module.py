@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import eager
-from ..ops import Var, trace
+from ..compiler import new_tracer
+from ..frontend import Var, trace
 from ..tensor import Tensor, as_dtype
 
 _INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "training")
@@ -221,8 +222,6 @@ class Module:
     def _trace_call(self, args):
         t = trace.current()
         if t is None:  # a direct call on placeholders: record with this module as root
-            from ..compiler import new_tracer  # noqa: PLC0415
-
             tracer = new_tracer(self, "train" if self.training else "eval")
             try:
                 with trace.tracing(tracer):

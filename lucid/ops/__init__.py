@@ -1,10 +1,16 @@
-"""What each node means: the primitives, their derived gradients, their NumPy lowering."""
-from . import autodiff, executor, registry, structural, trace
-from .registry import CONVENTIONS, REGISTRY, Elementwise, Op
-from .var import (Var, apply, broadcast_to, cast, exp, log, matmul, mean, numel, placeholder,
-                  reduce_sum, relu, reshape, rsqrt, sqrt, tanh, transpose)
+"""What each node means: one record per primitive (:class:`Op`), read by every other layer.
 
-__all__ = ["REGISTRY", "CONVENTIONS", "Op", "Elementwise", "Var", "apply", "placeholder",
-           "reduce_sum", "mean", "numel", "reshape", "broadcast_to", "cast", "exp", "log",
-           "sqrt", "rsqrt", "tanh", "relu", "matmul", "transpose", "autodiff", "executor",
-           "registry", "structural", "trace"]
+``REGISTRY`` holds them by name: the elementwise ones (a sympy expression each,
+partials derived) from :mod:`.elementwise`, the structural ones (shape rule,
+VJP, reference run, NumPy lowering) from :mod:`.structural`.
+:func:`define_elementwise` adds one.
+"""
+from . import elementwise, structural  # noqa: F401  (registers the primitives)
+from .decompose import NotBuildable, decompose
+from .elementwise import define_elementwise, define_many
+from .op import ARGS, CONVENTIONS, DTYPES, FLOATS, REGISTRY, Kind, Op, method_op, operators
+from .reference import NUMPY_FUNCTIONS
+from .shapes import infer
+
+__all__ = ["REGISTRY", "Op", "Kind", "ARGS", "CONVENTIONS", "FLOATS", "DTYPES",
+           "NUMPY_FUNCTIONS", "infer", "operators", "method_op", "define_elementwise", "define_many", "decompose", "NotBuildable"]

@@ -5,11 +5,7 @@ a 1 broadcasts against anything. Errors are ValueErrors that name the op.
 """
 from __future__ import annotations
 
-from .registry import DTYPES, FLOATS, REGISTRY
-
-
-#: Elementwise ops that keep integers integral; every other one computes in float.
-INTEGER_OPS = {"add", "sub", "mul", "neg", "relu"}
+from .op import FLOATS, REGISTRY
 
 
 def format_shape(shape):
@@ -76,72 +72,33 @@ def reduced_shape(shape, axes, keepdims):
 
 def infer(op_name, shapes, dtypes, attrs):
     """Return (shape, dtype) of applying ``op_name``; raise ValueError if ill-formed."""
-    op = REGISTRY[op_name]
-    if op.kind == "elementwise":
+    op = REGISTRY.get(op_name)
+    if op is None:
+        raise ValueError(f"unknown op {op_name!r}")
+    if op.arity is not None and op.arity != len(shapes):
+        raise ValueError(f"{op_name} takes {op.arity} inputs, got {len(shapes)}")
+    if op.elementwise:
         dtype = result_dtype(dtypes)
-        if dtype == "int64" and op_name not in INTEGER_OPS:
+        if dtype == "int64" and not op.integer:
             dtype = "float32"  # a float op on integers gives float32, as in PyTorch
         return broadcast_shapes(op_name, *shapes), dtype
-    rule = _RULES[op_name]
-    return rule(shapes, dtypes, attrs)
+    return op.shape(shapes, dtypes, attrs)
 
 
-def _sum(shapes, dtypes, attrs):
-    return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
-
-
-def _target(op, shape):
+def check_dims(op, shape):
     """A shape given as an attribute: ints, or names of sizes (identifiers)."""
+    if not isinstance(shape, tuple):
+        raise ValueError(f"{op}: a shape must be a tuple, got {type(shape).__name__}")
     for d in shape:
-        if isinstance(d, str) and not d.isidentifier() or \
-                not isinstance(d, (int, str)) or isinstance(d, bool) or \
-                isinstance(d, int) and d < 0:
+        if type(d) is str and not d.isidentifier() or type(d) not in (int, str) or \
+                type(d) is int and d < 0:
             raise ValueError(f"{op}: a dim must be a non-negative int or the name of a size, "
                              f"got {d!r}")
-    return tuple(shape)
+    return shape
 
 
-def _broadcast_to(shapes, dtypes, attrs):
-    target = _target("broadcast_to", attrs["shape"])
-    if broadcast_shapes("broadcast_to", shapes[0], target) != target:
-        raise ValueError(f"broadcast_to: cannot broadcast {shapes[0]} to {target}")
-    return target, dtypes[0]
-
-
-def _reshape(shapes, dtypes, attrs):
-    src, dst = shapes[0], _target("reshape", attrs["shape"])
-    if _static_size(src) is not None and _static_size(dst) is not None:
-        if _static_size(src) != _static_size(dst):
-            raise ValueError(f"reshape: cannot reshape {src} into {dst}")
-    elif sorted(map(str, (d for d in src if d != 1))) != sorted(map(str, (d for d in dst if d != 1))):
-        # With symbolic dims only moves and unit axes are provably right.
-        raise ValueError(f"reshape: cannot prove {src} and {dst} have the same size")
-    return dst, dtypes[0]
-
-
-def _transpose(shapes, dtypes, attrs):
-    perm = tuple(attrs["perm"])
-    if sorted(perm) != list(range(len(shapes[0]))):
-        raise ValueError(f"transpose: {perm} is not a permutation of {len(shapes[0])} axes")
-    return tuple(shapes[0][p] for p in perm), dtypes[0]
-
-
-def _matmul(shapes, dtypes, attrs):
-    (a, b) = shapes
-    if len(a) != 2 or len(b) != 2:
-        raise ValueError(f"matmul: expected two 2D operands, got shapes {a} and {b}")
-    if a[1] != b[0]:
-        raise ValueError(f"matmul: inner dimensions differ: {a} @ {b}")
-    return (a[0], b[1]), result_dtype(dtypes)
-
-
-def _cast(shapes, dtypes, attrs):
-    if attrs["dtype"] not in DTYPES:
-        raise ValueError(f"cast: unsupported dtype {attrs['dtype']!r}")
-    return shapes[0], attrs["dtype"]
-
-
-def _static_size(shape):
+def static_size(shape):
+    """The number of elements of ``shape``, or None if a dim is symbolic."""
     size = 1
     for d in shape:
         if isinstance(d, str):
@@ -150,12 +107,6 @@ def _static_size(shape):
     return size
 
 
-_RULES = {
-    "sum": _sum,
-    "numel": lambda shapes, dtypes, attrs: ((), result_dtype([dtypes[0], "float32"])),
-    "broadcast_to": _broadcast_to,
-    "reshape": _reshape,
-    "transpose": _transpose,
-    "matmul": _matmul,
-    "cast": _cast,
-}
+def axes_source(axes):
+    """Axes as a tuple literal: ``(0,)``, ``(0, 2)``."""
+    return "(" + ", ".join(str(int(a)) for a in axes) + ("," if len(axes) == 1 else "") + ")"

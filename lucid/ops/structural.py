@@ -1,106 +1,149 @@
-"""The rules that cannot be derived with sympy, one line per op.
+"""The structural primitives: the rules sympy cannot derive, one record per op.
 
-For each structural op: its vector-Jacobian rule (``vjp(b, node, g)`` returns
-one gradient node, or None, per input, built with a :class:`Builder` ``b``
-from the upstream gradient ``g``), its NumPy evaluation for the reference
-executor (``run(attrs, dims, *arrays)``) and its NumPy source for generated
-code (``src(attrs, shape, *args)``, with ``shape`` turning a symbolic shape
-into source). ``dims`` resolves a symbolic shape to ints.
+Each record holds the op's shape rule, its vector-Jacobian rule (``vjp(b,
+node, g)`` returns one gradient node, or None, per input, built with a
+builder ``b`` from the upstream gradient ``g``), its reference evaluation
+(``run(attrs, dims, *arrays)``) and its NumPy source (``lower(attrs, shape,
+*args)``, ``shape`` turning a symbolic shape into source), with a comment
+saying the convention.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import prod
-from typing import Callable
 
 import numpy as np
-import sympy as sp
+
+from .op import REGISTRY, Kind, Op
+from .shapes import (axes_source, broadcast_shapes, check_dims, reduced_shape, result_dtype,
+                     static_size)
+from .op import DTYPES
 
 
-@dataclass(frozen=True)
-class Structural:
-    vjp: Callable
-    run: Callable
-    src: Callable
-    grad: str = ""  # the rule in words, for printers
-
-
-def gradient_rule(op_name, inputs):
-    """A node's gradient rule: ``((input, d out / d input), ...)``.
-
-    Elementwise ops give their sympy-derived partials with the input names
-    substituted; structural ops give their rule in words.
-    """
-    from .registry import ARGS, REGISTRY  # noqa: PLC0415
-
-    op = REGISTRY[op_name]
-    if op.kind == "leaf":
-        return ()
-    if op.kind == "elementwise":
-        env = {a: sp.Symbol(i, real=True) for a, i in zip(ARGS, inputs)}
-        return tuple((i, p.xreplace(env)) for i, p in zip(inputs, op.partials))
-    words = RULES[op_name].grad.split(" | ")
-    return tuple(zip(inputs, words))
+def structural(name, arity, **fields):
+    if name in REGISTRY:
+        raise ValueError(f"op {name!r} is already registered")
+    REGISTRY[name] = op = Op(name=name, arity=arity, kind=fields.pop("kind", Kind.STRUCTURAL),
+                             **fields)
+    return op
 
 
 def _inverse(perm):
     return tuple(int(i) for i in np.argsort(perm))
 
 
+# -- leaves: a program input and a scalar constant ---------------------------------------
+structural("placeholder", 0, kind=Kind.LEAF, doc="a program input")
+structural("constant", 0, kind=Kind.LEAF, doc="a scalar constant, attrs value")
+
+
+# -- sum: the gradient is the upstream gradient spread back over the reduced axes ------------
+def _sum_shape(shapes, dtypes, attrs):
+    return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
+
+
 def _sum_vjp(b, n, g):
-    x = n.inputs[0]
-    shape = b.shape(x)
+    shape = b.shape(n.inputs[0])
     return (b.apply("broadcast_to", b.keepdims(g, shape, n.attrs["axes"]), shape=shape),)
 
 
-def _axes_src(axes):
-    return f"({axes[0]},)" if len(axes) == 1 else str(tuple(axes))
+structural(
+    "sum", 1, doc="sum over attrs axes, attrs keepdims", shape=_sum_shape, vjp=_sum_vjp,
+    run=lambda at, dims, x: np.sum(x, axis=at["axes"], keepdims=at["keepdims"]),
+    lower=lambda at, shape, x: f"np.sum({x}, axis={axes_source(at['axes'])}"
+                               f"{', keepdims=True' if at['keepdims'] else ''})",
+    grad="broadcast_to(g, x.shape)", view=True)
+
+# -- numel: a count of positions, constant in the values: no gradient ------------------------
+structural(
+    "numel", 1, doc="number of elements of the input over attrs axes",
+    shape=lambda shapes, dtypes, attrs: ((), result_dtype([dtypes[0], "float32"])),
+    run=lambda at, dims, x: prod(x.shape[i] for i in at["axes"]),
+    lower=lambda at, shape, x: " * ".join(f"{x}.shape[{i}]" for i in at["axes"]) or "1",
+    grad="0 (a count does not depend on values)", differentiable=False)
 
 
-RULES = {
-    # sum: the gradient is the upstream gradient spread back over the reduced axes.
-    "sum": Structural(
-        _sum_vjp,
-        lambda at, dims, x: np.sum(x, axis=at["axes"], keepdims=at["keepdims"]),
-        lambda at, shape, x: f"np.sum({x}, axis={_axes_src(at['axes'])}"
-                             f"{', keepdims=True' if at['keepdims'] else ''})",
-        "broadcast_to(g, x.shape)"),
-    # numel: a count of positions, constant in the values: no gradient.
-    "numel": Structural(
-        lambda b, n, g: (None,),
-        lambda at, dims, x: prod(x.shape[i] for i in at["axes"]),
-        lambda at, shape, x: f"{x}.shape[{at['axes'][0]}]" if len(at["axes"]) == 1 else
-                             " * ".join(f"{x}.shape[{i}]" for i in at["axes"]),
-        "0 (a count does not depend on values)"),
-    # broadcast_to: summing over the broadcast axes undoes the copies.
-    "broadcast_to": Structural(
-        lambda b, n, g: (b.sum_to(g, b.shape(n.inputs[0])),),
-        lambda at, dims, x: np.broadcast_to(x, dims(at["shape"])),
-        lambda at, shape, x: f"np.broadcast_to({x}, {shape(at['shape'])})",
-        "sum g over the broadcast axes"),
-    # reshape and transpose: linear bijections, the gradient is moved back.
-    "reshape": Structural(
-        lambda b, n, g: (b.apply("reshape", g, shape=b.shape(n.inputs[0])),),
-        lambda at, dims, x: np.reshape(x, dims(at["shape"])),
-        lambda at, shape, x: f"{x}.reshape({shape(at['shape'])})",
-        "reshape(g, x.shape)"),
-    "transpose": Structural(
-        lambda b, n, g: (b.apply("transpose", g, perm=_inverse(n.attrs["perm"])),),
-        lambda at, dims, x: np.transpose(x, at["perm"]),
-        lambda at, shape, x: f"{x}.T" if tuple(at["perm"]) == (1, 0) else
-                             f"{x}.transpose({tuple(at['perm'])})",
-        "transpose(g, inverse perm)"),
-    # matmul: d(A @ B) = dY @ B^T for A, A^T @ dY for B.
-    "matmul": Structural(
-        lambda b, n, g: (b.apply("matmul", g, b.apply("transpose", n.inputs[1], perm=(1, 0))),
+# -- broadcast_to: summing over the broadcast axes undoes the copies --------------------------
+def _broadcast_shape(shapes, dtypes, attrs):
+    target = check_dims("broadcast_to", attrs["shape"])
+    if broadcast_shapes("broadcast_to", shapes[0], target) != target:
+        raise ValueError(f"broadcast_to: cannot broadcast {shapes[0]} to {target}")
+    return target, dtypes[0]
+
+
+structural(
+    "broadcast_to", 1, doc="broadcast to attrs shape", shape=_broadcast_shape,
+    vjp=lambda b, n, g: (b.sum_to(g, b.shape(n.inputs[0])),),
+    run=lambda at, dims, x: np.broadcast_to(x, dims(at["shape"])),
+    lower=lambda at, shape, x: f"np.broadcast_to({x}, {shape(at['shape'])})",
+    grad="sum g over the broadcast axes", view=True)
+
+
+# -- reshape and transpose: linear bijections, the gradient is moved back -------------------
+def _reshape_shape(shapes, dtypes, attrs):
+    src, dst = shapes[0], check_dims("reshape", attrs["shape"])
+    if static_size(src) is not None and static_size(dst) is not None:
+        if static_size(src) != static_size(dst):
+            raise ValueError(f"reshape: cannot reshape {src} into {dst}")
+    elif sorted(map(str, (d for d in src if d != 1))) != sorted(map(str, (d for d in dst if d != 1))):
+        # With symbolic dims only moves and unit axes are provably right.
+        raise ValueError(f"reshape: cannot prove {src} and {dst} have the same size")
+    return dst, dtypes[0]
+
+
+structural(
+    "reshape", 1, doc="reshape to attrs shape", shape=_reshape_shape,
+    vjp=lambda b, n, g: (b.apply("reshape", g, shape=b.shape(n.inputs[0])),),
+    run=lambda at, dims, x: np.reshape(x, dims(at["shape"])),
+    lower=lambda at, shape, x: f"{x}.reshape({shape(at['shape'])})",
+    grad="reshape(g, x.shape)", view=True)
+
+
+def _transpose_shape(shapes, dtypes, attrs):
+    perm = attrs["perm"]
+    if not isinstance(perm, tuple) or any(type(p) is not int for p in perm) or \
+            sorted(perm) != list(range(len(shapes[0]))):
+        raise ValueError(f"transpose: {perm!r} is not a permutation of {len(shapes[0])} axes")
+    return tuple(shapes[0][p] for p in perm), dtypes[0]
+
+
+structural(
+    "transpose", 1, doc="permute axes by attrs perm", shape=_transpose_shape,
+    vjp=lambda b, n, g: (b.apply("transpose", g, perm=_inverse(n.attrs["perm"])),),
+    run=lambda at, dims, x: np.transpose(x, at["perm"]),
+    lower=lambda at, shape, x: f"{x}.T" if tuple(at["perm"]) == (1, 0) else
+                               f"{x}.transpose({tuple(int(p) for p in at['perm'])})",
+    grad="transpose(g, inverse perm)", view=True)
+
+
+# -- matmul: d(A @ B) = dY @ B^T for A, A^T @ dY for B ----------------------------------------
+def _matmul_shape(shapes, dtypes, attrs):
+    (x, y) = shapes
+    if len(x) != 2 or len(y) != 2:
+        raise ValueError(f"matmul: expected two 2D operands, got shapes {x} and {y}")
+    if x[1] != y[0]:
+        raise ValueError(f"matmul: inner dimensions differ: {x} @ {y}")
+    return (x[0], y[1]), result_dtype(dtypes)
+
+
+structural(
+    "matmul", 2, doc="matrix product of two 2D arrays", shape=_matmul_shape, dunder="matmul",
+    vjp=lambda b, n, g: (b.apply("matmul", g, b.apply("transpose", n.inputs[1], perm=(1, 0))),
                          b.apply("matmul", b.apply("transpose", n.inputs[0], perm=(1, 0)), g)),
-        lambda at, dims, x, y: x @ y,
-        lambda at, shape, x, y: f"{x} @ {y}",
-        "g @ b.T | a.T @ g"),
-    # cast: the gradient goes back in the input's dtype.
-    "cast": Structural(
-        lambda b, n, g: (b.apply("cast", g, dtype=b.dtype(n.inputs[0])),),
-        lambda at, dims, x: x.astype(at["dtype"]),
-        lambda at, shape, x: f"{x}.astype(np.{at['dtype']})",
-        "cast(g, x.dtype)"),
-}
+    run=lambda at, dims, x, y: x @ y,
+    lower=lambda at, shape, x, y: f"{x} @ {y}",
+    grad="g @ b.T | a.T @ g")
+
+
+# -- cast: the gradient goes back in the input's dtype ------------------------------------------
+def _cast_shape(shapes, dtypes, attrs):
+    if type(attrs["dtype"]) is not str or attrs["dtype"] not in DTYPES:
+        raise ValueError(f"cast: unsupported dtype {attrs['dtype']!r}")
+    return shapes[0], attrs["dtype"]
+
+
+structural(
+    "cast", 1, doc="convert to attrs dtype", shape=_cast_shape,
+    vjp=lambda b, n, g: (b.apply("cast", g, dtype=b.dtype(n.inputs[0])),),
+    run=lambda at, dims, x: x.astype(at["dtype"]),
+    lower=lambda at, shape, x: f"{x}.astype(np.{at['dtype']})",
+    grad="cast(g, x.dtype)")

@@ -7,13 +7,11 @@ calls push a scope, and modules report state updates (running statistics).
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
 
-from ..graph import Check, Graph
-from .structural import gradient_rule
-
-_local = threading.local()
+from ..graph import Check, Graph, OutKind, Phase, Role
+from ..ops import REGISTRY
+from .context import current, lift, scope, scope_path, tracing  # noqa: F401  (re-exported)
+from .var import Var, cast
 
 
 class Tracer:
@@ -34,9 +32,9 @@ class Tracer:
         it in this tracer's mode (undone by :meth:`restore_modes`)."""
         dot = f"{prefix}." if prefix else ""
         for key, p in module.named_parameters():
-            self.names.setdefault(id(p), (dot + key, "param"))
+            self.names.setdefault(id(p), (dot + key, Role.PARAM))
         for key, buf in module.named_buffers():
-            self.names.setdefault(id(buf), (dot + key, "buffer"))
+            self.names.setdefault(id(buf), (dot + key, Role.BUFFER))
         for path, m in module.named_modules():
             self.module_paths.setdefault(id(m), f"{dot}{path}" if path else prefix)
             self.saved_modes.append((m, m.training))
@@ -57,8 +55,7 @@ class Tracer:
     def lift(self, tensor):
         entry = self.lifted.get(id(tensor))
         if entry is None:
-            from .var import Var  # noqa: PLC0415  (var imports this module)
-            key, role = self.names.get(id(tensor), (f"const{len(self.lifted)}", "captured"))
+            key, role = self.names.get(id(tensor), (f"const{len(self.lifted)}", Role.CAPTURED))
             var = Var("placeholder", shape=tensor.shape, dtype=str(tensor.dtype),
                       hint=identifier_hint(key), role=role, key=key)
             entry = self.lifted[id(tensor)] = (var, tensor)
@@ -71,48 +68,6 @@ def identifier_hint(key):
     return hint if hint[:1].isalpha() else f"p{hint}"
 
 
-def current():
-    stack = getattr(_local, "stack", None)
-    return stack[-1] if stack else None
-
-
-@contextmanager
-def tracing(tracer):
-    stack = _local.__dict__.setdefault("stack", [])
-    stack.append(tracer)
-    try:
-        yield tracer
-    finally:
-        stack.pop()
-
-
-@contextmanager
-def scope(name):
-    t = current()
-    if t is None:
-        yield
-        return
-    t.scopes.append(name)
-    try:
-        yield
-    finally:
-        t.scopes.pop()
-
-
-def scope_path():
-    """The dotted path of the innermost module being recorded ("" at the top)."""
-    t = current()
-    return t.scopes[-1] if t is not None and t.scopes else ""
-
-
-def lift(value):
-    """The Var standing for a Tensor in the current definition, or None."""
-    t = current()
-    if t is None or not hasattr(value, "shape") or not hasattr(value, "data"):
-        return None
-    return t.lift(value)
-
-
 def record_update(tensor, value):
     """Record that state ``tensor`` takes ``value`` when the program runs."""
     t = current()
@@ -122,7 +77,6 @@ def record_update(tensor, value):
     if key is None:
         raise ValueError("only a registered buffer can be updated")
     if value.dtype != str(tensor.dtype):  # a state keeps its dtype whatever the input's
-        from .var import cast  # noqa: PLC0415  (var imports this module)
         value = cast(value, str(tensor.dtype))
     t.updates[key] = (value, tensor)
 
@@ -134,15 +88,16 @@ def require_size(subject, axes, minimum, message):
         t.checks.append((subject, tuple(axes), minimum, message))
 
 
-def to_graph(outputs, updates=None, checks=(), inputs=()):
+def to_graph(outputs, updates=None, checks=(), inputs=(), names=None):
     """Build a Graph from Vars: ``outputs``/``updates`` map output keys to Vars.
 
     ``inputs`` fixes the order of the user placeholders; lifted placeholders
-    follow in the order met. Returns the graph; each node's ``attrs`` keep
-    the lifting ``role`` and dotted ``key`` of placeholders.
+    follow in the order met. Returns the graph; placeholders keep the ``role``
+    and the dotted ``key`` they were lifted with. ``names``, if given, is
+    filled with Var uid -> node name.
     """
     g = Graph()
-    names = {}
+    names = {} if names is None else names
     order = []
     seen = set()
 
@@ -168,18 +123,16 @@ def to_graph(outputs, updates=None, checks=(), inputs=()):
     for v in [*inputs, *outputs.values()]:
         _mark(v, needed)
     for var in order:
-        attrs = dict(var.attrs)
-        phase = "forward" if var.uid in needed else "update"
-        if var.op == "placeholder":
-            attrs.update(role=var.role, key=var.key)
+        phase = Phase.FORWARD if var.uid in needed else Phase.UPDATE
         inputs = [names[i.uid] for i in var.inputs]
-        names[var.uid] = g.add(var.op, inputs, var.shape, var.dtype, attrs,
+        names[var.uid] = g.add(var.op, inputs, var.shape, var.dtype, var.attrs,
                                name=var.hint or "n", phase=phase, scope=var.scope,
-                               label=var.key or var.hint, rule=gradient_rule(var.op, inputs))
+                               label=var.key or var.hint, rule=REGISTRY[var.op].rule(inputs),
+                               role=var.role, key=var.key)
     for key, v in outputs.items():
-        g.outputs[key] = names[v.uid]
+        g.set_output(key, names[v.uid])
     for key, v in (updates or {}).items():
-        g.outputs[key] = names[v.uid]
+        g.set_output(key, names[v.uid], OutKind.UPDATE, of=key)
     for subject, axes, minimum, message in checks:
         dims = tuple(subject.shape[ax] for ax in axes)
         g.checks.append(Check(dims, minimum, subject.shape, message))

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import REGISTRY
-from .shapes import format_shape
-from .structural import RULES
+from ..ops import REGISTRY
+from ..ops.shapes import format_shape
 
 
 def bind_sizes(graph, feeds, skip=()):
@@ -23,15 +22,15 @@ def bind_sizes(graph, feeds, skip=()):
     for p in graph.inputs:
         if p in skip:
             continue
-        node = graph.nx.nodes[p]
+        node = graph.node(p)
         if p not in feeds:
-            raise ValueError(f"missing input {p!r} ({node['attrs'].get('key') or p})")
+            raise ValueError(f"missing input {p!r} ({node.key or p})")
         value = feeds[p]
         if not isinstance(value, np.ndarray):
             raise TypeError(f"input {p!r} must be a numpy array, got {type(value).__name__}")
-        if value.dtype != node["dtype"]:
-            raise TypeError(f"input {p!r} must have dtype {node['dtype']}, got {value.dtype}")
-        shape = node["shape"]
+        if value.dtype != node.dtype:
+            raise TypeError(f"input {p!r} must have dtype {node.dtype}, got {value.dtype}")
+        shape = node.shape
         if value.ndim != len(shape):
             raise ValueError(f"input {p!r} must have shape {format_shape(shape)}, got {value.shape}")
         for d, actual in zip(shape, value.shape):
@@ -55,20 +54,20 @@ def run(graph, feeds):
 
     values = {}
     for name in graph.topo():
-        node = graph.nx.nodes[name]
-        op, attrs = node["op"], node["attrs"]
-        args = [values[i] for i in node["inputs"]]
-        if op == "placeholder":
+        node = graph.node(name)
+        op, attrs = REGISTRY[node.op], node.attrs
+        args = [values[i] for i in node.inputs]
+        if node.op == "placeholder":
             out = feeds[name]
-        elif op == "constant":
-            out = np.asarray(attrs["value"], dtype=node["dtype"])
-        elif REGISTRY[op].kind == "elementwise":
+        elif node.op == "constant":
+            out = np.asarray(attrs["value"], dtype=node.dtype)
+        elif op.elementwise:
             with np.errstate(all="ignore"):  # NaN and inf propagate as values
-                out = REGISTRY[op].evaluate(*args)
+                out = op.evaluate(*args)
         else:
-            out = RULES[op].run(attrs, dims, *args)
-        values[name] = np.asarray(out).astype(node["dtype"], copy=False)
-    return {key: values[n] for key, n in graph.outputs.items()}
+            out = op.run(attrs, dims, *args)
+        values[name] = np.asarray(out).astype(node.dtype, copy=False)
+    return {key: values[o.node] for key, o in graph.outputs.items()}
 
 
 def _size(dims, sizes):

@@ -1,17 +1,23 @@
 """Symbolic values: what lucid code manipulates while a graph is being defined.
 
 A :class:`Var` is an immutable expression node: an op applied to other Vars,
-with its shape and dtype inferred when it is made (so a bad shape fails at
-definition time, naming the op). :func:`lucid.ops.trace.to_graph` turns the
-Vars reachable from some outputs into a :class:`lucid.graph.Graph`.
+with its shape and dtype inferred from the op's record when it is made (so a
+bad shape fails at definition time, naming the op).
+:func:`lucid.frontend.trace.to_graph` turns the Vars reachable from some
+outputs into a :class:`lucid.graph.Graph`. Its operators and its op methods
+(``v.exp()``) come from the op records.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import numbers
+import operator
 
-from . import trace
-from .shapes import infer, normalize_axes
+from ..graph import Role
+from ..ops import infer, method_op, operators
+from ..ops.shapes import normalize_axes
+from . import context
 
 _uid = itertools.count()
 
@@ -23,25 +29,20 @@ class Var:
     __array_priority__ = 1000  # make ndarray + Var defer to Var
 
     def __init__(self, op, inputs=(), attrs=None, *, shape=None, dtype=None, hint="",
-                 role="", key=""):
+                 role=None, key=""):
         self.op, self.inputs, self.attrs = op, tuple(inputs), dict(attrs or {})
         if shape is None:
             shape, dtype = infer(op, [v.shape for v in self.inputs],
                                  [v.dtype for v in self.inputs], self.attrs)
         self.shape, self.dtype = tuple(shape), dtype
         self.hint, self.role, self.key = hint, role, key
-        self.scope = trace.scope_path()
+        self.scope = context.scope_path()
         self.uid = next(_uid)
 
     # -- description -----------------------------------------------------------
     @property
     def ndim(self):
         return len(self.shape)
-
-    @property
-    def graph(self):
-        """The forward graph of everything this value depends on."""
-        return trace.to_graph({"out": self})
 
     def __repr__(self):
         dims = ",".join(map(str, self.shape))
@@ -50,19 +51,13 @@ class Var:
     def __bool__(self):
         raise TypeError("a symbolic lucid value has no truth value at definition time")
 
-    # -- arithmetic --------------------------------------------------------------
-    def __add__(self, other): return apply("add", self, other)
-    def __radd__(self, other): return apply("add", other, self)
-    def __sub__(self, other): return apply("sub", self, other)
-    def __rsub__(self, other): return apply("sub", other, self)
-    def __mul__(self, other): return apply("mul", self, other)
-    def __rmul__(self, other): return apply("mul", other, self)
-    def __truediv__(self, other): return apply("div", self, other)
-    def __rtruediv__(self, other): return apply("div", other, self)
-    def __neg__(self): return apply("neg", self)
-    def __matmul__(self, other): return apply("matmul", self, other)
-    def __rmatmul__(self, other): return apply("matmul", other, self)
+    def __getattr__(self, name):
+        op = method_op(name)  # v.exp(), v.tanh(), ...: any op whose record offers a method
+        if op is None:
+            raise AttributeError(f"'Var' object has no attribute {name!r}")
+        return functools.partial(apply, op.name, self)
 
+    # -- composed methods --------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
         return reduce_sum(self, axis, keepdims)
 
@@ -78,12 +73,24 @@ class Var:
         return apply("transpose", self, perm=tuple(reversed(range(self.ndim))))
 
 
+def _operator(op, reflected=False):
+    if reflected:
+        return lambda self, other: apply(op, other, self)
+    return lambda self, *other: apply(op, self, *other)
+
+
+for _dunder, _reflected, _op in operators():
+    setattr(Var, _dunder, _operator(_op))
+    if _reflected:
+        setattr(Var, _reflected, _operator(_op, reflected=True))
+
+
 def as_var(value, like=None):
     """Coerce ``value`` to a Var: Vars pass, scalars become constants, Tensors are lifted."""
     if isinstance(value, Var):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        lifted = trace.lift(value)
+        lifted = context.lift(value)
         if lifted is not None:
             return lifted
         raise TypeError(f"cannot use a {type(value).__name__} in a lucid graph; "
@@ -91,6 +98,7 @@ def as_var(value, like=None):
     dtype = like.dtype if like is not None and like.dtype != "int64" else "float32"
     if like is not None and like.dtype == "int64" and isinstance(value, numbers.Integral):
         dtype = "int64"
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
     return Var("constant", attrs={"value": value}, shape=(), dtype=dtype)
 
 
@@ -129,11 +137,11 @@ def placeholder(shape, dtype="float32", name=None):
                 raise ValueError(f"symbolic dim {d!r} must be an identifier")
         elif isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0:
             raise ValueError(f"placeholder dims must be non-negative ints, None or names; got {d!r}")
-        dims.append(d if isinstance(d, str) else int(d))
+        dims.append(str(d) if isinstance(d, str) else int(d))
     if name is not None and not isinstance(name, str):
         raise TypeError(f"placeholder name must be a string, got {type(name).__name__}")
     return Var("placeholder", shape=tuple(dims), dtype=str(dtype), hint=name or "x",
-               role="input", key=name or "")
+               role=Role.INPUT, key=name or "")
 
 
 # -- composed functions: everything below is built from the primitives --------------
@@ -154,12 +162,16 @@ def mean(x, axis=None, keepdims=False, name=""):
     return apply("div", reduce_sum(x, axis, keepdims), numel(x, axis), name=name)
 
 
+def _dims(shape):
+    return tuple(d if isinstance(d, str) else operator.index(d) for d in shape)
+
+
 def reshape(x, shape):
-    return apply("reshape", x, shape=tuple(shape))
+    return apply("reshape", x, shape=_dims(shape))
 
 
 def broadcast_to(x, shape):
-    return apply("broadcast_to", x, shape=tuple(shape))
+    return apply("broadcast_to", x, shape=_dims(shape))
 
 
 def cast(x, dtype):
@@ -167,11 +179,9 @@ def cast(x, dtype):
     return x if x.dtype == dtype else apply("cast", x, dtype=str(dtype))
 
 
-def exp(x): return apply("exp", x)
-def log(x): return apply("log", x)
-def sqrt(x): return apply("sqrt", x)
-def rsqrt(x): return apply("rsqrt", x)
-def tanh(x): return apply("tanh", x)
-def relu(x): return apply("relu", x)
-def matmul(x, y): return apply("matmul", x, y)
-def transpose(x, perm): return apply("transpose", x, perm=tuple(perm))
+def matmul(x, y):
+    return apply("matmul", x, y)
+
+
+def transpose(x, perm):
+    return apply("transpose", x, perm=tuple(operator.index(p) for p in perm))

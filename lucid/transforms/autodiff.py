@@ -3,7 +3,7 @@
 :func:`add_backward` appends the backward pass to a graph as ordinary nodes
 (phase ``backward``): for an elementwise node, each input's contribution is
 the upstream gradient times the op's sympy-derived partial, rebuilt from
-primitives; for a structural node, the rule in :mod:`lucid.ops.structural`.
+primitives; for a structural node, the ``vjp`` of its record.
 Contributions to one node are summed; broadcasting is undone by ``sum_to``.
 """
 from __future__ import annotations
@@ -11,14 +11,11 @@ from __future__ import annotations
 import networkx as nx
 import sympy as sp
 
+from ..graph import Phase
+from ..ops import ARGS, FLOATS, REGISTRY
 from .builder import Builder
-from .registry import ARGS, FLOATS, REGISTRY
-from .structural import RULES
 
 OUT = sp.Symbol("out", real=True)
-#: Ops whose value does not depend on their input's values (a count): no gradient flows
-#: through, so autodiff builds nothing behind them. (step's zero comes from its derived rule.)
-NOT_DIFFERENTIABLE = {"numel"}
 
 
 def add_backward(graph, seeds, wrt):
@@ -39,17 +36,16 @@ def add_backward(graph, seeds, wrt):
         ``wrt`` name -> node name of its gradient. A node no seeded output
         depends on gets an explicit zero.
     """
-    g = graph.nx
     forward = graph.topo()
     reach_back = set(seeds)
     for s in seeds:
-        reach_back |= nx.ancestors(g, s)
+        reach_back |= nx.ancestors(graph.nx, s)
     reach_fwd = set(wrt)
-    for n in forward:  # values that depend differentiably on some wrt node
-        d = g.nodes[n]
-        if d["op"] not in NOT_DIFFERENTIABLE and any(i in reach_fwd for i in d["inputs"]):
+    for n in forward:  # values that depend differentiably on some wrt node (not a count)
+        d = graph.node(n)
+        if REGISTRY[d.op].differentiable and any(i in reach_fwd for i in d.inputs):
             reach_fwd.add(n)
-    live = {n for n in reach_back & reach_fwd if g.nodes[n]["dtype"] in FLOATS}
+    live = {n for n in reach_back & reach_fwd if graph.node(n).dtype in FLOATS}
 
     pending = {n: [] for n in live}
     for out, seed in seeds.items():
@@ -60,30 +56,31 @@ def add_backward(graph, seeds, wrt):
         if name not in live or not pending[name]:
             continue
         node = graph.node(name)
-        b = Builder(graph, phase="backward", scope=node.scope)
+        b = Builder(graph, phase=Phase.BACKWARD, scope=node.scope)
         grads[name] = gn = b.fold("add", pending.pop(name))
         if node.op in ("placeholder", "constant"):
             continue
         for inp, contribution in zip(node.inputs, _vjp(b, node, gn, live)):
             if inp in live and contribution is not None:
-                if b.dtype(contribution) != g.nodes[inp]["dtype"]:  # undo promotion, like cast's rule
-                    contribution = b.apply("cast", contribution, dtype=g.nodes[inp]["dtype"])
+                want = graph.node(inp).dtype
+                if b.dtype(contribution) != want:  # undo promotion, like cast's rule
+                    contribution = b.apply("cast", contribution, dtype=want)
                 pending[inp].append(contribution)
     result = {}
     for w in wrt:
         if w in grads:
             result[w] = grads[w]
         else:
-            b = Builder(graph, phase="backward")
-            zero = b.const(0, g.nodes[w]["dtype"])
-            result[w] = b.apply("broadcast_to", zero, shape=g.nodes[w]["shape"])
+            b = Builder(graph, phase=Phase.BACKWARD)
+            zero = b.const(0, graph.node(w).dtype)
+            result[w] = b.apply("broadcast_to", zero, shape=graph.node(w).shape)
     return result
 
 
 def _vjp(b, node, gn, live):
     op = REGISTRY[node.op]
-    if op.kind != "elementwise":
-        return RULES[node.op].vjp(b, node, gn)
+    if not op.elementwise:
+        return op.vjp(b, node, gn)
     env = dict(zip(ARGS, node.inputs))
     env[OUT] = node.name
     dtype = b.dtype(gn)

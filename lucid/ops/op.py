@@ -1,0 +1,162 @@
+"""The op record: everything about one primitive, in one place.
+
+An :class:`Op` says what a node *means*. Every other layer reads it: shape
+inference (``infer``), autodiff (``partials`` of an elementwise op, ``vjp`` of
+a structural one), the reference executor (``run``), codegen (``expr``, or
+``lower`` for a structural op), the tracer and the ``Tensor`` face
+(``dunder``, ``method``). Nothing else keeps a list of ops.
+
+Elementwise ops are defined by one sympy expression over :data:`ARGS`; their
+partial derivatives are ``sympy.diff`` of it, derived once when the op is made,
+with the few undefined points fixed by :data:`CONVENTIONS`.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy as sp
+
+from .reference import evaluate
+
+ARGS = sp.symbols("a b", real=True)
+FLOATS = ("float32", "float64")
+DTYPES = FLOATS + ("int64",)
+
+#: The conventions for what ``sympy.diff`` leaves undefined, one line each.
+CONVENTIONS = {
+    # relu'(0) = 0 and step'(x) = 0: the subgradient PyTorch and JAX use.
+    sp.Heaviside: lambda x, *_: sp.Heaviside(x, 0),
+    # sign'(x) = 0 and |x|' = sign(x), so |x|'(0) = 0, as in PyTorch.
+    sp.DiracDelta: lambda *_: sp.Integer(0),
+}
+
+
+def apply_conventions(expr):
+    """Replace the undefined points of a derivative by lucid's conventions."""
+    for func, rule in CONVENTIONS.items():
+        expr = expr.replace(func, rule)
+    return expr
+
+
+class Kind(str, enum.Enum):
+    """What kind of primitive an op is (a str enum: ``Kind.LEAF == "leaf"``)."""
+
+    LEAF = "leaf"  # placeholder, constant
+    ELEMENTWISE = "elementwise"  # defined by a sympy expression
+    STRUCTURAL = "structural"  # reductions, shape changes, matmul, casts
+
+    def __str__(self):
+        return self.value
+
+    def __format__(self, spec):
+        return format(self.value, spec)
+
+
+def _no_vjp(b, node, g):
+    return (None,) * len(node.inputs)
+
+
+@dataclass(eq=False)
+class Op:
+    """One primitive.
+
+    Attributes
+    ----------
+    name, arity, kind, doc
+        ``arity`` None means any number of inputs.
+    expr : sympy expression over :data:`ARGS` (elementwise ops)
+        The definition; ``partials`` (d expr / d arg, per argument) are derived.
+    integer : bool
+        An elementwise op that keeps int64 inputs integral (else it computes in float).
+    shape : callable ``(shapes, dtypes, attrs) -> (shape, dtype)`` (structural ops)
+        Raises ValueError naming the op for ill-formed applications.
+    vjp : callable ``(builder, node, g) -> gradient node or None per input`` (structural ops)
+    run : callable ``(attrs, dims, *arrays) -> array`` (structural ops): the reference
+        evaluation; ``dims`` resolves a symbolic shape to ints.
+    lower : callable ``(attrs, shape_source, *args) -> str`` (structural ops): NumPy source.
+    grad : str
+        A structural op's rule in words, ``" | "`` between inputs, for printers.
+    view : bool
+        The lowering returns a view of its first argument (it may share memory).
+    differentiable : bool
+        False for a value that does not depend on its input's values (a count).
+    dunder : str
+        The Python operator it implements (``"add"``: ``__add__`` and ``__radd__``).
+    method : bool
+        Offered as a method of ``Tensor`` and ``Var`` and as ``lucid.<name>``.
+    """
+
+    name: str
+    arity: int | None
+    kind: Kind
+    doc: str = ""
+    expr: sp.Expr = None
+    integer: bool = False
+    shape: Callable = None
+    vjp: Callable = _no_vjp
+    run: Callable = None
+    lower: Callable = None
+    grad: str = ""
+    view: bool = False
+    differentiable: bool = True
+    dunder: str = ""
+    method: bool = False
+    partials: tuple = field(default=(), init=False)
+
+    def __post_init__(self):
+        if self.kind is Kind.ELEMENTWISE:
+            args = ARGS[: self.arity]
+            self.partials = tuple(apply_conventions(sp.diff(self.expr, s)) for s in args)
+
+    @property
+    def elementwise(self):
+        return self.kind is Kind.ELEMENTWISE
+
+    def evaluate(self, *arrays):
+        """Apply an elementwise op with NumPy (the reference semantics, :mod:`.reference`)."""
+        return evaluate(self.expr, dict(zip(ARGS, arrays)))
+
+    def gradient_rule(self):
+        """The derived rule: d(out)/d(arg) for each argument, as sympy expressions."""
+        return dict(zip(ARGS, self.partials))
+
+    def rule(self, inputs):
+        """A node's gradient rule: ``((input, d out / d input), ...)``.
+
+        Elementwise ops give their sympy-derived partials with the input names
+        substituted; structural ops give their rule in words.
+        """
+        if self.kind is Kind.LEAF:
+            return ()
+        if self.elementwise:
+            env = {a: sp.Symbol(i, real=True) for a, i in zip(ARGS, inputs)}
+            return tuple((i, p.xreplace(env)) for i, p in zip(inputs, self.partials))
+        return tuple(zip(inputs, self.grad.split(" | ")))
+
+    def __repr__(self):
+        body = f", {self.expr}" if self.expr is not None else ""
+        return f"<lucid op {self.name}/{self.arity} {self.kind}{body}>"
+
+
+#: Every op by name; filled by :mod:`.elementwise` and :mod:`.structural`.
+REGISTRY: dict[str, Op] = {}
+
+
+def operators():
+    """``(dunder, reflected dunder or None, op name)`` for every op that is a Python operator.
+
+    ``Var`` and ``Tensor`` install their operators from this, so an op record
+    is the only place that says ``+`` is ``add``.
+    """
+    for op in REGISTRY.values():
+        if op.dunder:
+            reflected = f"__r{op.dunder}__" if op.arity == 2 else None
+            yield f"__{op.dunder}__", reflected, op.name
+
+
+def method_op(name):
+    """The op offered as method ``name`` (``Tensor.exp``), or None."""
+    op = REGISTRY.get(name)
+    return op if op is not None and op.method else None

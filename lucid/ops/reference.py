@@ -1,0 +1,65 @@
+"""What a sympy function is in NumPy, and a plain evaluator of elementwise expressions.
+
+:data:`NUMPY_FUNCTIONS` is the one table from sympy function heads to NumPy
+functions: codegen's printer writes them, :func:`evaluate` calls them (the
+reference executor's elementwise semantics, deliberately a tree walk and not
+the printer, so generated code is checked against an independent path).
+An elementwise op may use only these heads.
+"""
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+#: sympy head -> name of the NumPy function computing it elementwise.
+NUMPY_FUNCTIONS = {
+    sp.exp: "exp",
+    sp.log: "log",
+    sp.tanh: "tanh",
+    sp.sin: "sin",
+    sp.cos: "cos",
+    sp.Abs: "absolute",
+    sp.sign: "sign",
+    sp.Max: "maximum",  # n-ary heads fold pairwise
+    sp.Min: "minimum",
+    sp.Heaviside: "heaviside",  # Heaviside(x, h): h at 0
+}
+
+
+def unsupported_heads(expr):
+    """Function heads in ``expr`` that NumPy cannot compute through :data:`NUMPY_FUNCTIONS`."""
+    return sorted({type(f).__name__ for f in expr.atoms(sp.Function)
+                   if f.func not in NUMPY_FUNCTIONS}, key=str)
+
+
+def evaluate(expr, env):
+    """Evaluate ``expr`` with NumPy, symbols bound to arrays by ``env``."""
+    if expr.is_Symbol:
+        return env[expr]
+    if expr.is_Number:
+        return int(expr) if expr.is_Integer else float(expr)
+    args = [evaluate(x, env) for x in expr.args]
+    if expr.is_Add:
+        out = args[0]
+        for x in args[1:]:
+            out = out + x
+        return out
+    if expr.is_Mul:
+        out = args[0]
+        for x in args[1:]:
+            out = out * x
+        return out
+    if expr.is_Pow:
+        base, exp = args
+        if expr.exp == sp.Rational(1, 2):
+            return np.sqrt(base)
+        if expr.exp == sp.Rational(-1, 2):
+            return 1 / np.sqrt(base)
+        if expr.exp.is_Integer:
+            return base ** exp if exp > 0 else 1 / base ** -exp
+        return np.power(base, exp)
+    fn = getattr(np, NUMPY_FUNCTIONS[expr.func])
+    out = args[0]
+    for x in args[1:]:
+        out = fn(out, x)
+    return fn(out) if len(args) == 1 else out
