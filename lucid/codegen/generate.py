@@ -72,7 +72,7 @@ def check_source(graph, params, name):
     """A fast test that inputs have the dtypes and shapes compiled for (and pass the checks).
 
     It only answers True or False; on False the caller asks the slow path
-    (:func:`lucid.ops.executor.bind_sizes`) for an error that names the problem.
+    (:func:`lucid.runtime.bind_sizes`) for an error that names the problem.
     """
     conds, seen = [], {}
     for p in params:
