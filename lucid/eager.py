@@ -183,11 +183,11 @@ def _compile_module(module, key, tensors):
 
 def call_function(fn, tensors, key):
     """Run ``fn`` (a function of lucid values) on ``tensors``, compiled once per signature."""
-    tensors = [as_tensor(t) for t in tensors]
-    key = (key, tuple((t.shape, t.data.dtype.char, t.requires_grad) for t in tensors))
+    tensors = [t if t.__class__ is Tensor else as_tensor(t) for t in tensors]
+    key = (key, tuple([(t.data.shape, t.data.dtype.char, t.requires_grad) for t in tensors]))
     entry = _function_programs.get(key)
     if entry is None:
-        if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per scalar value: bounded
+        if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per shape: bounded
             del _function_programs[next(iter(_function_programs))]
         entry = _function_programs[key] = _compile(fn, _specs(tensors), "eval", [], False)
     return _execute(entry, tensors)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import lucid.nn as nn
-from lucid import Tensor, compiler
+from lucid import Tensor, compiler, eager
 
 RNG = np.random.default_rng(7)
 
@@ -23,6 +23,7 @@ def compiles(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(compiler, "compile", counting)
+    monkeypatch.setattr(eager, "_function_programs", {})  # arithmetic starts uncompiled
     return count
 
 
@@ -230,3 +231,64 @@ def test_an_eval_backward_differentiates_what_required_grad_at_the_forward(compi
     bn(Tensor(x)).backward(g)
     np.testing.assert_allclose(bn.weight.grad, (xhat * g).sum(0), rtol=1e-10)
     np.testing.assert_allclose(bn.bias.grad, g.sum(0), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ Python scalars
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_program_serves_every_scalar(compiles, dtype):
+    xv = RNG.normal(size=(5, 3)).astype(dtype)
+    g = RNG.normal(size=(5, 3)).astype(dtype)
+    scalars = np.linspace(-3.0, 4.0, 50)
+    rtol = 1e-6 if dtype == "float32" else 1e-14
+    for c in scalars:
+        t = Tensor(xv, requires_grad=True)
+        y = t * float(c)
+        assert y.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(y.data, xv * float(c))
+        y.backward(g)
+        np.testing.assert_allclose(t.grad, float(c) * g, rtol=rtol)  # d(t*c)/dt = c
+        assert t.grad.dtype == np.dtype(dtype)
+    assert compiles[0] == 1
+
+
+@pytest.mark.parametrize("op, value, grad", [
+    (lambda t, c: c - t, lambda x, c: c - x, lambda x, c: -np.ones_like(x)),
+    (lambda t, c: c / t, lambda x, c: c / x, lambda x, c: -c / x ** 2),
+    (lambda t, c: t / c, lambda x, c: x / c, lambda x, c: np.ones_like(x) / c),
+    (lambda t, c: t + c, lambda x, c: x + c, lambda x, c: np.ones_like(x)),
+])
+def test_scalars_on_either_side(compiles, op, value, grad):
+    xv = RNG.uniform(0.5, 2.0, size=(4, 3))
+    for c in [2.0, 3.0, 7, -0.25, 11]:
+        t = Tensor(xv, requires_grad=True)
+        y = op(t, c)
+        np.testing.assert_allclose(y.data, value(xv, c), rtol=1e-14)
+        y.sum().backward()
+        np.testing.assert_allclose(t.grad, grad(xv, c), rtol=1e-14)
+    assert compiles[0] == 2  # the op, and the sum
+
+
+def test_an_int64_tensor_and_int_scalars_stay_int64(compiles):
+    xv = np.array([[1, -2, 3], [40, 5, -6]], np.int64)
+    t = Tensor(xv, dtype="int64")
+    for c in range(-3, 7):
+        for y, ref in [(t * c, xv * c), (c - t, c - xv), (t + c, xv + c)]:
+            assert y.dtype == np.int64
+            np.testing.assert_array_equal(y.data, ref)
+    assert compiles[0] == 3
+    # a float scalar beside an int64 tensor is float32, as a constant in a graph is
+    for c in [2.5, -0.5]:
+        y = t * c
+        assert y.dtype == np.float32
+        np.testing.assert_array_equal(y.data, (xv * c).astype(np.float32))
+    assert (t / 4).dtype == np.float32
+    np.testing.assert_allclose((t / 4).data, xv / 4, rtol=1e-7)
+
+
+def test_a_float32_tensor_keeps_its_dtype_beside_any_scalar(compiles):
+    t = Tensor(RNG.normal(size=(3,)).astype(np.float32))
+    for c in [2, 2.5, np.float64(0.1), np.int64(3)]:
+        y = t * c
+        assert y.dtype == np.float32
+        np.testing.assert_array_equal(y.data, t.data * np.float32(c))
+    assert compiles[0] == 1
