@@ -7,10 +7,18 @@ mode, dtype and non-batch shape, runs the forward part and commits the
 buffer updates. The backward part runs later, from :meth:`Tensor.backward`.
 Everything positional is worked out once per program (:class:`Entry`), so a
 call costs little more than the generated functions themselves.
+
+A program stays valid while nothing it traced changes: the versions of the
+modules it recorded and the ``requires_grad`` flag and dtype of every
+tensor it reads (its fingerprint). Any change anywhere moves one global
+epoch; a program re-checks its fingerprint only when the epoch moved since
+its last check, so a change to an unrelated module costs a short walk, not
+a recompile, and an unchanged world costs one comparison.
 """
 from __future__ import annotations
 
 import itertools
+import threading
 
 import numpy as np
 
@@ -22,9 +30,27 @@ from .tensor import Tensor
 _seq = itertools.count()
 _function_programs = {}  # insertion-ordered: the oldest entry goes first
 FUNCTION_CACHE = 256
-#: Bumped whenever a module's structure or hyper-parameters change, so cached programs
-#: never run with stale parameters or constants.
+#: The stamp of the latest change to any module's attributes, parameters, buffers or
+#: children, or to a parameter's ``requires_grad`` (see :func:`changed`).
 STRUCTURE = [0]
+_stamps = itertools.count(1)
+_recording = threading.local()  # .modules: {id: module} called while a program is traced
+
+
+def changed():
+    """Record that something a program may have traced changed; return a fresh stamp.
+
+    A module keeps the stamp of its own latest change as its version.
+    """
+    STRUCTURE[0] = stamp = next(_stamps)
+    return stamp
+
+
+def traced(module):
+    """Note that ``module`` is recording its forward into the program being compiled."""
+    modules = getattr(_recording, "modules", None)
+    if modules is not None:
+        modules[id(module)] = module
 
 
 def as_tensor(value):
@@ -35,12 +61,15 @@ class Entry:
     """A compiled program and how Tensors map onto its functions' positions."""
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
-                 "seed_keys", "grads", "lazy", "grad_entry")
+                 "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
+                 "fingerprint")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
         # an eval forward compiles its gradient program only when backward is first asked for
         self.lazy, self.grad_entry = lazy, None
+        # a module's program: what it traced and their state then (see call_module)
+        self.epoch, self.deps, self.watched, self.fingerprint = None, (), (), None
         graph, seeds = program.graph, program.seeds
         self.params = [p for p in graph.inputs if p not in seeds]
         users = [p for p in self.params if p not in program.bindings]
@@ -73,20 +102,21 @@ def _placeholders(specs, batch_symbolic):
     return out
 
 
-def _compile(fn, specs, mode, params, batch_symbolic, backward=True):
-    """Compile ``fn`` for inputs described by ``specs`` ((shape, dtype, requires_grad) each).
+def _compile(fn, specs, mode, grad_params, batch_symbolic, backward=True):
+    """Compile ``fn`` for inputs described by ``specs`` ((shape, dtype, requires_grad) each),
+    differentiating the ``(key, Parameter)`` pairs ``grad_params``.
 
     In eval mode with ``backward`` False, the gradient program is compiled
-    only if a backward is asked for (see :class:`LazyCall`).
+    only if a backward is asked for (see :class:`LazyCall`), for the same
+    parameters: those that required grad when the forward was compiled.
     """
     phs = _placeholders(specs, batch_symbolic)
     grad_inputs = [(p.key, i) for i, (p, s) in enumerate(zip(phs, specs)) if s[2]]
-    grad_params = [(key, p) for key, p in params if p.requires_grad]
     wrt = [k for k, _ in grad_inputs] + [k for k, _ in grad_params]
     if wrt and not backward:
         program = compiler.compile(fn, *phs, mode=mode, backward=False)
         return Entry(program, len(specs), [], [], lazy=lambda: _compile(
-            fn, specs, mode, params, batch_symbolic))
+            fn, specs, mode, grad_params, batch_symbolic))
     program = compiler.compile(fn, *phs, mode=mode, backward=bool(wrt), wrt=wrt)
     return Entry(program, len(specs), grad_inputs, grad_params)
 
@@ -97,30 +127,67 @@ def _specs(tensors):
 
 def call_module(module, args):
     tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
-    key = [module.training, STRUCTURE[0]]
+    key = [module.training]
     for t in tensors:
         d = t.data
         key += (d.shape[1:], d.ndim, d.dtype, t.requires_grad)
     key = tuple(key)
     entry = module._programs.get(key)
-    if entry is None:
-        stale = [k for k in module._programs if k[1] != STRUCTURE[0]]
-        for k in stale:  # compiled before the module changed: never used again
-            del module._programs[k]
-        mode = "train" if module.training else "eval"
-        entry = module._programs[key] = _compile(module, _specs(tensors), mode,
-                                                 module.named_parameters(), True,
-                                                 backward=mode == "train")
+    if entry is None or entry.epoch != STRUCTURE[0] and not _current(entry):
+        entry = _compile_module(module, key, tensors)
     return _execute(entry, tensors)
+
+
+def _fingerprint(entry):
+    return ([m._version for m in entry.deps],
+            [(t.requires_grad, t.data.dtype) for t in entry.watched])
+
+
+def _current(entry):
+    """Whether nothing ``entry`` traced changed since it was compiled; if so, until the
+    next change anywhere it is not checked again."""
+    epoch = STRUCTURE[0]  # read first: a change during the walk leaves the entry unchecked
+    if _fingerprint(entry) != entry.fingerprint:
+        return False
+    entry.epoch = epoch
+    return True
+
+
+def _compile_module(module, key, tensors):
+    programs = module._programs
+    for k in [k for k, e in programs.items() if k != key and not _current(e)]:
+        del programs[k]  # compiled before something it traced changed: never used again
+    mode = "train" if module.training else "eval"
+    epoch = STRUCTURE[0]
+    grad_params = [(k, p) for k, p in module.named_parameters() if p.requires_grad]
+    outer = getattr(_recording, "modules", None)
+    _recording.modules = called = {}
+    try:
+        entry = _compile(module, _specs(tensors), mode, grad_params, True,
+                         backward=mode == "train")
+    finally:
+        _recording.modules = outer
+    # what the program depends on: the module's tree, any module its forward called that
+    # is not in it, and the tensors it reads or differentiates
+    deps = {id(m): m for m in module.modules()}
+    for m in called.values():
+        deps.update((id(d), d) for d in m.modules())
+    watched = {id(t): t for t in entry.program.bindings.values()}
+    watched.update((id(p), p) for m in deps.values() for p in m._parameters.values()
+                   if p is not None)
+    entry.deps, entry.watched = tuple(deps.values()), tuple(watched.values())
+    entry.fingerprint, entry.epoch = _fingerprint(entry), epoch
+    programs[key] = entry
+    return entry
 
 
 def call_function(fn, tensors, key):
     """Run ``fn`` (a function of lucid values) on ``tensors``, compiled once per signature."""
-    tensors = [as_tensor(t) for t in tensors]
-    key = (key, tuple((t.shape, t.data.dtype.char, t.requires_grad) for t in tensors))
+    tensors = [t if t.__class__ is Tensor else as_tensor(t) for t in tensors]
+    key = (key, tuple([(t.data.shape, t.data.dtype.char, t.requires_grad) for t in tensors]))
     entry = _function_programs.get(key)
     if entry is None:
-        if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per scalar value: bounded
+        if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per shape: bounded
             del _function_programs[next(iter(_function_programs))]
         entry = _function_programs[key] = _compile(fn, _specs(tensors), "eval", [], False)
     return _execute(entry, tensors)

@@ -172,10 +172,31 @@ def _binary(op, x, y):
     if isinstance(x, Var) or isinstance(y, Var) or trace.current() is not None:
         return apply(op, x, y)  # recording a definition: the tensor is lifted
     if isinstance(y, numbers.Real) and not isinstance(y, bool):
-        return eager.call_function(lambda a: apply(op, a, y), [x], ("rconst", op, y))
-    if isinstance(x, numbers.Real) and not isinstance(x, bool):
-        return eager.call_function(lambda b: apply(op, x, b), [y], ("lconst", op, x))
+        y = _scalar(y, x)
+    elif isinstance(x, numbers.Real) and not isinstance(x, bool):
+        x = _scalar(x, y)
     return eager.call_function(lambda a, b: apply(op, a, b), [x, y], (op,))
+
+
+_SCALAR_DTYPES = {}  # (tensor dtype, scalar class) -> the dtype the scalar takes
+
+
+def _scalar(value, other):
+    """A Python number as the 0-d Tensor that stands for it beside the Tensor ``other``.
+
+    It takes the dtype a constant would (an int stays int64 beside int64, a
+    number takes a float tensor's dtype) but is a program input, not a
+    constant, so one program serves every value and nothing differentiates it.
+    """
+    key = (other.data.dtype, value.__class__)
+    dtype = _SCALAR_DTYPES.get(key)
+    if dtype is None:
+        from .ops import placeholder  # noqa: PLC0415
+        from .ops.var import as_var  # noqa: PLC0415  (the one place that rule lives)
+
+        like = placeholder((), other.data.dtype.name)
+        dtype = _SCALAR_DTYPES[key] = np.dtype(as_var(value, like).dtype)
+    return Tensor._wrap(np.asarray(value, dtype))
 
 
 def _unary(fn, x, key=None):

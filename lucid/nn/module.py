@@ -16,7 +16,7 @@ from ..compiler import new_tracer
 from ..frontend import Var, trace
 from ..tensor import Tensor, as_dtype
 
-_INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "training")
+_INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "_version", "training")
 
 
 _REQUIRES_GRAD = Tensor.requires_grad  # the slot Parameter's property stores into
@@ -36,9 +36,10 @@ class Parameter(Tensor):
 
     @requires_grad.setter
     def requires_grad(self, value):
-        # which gradients a compiled program computes depends on it: recompile
+        # which gradients a program computes depends on it; the owning modules are unknown
+        # here, so programs re-check their fingerprints (which hold the flags) on next call
         _REQUIRES_GRAD.__set__(self, bool(value))
-        eager.STRUCTURE[0] += 1
+        eager.changed()
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -66,6 +67,7 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_programs", {})
+        object.__setattr__(self, "_version", eager.changed())
         object.__setattr__(self, "training", True)
 
     # -- attributes ---------------------------------------------------------------------
@@ -90,7 +92,7 @@ class Module:
             _drop(name, modules)
             object.__setattr__(self, name, value)
         if name not in _INTERNAL:
-            eager.STRUCTURE[0] += 1  # cached programs may hold the old value
+            _touch(self)  # programs tracing this module may hold the old value
 
     def __getattr__(self, name):
         for table in ("_parameters", "_buffers", "_modules"):
@@ -104,14 +106,14 @@ class Module:
             raise TypeError(f"buffer {name!r} must be a Tensor or None")
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
-        eager.STRUCTURE[0] += 1
+        _touch(self)
 
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter {name!r} must be a Parameter or None")
         self.__dict__.pop(name, None)
         self._parameters[name] = param
-        eager.STRUCTURE[0] += 1
+        _touch(self)
 
     # -- traversal -----------------------------------------------------------------------
     def named_modules(self, prefix=""):
@@ -199,7 +201,9 @@ class Module:
             if t.data.dtype.kind == "f":
                 t.data = t.data.astype(dtype)
                 t.grad = None if t.grad is None else t.grad.astype(dtype)
-        eager.STRUCTURE[0] += 1
+        # programs' fingerprints hold the dtypes they read, even of a parameter shared with a
+        # module outside this one: have them all re-check
+        eager.changed()
         return self
 
     def float(self):
@@ -230,6 +234,7 @@ class Module:
                 tracer.restore_modes()
         if id(self) not in t.module_paths:  # a module called inside a traced function
             t.adopt_free(self)
+        eager.traced(self)
         with trace.scope(t.module_paths[id(self)]):
             return self.forward(*args)
 
@@ -242,6 +247,11 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return lines[0] + ")" if len(lines) == 1 else "\n".join(lines) + "\n)"
+
+
+def _touch(module):
+    """Give ``module`` a new version: the programs that traced it re-check before running."""
+    object.__setattr__(module, "_version", eager.changed())
 
 
 def _drop(name, *tables):
