@@ -8,7 +8,7 @@ and on Tensors alike.
 from . import functions
 from .compiler import compile, trace_graph
 from .frontend import placeholder
-from .tensor import Tensor
+from .eager import Tensor
 
 from . import nn  # noqa: E402  (nn builds on the names above)
 

@@ -13,10 +13,9 @@ from the op records (:func:`public`): an op made with
 from __future__ import annotations
 
 import functools
-import numbers
 
-from . import eager, frontend
-from .frontend import Var, context
+from . import frontend
+from .eager import dispatch
 from .ops import REGISTRY, Kind
 
 #: Functions composed from primitives (names as in NumPy and PyTorch); every other
@@ -32,31 +31,6 @@ COMPOSED = {
     "transpose": frontend.transpose,
     "matmul": frontend.matmul,
 }
-
-
-def _frozen(value):
-    """A cache-key form of an attribute (lists become tuples)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-
-
-def dispatch(name, fn, args, kwargs):
-    """Run ``fn`` on Vars now, or on Tensors through a compiled, cached program."""
-    if context.current() is not None or any(isinstance(a, Var) for a in args):
-        return fn(*args, **kwargs)
-    arrays = [i for i, a in enumerate(args)
-              if not isinstance(a, numbers.Number) and not isinstance(a, (tuple, list, str))
-              and a is not None]
-    fixed = {i: a for i, a in enumerate(args) if i not in arrays}
-
-    def traced(*tensors):
-        full = dict(fixed, **dict(zip(arrays, tensors)))
-        return fn(*[full[i] for i in range(len(args))], **kwargs)
-
-    key = (name, tuple(arrays), tuple((i, _frozen(v)) for i, v in fixed.items()),
-           tuple((k, _frozen(v)) for k, v in sorted(kwargs.items())))
-    return eager.call_function(traced, [args[i] for i in arrays], key)
 
 
 def _op_function(name):

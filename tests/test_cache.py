@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import lucid.nn as nn
-from lucid import Tensor, compiler, eager
+from lucid import Tensor, compiler
+from lucid.eager import programs
 
 RNG = np.random.default_rng(7)
 
@@ -23,7 +24,7 @@ def compiles(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(compiler, "compile", counting)
-    monkeypatch.setattr(eager, "_function_programs", {})  # arithmetic starts uncompiled
+    monkeypatch.setattr(programs, "_function_programs", {})  # arithmetic starts uncompiled
     return count
 
 

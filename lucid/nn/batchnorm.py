@@ -9,7 +9,7 @@ import numpy as np
 from .. import frontend as F
 from ..frontend import trace
 from ..ops.shapes import format_shape
-from ..tensor import Tensor
+from ..eager import Tensor
 from .layers import check_count
 from .module import Module, Parameter
 

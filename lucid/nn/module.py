@@ -14,7 +14,7 @@ import numpy as np
 from .. import eager
 from ..compiler import new_tracer
 from ..frontend import Var, trace
-from ..tensor import Tensor, as_dtype
+from ..eager import Tensor, as_dtype
 
 _INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "_version", "training")
 

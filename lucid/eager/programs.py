@@ -22,12 +22,12 @@ import threading
 
 import numpy as np
 
-from . import compiler
-from .frontend import placeholder
-from .runtime import bind_sizes
+from .. import compiler
+from ..frontend import placeholder
+from ..runtime import bind_sizes
+from .autograd import Call, LazyCall
 from .tensor import Tensor
 
-_seq = itertools.count()
 _function_programs = {}  # insertion-ordered: the oldest entry goes first
 FUNCTION_CACHE = 256
 #: The stamp of the latest change to any module's attributes, parameters, buffers or
@@ -212,55 +212,3 @@ def _execute(entry, tensors):
     if entry.kind == "tuple":
         return tuple(results)
     return dict(zip(entry.program.result_keys, results))
-
-
-class Call:
-    """One run of a program's forward part, kept for its backward."""
-
-    __slots__ = ("entry", "outs", "tensors", "seq")
-
-    def __init__(self, entry, outs, tensors):
-        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
-
-    def __lt__(self, other):
-        return self.seq > other.seq  # newest first: later calls consume earlier ones
-
-    def backward(self, upstream):
-        """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
-        entry = self.entry
-        program = entry.program
-        seeds = []
-        for key in entry.seed_keys:
-            g = upstream.get(key)
-            if g is None:  # an output nobody differentiated: its gradient is zero
-                i = dict(entry.results)[key]
-                g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
-            seeds.append(g)
-        start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
-        grads = program.backward_fn(*seeds, *self.outs[start:])
-        given = {id(s) for s in seeds}
-        for i, target in entry.grads:
-            g = grads[i]
-            if id(g) in given:
-                g = g.copy()  # the identity's gradient is the caller's own array
-            yield (self.tensors[target] if target.__class__ is int else target), g
-
-
-class LazyCall(Call):
-    """An eval-mode forward whose gradient program is compiled on the first backward.
-
-    The forward ran the eval program (no residuals saved); the backward runs
-    the gradient program's forward again on the same arrays, then its backward.
-    """
-
-    __slots__ = ()
-
-    def backward(self, upstream):
-        entry = self.entry
-        if entry.grad_entry is None:
-            entry.grad_entry = entry.lazy()
-        grad = entry.grad_entry
-        if grad.params != entry.params:  # both trace the same module: the order is the same
-            raise RuntimeError("the eval and gradient programs disagree on their inputs")
-        args = self.outs  # for a lazy call: the arrays the eval forward ran on
-        return Call(grad, grad.forward(*args), self.tensors).backward(upstream)

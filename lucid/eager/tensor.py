@@ -2,15 +2,16 @@
 
 A Tensor is data plus, when it came out of a program that can differentiate,
 the *call* that produced it. ``backward`` walks those calls newest first and
-runs each program's compiled backward; nothing here differentiates by itself,
-the graphs are the single source of truth.
+runs each program's compiled backward (:mod:`.autograd`); nothing here
+differentiates by itself, the graphs are the single source of truth. Its
+operators and op methods (``t + u``, ``t.exp()``) are installed from the op
+records by :mod:`.methods`.
 """
 from __future__ import annotations
 
-import heapq
-import numbers
-
 import numpy as np
+
+from .autograd import run_backward
 
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
 
@@ -145,114 +146,3 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"backward: grad has shape {grad.shape}, expected {self.shape}")
         run_backward(self, grad)
-
-    # -- a few eager ops, each compiled once per signature like a module ------------
-    def __add__(self, other): return _binary("add", self, other)
-    def __radd__(self, other): return _binary("add", other, self)
-    def __sub__(self, other): return _binary("sub", self, other)
-    def __rsub__(self, other): return _binary("sub", other, self)
-    def __mul__(self, other): return _binary("mul", self, other)
-    def __rmul__(self, other): return _binary("mul", other, self)
-    def __truediv__(self, other): return _binary("div", self, other)
-    def __rtruediv__(self, other): return _binary("div", other, self)
-    def __neg__(self): return _unary(lambda x: -x, self)
-    def __matmul__(self, other): return _binary("matmul", self, other)
-
-    def sum(self, axis=None, keepdims=False):
-        return _unary(lambda x: x.sum(axis, keepdims), self, ("sum", axis, keepdims))
-
-    def mean(self, axis=None, keepdims=False):
-        return _unary(lambda x: x.mean(axis, keepdims), self, ("mean", axis, keepdims))
-
-
-def _binary(op, x, y):
-    from . import eager  # noqa: PLC0415  (eager builds on this module)
-    from .frontend import Var, apply, trace  # noqa: PLC0415
-
-    if isinstance(x, Var) or isinstance(y, Var) or trace.current() is not None:
-        return apply(op, x, y)  # recording a definition: the tensor is lifted
-    if isinstance(y, numbers.Real) and not isinstance(y, bool):
-        y = _scalar(y, x)
-    elif isinstance(x, numbers.Real) and not isinstance(x, bool):
-        x = _scalar(x, y)
-    return eager.call_function(lambda a, b: apply(op, a, b), [x, y], (op,))
-
-
-_SCALAR_DTYPES = {}  # (tensor dtype, scalar class) -> the dtype the scalar takes
-
-
-def _scalar(value, other):
-    """A Python number as the 0-d Tensor that stands for it beside the Tensor ``other``.
-
-    It takes the dtype a constant would (an int stays int64 beside int64, a
-    number takes a float tensor's dtype) but is a program input, not a
-    constant, so one program serves every value and nothing differentiates it.
-    """
-    key = (other.data.dtype, value.__class__)
-    dtype = _SCALAR_DTYPES.get(key)
-    if dtype is None:
-        from .ops import placeholder  # noqa: PLC0415
-        from .ops.var import as_var  # noqa: PLC0415  (the one place that rule lives)
-
-        like = placeholder((), other.data.dtype.name)
-        dtype = _SCALAR_DTYPES[key] = np.dtype(as_var(value, like).dtype)
-    return Tensor._wrap(np.asarray(value, dtype))
-
-
-def _unary(fn, x, key=None):
-    from . import eager  # noqa: PLC0415
-    from .frontend import trace  # noqa: PLC0415
-
-    if trace.current() is not None:
-        return fn(trace.lift(x))
-    return eager.call_function(fn, [x], key or (fn.__code__,))
-
-
-def run_backward(root, grad):
-    """Run the backward part of every call ``root`` depends on, newest first.
-
-    Leaf gradients are summed and committed only once every part has run:
-    a failure leaves every ``.grad`` untouched.
-    """
-    leaves = {}
-    if root._origin is None:
-        _accumulate(leaves, root, grad)
-        _commit_grads(leaves, foreign=grad)
-        return
-    call, key = root._origin
-    pending = {id(call): {key: grad}}
-    heap = [call]
-    while heap:
-        call = heapq.heappop(heap)
-        for tensor, g in call.backward(pending.pop(id(call))):
-            if tensor._origin is None:
-                _accumulate(leaves, tensor, g)
-                continue
-            parent, out_key = tensor._origin
-            slot = pending.get(id(parent))
-            if slot is None:
-                slot = pending[id(parent)] = {}
-                heapq.heappush(heap, parent)
-            slot[out_key] = g if out_key not in slot else slot[out_key] + g
-    _commit_grads(leaves)
-
-
-def _accumulate(leaves, tensor, g):
-    entry = leaves.get(id(tensor))
-    leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
-
-
-def _commit_grads(leaves, foreign=None):
-    """Apply the summed gradients, only once every backward part has run (a failure leaves
-    every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
-    handed = {id(foreign)} if foreign is not None else set()
-    for tensor, g in leaves.values():
-        if not tensor.requires_grad:
-            continue
-        if tensor.grad is not None:
-            tensor.grad = tensor.grad + g
-            continue
-        if id(g) in handed or g.base is not None:
-            g = g.copy()
-        handed.add(id(g))
-        tensor.grad = g

@@ -1,0 +1,118 @@
+"""Backward over call records: what ``Tensor.backward`` runs.
+
+A :class:`Call` is one run of a compiled program's forward part, kept for its
+backward. :func:`run_backward` walks the calls a tensor depends on, newest
+first, runs each program's compiled backward and commits the summed leaf
+gradients only once every part has run. Nothing here differentiates by
+itself: the graphs are the single source of truth.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+
+import numpy as np
+
+_seq = itertools.count()
+
+
+class Call:
+    """One run of a program's forward part, kept for its backward."""
+
+    __slots__ = ("entry", "outs", "tensors", "seq")
+
+    def __init__(self, entry, outs, tensors):
+        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
+
+    def __lt__(self, other):
+        return self.seq > other.seq  # newest first: later calls consume earlier ones
+
+    def backward(self, upstream):
+        """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
+        entry = self.entry
+        program = entry.program
+        seeds = []
+        for key in entry.seed_keys:
+            g = upstream.get(key)
+            if g is None:  # an output nobody differentiated: its gradient is zero
+                i = dict(entry.results)[key]
+                g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
+            seeds.append(g)
+        start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
+        grads = program.backward_fn(*seeds, *self.outs[start:])
+        given = {id(s) for s in seeds}
+        for i, target in entry.grads:
+            g = grads[i]
+            if id(g) in given:
+                g = g.copy()  # the identity's gradient is the caller's own array
+            yield (self.tensors[target] if target.__class__ is int else target), g
+
+
+class LazyCall(Call):
+    """An eval-mode forward whose gradient program is compiled on the first backward.
+
+    The forward ran the eval program (no residuals saved); the backward runs
+    the gradient program's forward again on the same arrays, then its backward.
+    """
+
+    __slots__ = ()
+
+    def backward(self, upstream):
+        entry = self.entry
+        if entry.grad_entry is None:
+            entry.grad_entry = entry.lazy()
+        grad = entry.grad_entry
+        if grad.params != entry.params:  # both trace the same module: the order is the same
+            raise RuntimeError("the eval and gradient programs disagree on their inputs")
+        args = self.outs  # for a lazy call: the arrays the eval forward ran on
+        return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
+
+
+def run_backward(root, grad):
+    """Run the backward part of every call ``root`` depends on, newest first.
+
+    Leaf gradients are summed and committed only once every part has run:
+    a failure leaves every ``.grad`` untouched.
+    """
+    leaves = {}
+    if root._origin is None:
+        _accumulate(leaves, root, grad)
+        _commit_grads(leaves, foreign=grad)
+        return
+    call, key = root._origin
+    pending = {id(call): {key: grad}}
+    heap = [call]
+    while heap:
+        call = heapq.heappop(heap)
+        for tensor, g in call.backward(pending.pop(id(call))):
+            if tensor._origin is None:
+                _accumulate(leaves, tensor, g)
+                continue
+            parent, out_key = tensor._origin
+            slot = pending.get(id(parent))
+            if slot is None:
+                slot = pending[id(parent)] = {}
+                heapq.heappush(heap, parent)
+            slot[out_key] = g if out_key not in slot else slot[out_key] + g
+    _commit_grads(leaves)
+
+
+def _accumulate(leaves, tensor, g):
+    entry = leaves.get(id(tensor))
+    leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
+
+
+def _commit_grads(leaves, foreign=None):
+    """Apply the summed gradients, only once every backward part has run (a failure leaves
+    every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
+    handed = {id(foreign)} if foreign is not None else set()
+    for tensor, g in leaves.values():
+        if not tensor.requires_grad:
+            continue
+        if tensor.grad is not None:
+            tensor.grad = tensor.grad + g
+            continue
+        if id(g) in handed or g.base is not None:
+            g = g.copy()
+        handed.add(id(g))
+        tensor.grad = g
