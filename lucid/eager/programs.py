@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import compiler
 from ..frontend import placeholder
+from ..graph import OutKind
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
 from .tensor import Tensor
@@ -87,10 +88,11 @@ class Entry:
         self.results = [(k, returned.index(outputs[k])) for k in program.result_keys]
         self.kind = program.result_kind
         self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
-        self.seed_keys = [graph.node(s).key[len("grad:"):] for s in seeds]
+        self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
         back = program._bwd_outputs or []
-        self.grads = [(back.index(outputs[f"grad:{key}"]), i) for key, i in grad_inputs] + \
-            [(back.index(outputs[f"grad:{key}"]), t) for key, t in grad_params]
+        grad_of = {o.of: o.node for o in graph.outputs.values() if o.kind is OutKind.GRAD}
+        self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs] + \
+            [(back.index(grad_of[key]), t) for key, t in grad_params]
 
 
 def _placeholders(specs, batch_symbolic):

@@ -58,6 +58,13 @@ class Record:
                 f"{1000 * self.seconds:7.1f} ms")
 
 
+class Report(list):
+    """The :class:`Record` of every pass of one compile; prints as a table."""
+
+    def __str__(self):
+        return "\n".join(map(str, self))
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """An ordered list of passes."""
@@ -65,12 +72,12 @@ class Pipeline:
     passes: tuple = field(default_factory=tuple)
 
     def run(self, graph, options=Options(), lint=None):
-        """Run every pass on a copy of ``graph``; return ``(graph, [Record, ...])``.
+        """Run every pass on a copy of ``graph``; return ``(graph, Report of Records)``.
 
         ``lint``: a callable run on the graph after each pass (the tests pass
         ``lambda g: g.lint(REGISTRY)``).
         """
-        records = []
+        records = Report()
         for p in self.passes:
             before, start = len(graph), time.perf_counter()
             copy = graph.copy()
@@ -125,8 +132,9 @@ def autodiff(graph, options):
     seeds = {}
     for key, n in results.items():
         d = node(n)
-        seeds[n] = graph.add("placeholder", [], d.shape, d.dtype, name=f"grad_{key}",
-                             role=Role.GRAD, key=f"grad:{key}", label=f"grad:{key}")
+        seeds[n] = seed = graph.add("placeholder", [], d.shape, d.dtype, name=f"grad_{key}",
+                                    role=Role.GRAD, key=f"grad:{key}", label=f"grad:{key}")
+        graph.meta[seed] = {"seeds": key}  # the result whose upstream gradient it holds
     grads = add_backward(graph, seeds, targets)
     for p in targets:
         of = node(p).key or p
