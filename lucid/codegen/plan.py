@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..ops.shapes import broadcast_shapes, result_dtype
 from .symbolic import Symbolic
 
 VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
@@ -53,6 +54,9 @@ class Plan:
                                        order="none")
         self.temps = dict(replacements)
         self.known = {e: t for t, e in replacements}  # value -> temporary holding it
+        self._reads = {}  # temporary -> the atoms its value reads
+        for t, e in replacements:  # dependencies first, so each set is built from its parts'
+            self._reads[t] = frozenset(self.atoms_in(e))
         it = iter(reduced)
         items = {}
         for a in atoms:
@@ -65,8 +69,7 @@ class Plan:
                                        node=a.node or (a.nodes[0] if a.nodes else ""),
                                        nodes=list(a.nodes))
         for t, e in replacements:
-            items[t] = Item(t, "let", expr=e, shape=self.sym.shape_of(self._full(e)),
-                            dtype=self.sym.dtype_of(self._full(e)))
+            items[t] = Item(t, "let", expr=e, shape=self.shape_of(e), dtype=self.dtype_of(e))
         self.outputs = {}
         for n in outputs:
             d = graph.nx.nodes[n]
@@ -119,6 +122,25 @@ class Plan:
             for s in sorted(e.free_symbols, key=str):
                 visit(s)
         return [a for a in order if a.kind != "input"]
+
+    def atoms_in(self, expr):
+        """The atoms ``expr`` reads, directly or through the temporaries in it."""
+        found = set()
+        for s in expr.free_symbols:
+            if s in self.sym.atoms:
+                found.add(s)
+            else:
+                found |= self._reads.get(s, frozenset())
+        return found
+
+    def shape_of(self, expr):
+        """Broadcast shape of ``expr`` (over atoms and temporaries): its atoms' shapes."""
+        shapes = [self.sym.atoms[s].shape for s in self.atoms_in(expr)]
+        return broadcast_shapes("expression", *shapes) if shapes else ()
+
+    def dtype_of(self, expr):
+        dtypes = [self.sym.atoms[s].dtype for s in self.atoms_in(expr)]
+        return result_dtype(dtypes) if dtypes else "float32"
 
     def _full(self, expr):
         """``expr`` with every temporary substituted back (for shapes and provenance)."""
