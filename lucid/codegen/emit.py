@@ -180,7 +180,8 @@ class Emitter:
             if a.is_Atom or not is_large(shape):
                 value = self.src(a)
             else:
-                value = self.scratch_buffer(shape, self.plan.dtype_of(a), fresh=g["op"] in VIEWS)
+                value = self.scratch_buffer(shape, self.plan.dtype_of(a),
+                                            fresh=g["op"] in VIEWS)
                 self.into(a, value, shape, g["dtype"])
             want = self.plan.graph.nx.nodes[inp] if inp is not None else None
             if want is not None and g["op"] == "reshape" and not a.is_Number and \

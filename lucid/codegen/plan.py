@@ -187,7 +187,7 @@ class Plan:
         theirs. Placeholders, constants, nodes whose value is a placeholder's
         and nodes no output needs belong to none.
         """
-        g, atoms, topo = self.graph.nx, self.sym.atoms, self.graph.topo()
+        graph, atoms, topo = self.graph, self.sym.atoms, self.graph.topo()
         position = {it.symbol: i for i, it in enumerate(self.items)}
         owner = {}
         for it in self.items:
@@ -208,13 +208,13 @@ class Plan:
             v = self.sym.value[n]
             if n in owner:
                 item_of[n] = owner[n]
-            elif g.nodes[n]["op"] in ("placeholder", "constant") or \
+            elif graph.node(n).op in ("placeholder", "constant") or \
                     (v in atoms and atoms[v].kind == "input"):
                 continue
             elif held.get(v, v) in position:
                 item_of[n] = held.get(v, v)
             else:  # a user whose value lost every atom of n's (numel, a folded 0) never read it
-                users = [item_of[u] for u in g.successors(n) if u in item_of
+                users = [item_of[u] for u in graph.users(n) if u in item_of
                          and (reads_atoms(u) or not reads_atoms(n))]
                 if users:
                     item_of[n] = min(users, key=position.__getitem__)
