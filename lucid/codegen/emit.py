@@ -77,7 +77,7 @@ class Emitter:
         """Compute a large item: into a reused buffer, or, when it is returned, into a new
         array that its first ufunc allocates (no separate np.empty call)."""
         atoms = self.plan.sym.atoms
-        same = {atoms[s].dtype for s in self.plan.atoms_in(it.expr) if atoms[s].shape != ()} \
+        same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
         if it.symbol in self.fresh and same:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
@@ -120,8 +120,8 @@ class Emitter:
 
     def output(self, name, it):
         """An output gets its node's exact shape and dtype and never aliases another array."""
-        shape, dtype = self.plan.shape_of(it.expr), self.plan.dtype_of(it.expr)
-        atoms = bool(self.plan.atoms_in(it.expr))
+        shape, dtype = self.plan.sym.shape_of(it.expr), self.plan.sym.dtype_of(it.expr)
+        atoms = bool(self.plan.sym.reads(it.expr))
         if tuple(shape) == tuple(it.shape) and is_large(shape) and not it.expr.is_Atom:
             self.place(name, it)
             return
@@ -153,11 +153,11 @@ class Emitter:
         """
         mono, axes = it.expr, it.axes
         factors = _factors(mono)
-        shape = self.plan.shape_of(mono)
+        shape = self.plan.sym.shape_of(mono)
         reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
         fix = "" if strip_units(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
             else f".reshape({shape_source(it.shape)})"
-        same = all(f.is_Symbol and self.plan.shape_of(f) == shape for f in factors)
+        same = all(f.is_Symbol and self.plan.sym.shape_of(f) == shape for f in factors)
         if not (same and len(factors) <= 2):
             tmp = self.scratch_buffer(shape, it.dtype)
             self.into(mono, tmp, shape, it.dtype)
@@ -176,11 +176,11 @@ class Emitter:
         g = self.plan.graph.nx.nodes[it.node]
         args = []
         for a, inp in zip(it.args, g["inputs"] if g["op"] != "sum" else [None]):
-            shape = self.plan.shape_of(a)
+            shape = self.plan.sym.shape_of(a)
             if a.is_Atom or not is_large(shape):
                 value = self.src(a)
             else:
-                value = self.scratch_buffer(shape, self.plan.dtype_of(a),
+                value = self.scratch_buffer(shape, self.plan.sym.dtype_of(a),
                                             fresh=g["op"] in VIEWS)
                 self.into(a, value, shape, g["dtype"])
             want = self.plan.graph.nx.nodes[inp] if inp is not None else None
@@ -282,7 +282,7 @@ class Emitter:
         long inner loops, about twice as fast for 3D input.
         """
         source = self.small(expr)
-        own = self.plan.shape_of(expr.xreplace(self.k_defs))
+        own = self.plan.sym.shape_of(expr.xreplace(self.k_defs))
         small = fit(own, len(shape))
         inner = tuple(shape)[1:]
         if not (small[0] == 1 and small[-1] == 1 and shape[-1] != 1
@@ -313,7 +313,7 @@ class Emitter:
 
     def linear_terms(self, expr, shape):
         """``[(small coefficient, large symbol or 1)]`` if ``expr`` is linear in large symbols."""
-        large = lambda e: self.plan.shape_of(e) == tuple(shape)  # noqa: E731
+        large = lambda e: self.plan.sym.shape_of(e) == tuple(shape)  # noqa: E731
         out = []
         for term in sp.Add.make_args(expr):
             big = [f for f in sp.Mul.make_args(term) if large(f)]

@@ -190,7 +190,7 @@ def _sizes_needed(plan, items):
         dims = [d for d in it.shape if isinstance(d, str)]
         for e in it.exprs():
             dims += [str(s)[len("size_"):] for s in e.free_symbols if str(s).startswith("size_")]
-        full_shapes = [plan.shape_of(e) for e in it.exprs()]
+        full_shapes = [plan.sym.shape_of(e) for e in it.exprs()]
         dims += [d for shape in full_shapes for d in shape if isinstance(d, str)]
         for d in dims:
             if d not in needed:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..ops.shapes import broadcast_shapes, result_dtype
 from .symbolic import Symbolic
 
 VIEWS = ("sum", "reshape", "transpose", "broadcast_to")
@@ -42,7 +41,7 @@ class Provenance:
     """Where each graph node is computed: recorded while planning, never searched for."""
 
     item: dict  # node name -> symbol of the item whose statement computes the node's value
-    nodes: dict  # item symbol -> the nodes it computes (its own first), the same lists as Item.nodes
+    nodes: dict  # item symbol -> the nodes it computes, its own first (the lists in Item.nodes)
     part_of: dict  # item symbol -> nodes of the first item using it, for items with no nodes
 
 
@@ -63,9 +62,8 @@ class Plan:
                                        order="none")
         self.temps = dict(replacements)
         self.known = {e: t for t, e in replacements}  # value -> temporary holding it
-        self._reads = {}  # temporary -> the atoms its value reads
-        for t, e in replacements:  # dependencies first, so each set is built from its parts'
-            self._reads[t] = frozenset(self.atoms_in(e))
+        for t, e in replacements:  # dependencies first: shapes never need them written out
+            self.sym.name(t, e)
         it = iter(reduced)
         items = {}
         for a in atoms:
@@ -78,7 +76,8 @@ class Plan:
                                        node=a.node or (a.nodes[0] if a.nodes else ""),
                                        nodes=list(a.nodes))
         for t, e in replacements:
-            items[t] = Item(t, "let", expr=e, shape=self.shape_of(e), dtype=self.dtype_of(e))
+            items[t] = Item(t, "let", expr=e, shape=self.sym.shape_of(e),
+                            dtype=self.sym.dtype_of(e))
         self.outputs = {}
         for n in outputs:
             d = graph.nx.nodes[n]
@@ -131,25 +130,6 @@ class Plan:
             for s in sorted(e.free_symbols, key=str):
                 visit(s)
         return [a for a in order if a.kind != "input"]
-
-    def atoms_in(self, expr):
-        """The atoms ``expr`` reads, directly or through the temporaries in it."""
-        found = set()
-        for s in expr.free_symbols:
-            if s in self.sym.atoms:
-                found.add(s)
-            else:
-                found |= self._reads.get(s, frozenset())
-        return found
-
-    def shape_of(self, expr):
-        """Broadcast shape of ``expr`` (over atoms and temporaries): its atoms' shapes."""
-        shapes = [self.sym.atoms[s].shape for s in self.atoms_in(expr)]
-        return broadcast_shapes("expression", *shapes) if shapes else ()
-
-    def dtype_of(self, expr):
-        dtypes = [self.sym.atoms[s].dtype for s in self.atoms_in(expr)]
-        return result_dtype(dtypes) if dtypes else "float32"
 
     def _order(self, items):
         ordered, seen = [], set()
