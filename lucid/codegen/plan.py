@@ -103,8 +103,9 @@ class Plan:
         def half_power(e):
             return e.is_Pow and e.base in roots and e.exp.is_Rational and e.exp.q == 2
 
+        holders = set(roots.values())
         for sym, it in items.items():
-            if sym in roots.values():
+            if sym in holders:
                 continue
             if it.expr is not None:
                 it.expr = it.expr.replace(half_power, lambda e: roots[e.base] ** int(-2 * e.exp))
