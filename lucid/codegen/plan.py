@@ -5,6 +5,8 @@ are found once (``sympy.cse``); what remains is a list of items (temporaries,
 reductions, opaque ops, outputs) in dependency order, each marked forward or
 backward by whether an upstream gradient reaches it. Items no output needs
 are never planned (dead code); constants were folded by sympy on the way.
+Each graph node is then assigned to the item that computes it
+(``plan.provenance``), which is what the generated comments name.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class Provenance:
 
     item: dict  # node name -> symbol of the item whose statement computes the node's value
     nodes: dict  # item symbol -> the nodes it computes, its own first (the lists in Item.nodes)
-    part_of: dict  # item symbol -> nodes of the first item using it, for items with no nodes
+    part_of: dict  # symbol of an item with no nodes -> the nodes it is a part of
 
 
 class Plan:
@@ -192,7 +194,7 @@ class Plan:
             elif graph.node(n).op in ("placeholder", "constant") or \
                     (v in atoms and atoms[v].kind == "input"):
                 continue
-            elif held.get(v, v) in position:
+            elif held.get(v, v) in position:  # a temporary's value, or an item's own symbol
                 item_of[n] = held.get(v, v)
             else:  # a user whose value lost every atom of n's (numel, a folded 0) never read it
                 users = [item_of[u] for u in graph.users(n) if u in item_of

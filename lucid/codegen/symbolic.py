@@ -78,7 +78,7 @@ class Symbolic:
         return result_dtype(dtypes) if dtypes else "float32"
 
     def reads(self, expr):
-        """The atoms ``expr`` reads, directly or through the symbols it names (:meth:`name`)."""
+        """The atoms ``expr`` reads, directly or through the named symbols in it (:meth:`name`)."""
         found = set()
         for s in expr.free_symbols:
             if s in self.atoms:
