@@ -76,9 +76,9 @@ class Emitter:
     def place(self, name, it):
         """Compute a large item: into a reused buffer, or, when it is returned, into a new
         array that its first ufunc allocates (no separate np.empty call)."""
-        full = self.plan._full(it.expr)
-        same = {self.plan.sym.atoms[s].dtype for s in full.free_symbols
-                if s in self.plan.sym.atoms and self.plan.sym.atoms[s].shape != ()} == {it.dtype}
+        atoms = self.plan.sym.atoms
+        same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
+            == {it.dtype}
         if it.symbol in self.fresh and same:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
@@ -120,9 +120,8 @@ class Emitter:
 
     def output(self, name, it):
         """An output gets its node's exact shape and dtype and never aliases another array."""
-        full = self.plan._full(it.expr)
-        shape, dtype = self.plan.sym.shape_of(full), self.plan.sym.dtype_of(full)
-        atoms = any(s in self.plan.sym.atoms for s in full.free_symbols)
+        shape, dtype = self.plan.sym.shape_of(it.expr), self.plan.sym.dtype_of(it.expr)
+        atoms = bool(self.plan.sym.reads(it.expr))
         if tuple(shape) == tuple(it.shape) and is_large(shape) and not it.expr.is_Atom:
             self.place(name, it)
             return
@@ -154,12 +153,11 @@ class Emitter:
         """
         mono, axes = it.expr, it.axes
         factors = _factors(mono)
-        shape = self.plan.sym.shape_of(self.plan._full(mono))
+        shape = self.plan.sym.shape_of(mono)
         reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
         fix = "" if strip_units(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
             else f".reshape({shape_source(it.shape)})"
-        same = all(f.is_Symbol and self.plan.sym.shape_of(self.plan._full(f)) == shape
-                   for f in factors)
+        same = all(f.is_Symbol and self.plan.sym.shape_of(f) == shape for f in factors)
         if not (same and len(factors) <= 2):
             tmp = self.scratch_buffer(shape, it.dtype)
             self.into(mono, tmp, shape, it.dtype)
@@ -178,11 +176,11 @@ class Emitter:
         g = self.plan.graph.node(it.node)
         args = []
         for a, inp in zip(it.args, g.inputs if g.op != "sum" else [None]):
-            shape = self.plan.sym.shape_of(self.plan._full(a))
+            shape = self.plan.sym.shape_of(a)
             if a.is_Atom or not is_large(shape):
                 value = self.src(a)
             else:
-                value = self.scratch_buffer(shape, self.plan.sym.dtype_of(self.plan._full(a)),
+                value = self.scratch_buffer(shape, self.plan.sym.dtype_of(a),
                                             fresh=g.op in VIEWS)
                 self.into(a, value, shape, g.dtype)
             want = self.plan.graph.node(inp) if inp is not None else None
@@ -284,7 +282,7 @@ class Emitter:
         long inner loops, about twice as fast for 3D input.
         """
         source = self.small(expr)
-        own = self.plan.sym.shape_of(self.plan._full(expr.xreplace(self.k_defs)))
+        own = self.plan.sym.shape_of(expr.xreplace(self.k_defs))
         small = fit(own, len(shape))
         inner = tuple(shape)[1:]
         if not (small[0] == 1 and small[-1] == 1 and shape[-1] != 1
@@ -315,7 +313,7 @@ class Emitter:
 
     def linear_terms(self, expr, shape):
         """``[(small coefficient, large symbol or 1)]`` if ``expr`` is linear in large symbols."""
-        large = lambda e: self.plan.sym.shape_of(self.plan._full(e)) == tuple(shape)  # noqa: E731
+        large = lambda e: self.plan.sym.shape_of(e) == tuple(shape)  # noqa: E731
         out = []
         for term in sp.Add.make_args(expr):
             big = [f for f in sp.Mul.make_args(term) if large(f)]

@@ -50,8 +50,9 @@ def generate(plan, graph, seeds):
     layout = [outputs, None, None, None, None]
     if seeds:
         fwd_items, bwd_items = split(plan)
-        fwd_out = [n for n in outputs if not _item(plan, n).backward]
-        bwd_out = [n for n in outputs if _item(plan, n).backward]
+        backward = {it.symbol for it in plan.items if it.backward}
+        fwd_out = [n for n in outputs if plan.outputs[n] not in backward]
+        bwd_out = [n for n in outputs if plan.outputs[n] in backward]
         residuals = [str(r) for r in residuals_of(plan, fwd_items, bwd_items)]
         bwd_params = list(seeds) + residuals
         missing = [s for s in _sizes_needed(plan, bwd_items)
@@ -105,9 +106,13 @@ def split(plan):
     backward = [it for it in plan.items if it.backward]
     large = {it.symbol: it for it in forward if it.kind == "let" and is_large(it.shape)}
     used_back = {f for it in backward for e in it.exprs() for f in e.free_symbols}
+    readers = {}  # symbol -> the forward items reading it
+    for u in forward:
+        for f in set().union(*(e.free_symbols for e in u.exprs())):
+            readers.setdefault(f, []).append(u)
     remat = {}
     for sym, it in large.items():
-        users = [u for u in forward if any(sym in e.free_symbols for e in u.exprs())]
+        users = readers.get(sym, [])
         cheap = not any(f in large for f in it.expr.free_symbols)
         if sym in used_back and cheap and len(users) == 1 and users[0].kind in ("let", "output"):
             remat[sym] = it
@@ -129,19 +134,14 @@ def residuals_of(plan, forward, backward):
     computed = {it.symbol for it in forward}
     local = {it.symbol for it in backward}
     inputs = {a.symbol for a in plan.sym.atoms.values() if a.kind == "input"}
-    out = []
+    out = {}  # ordered, with constant-time membership
     for it in backward:
         for e in it.exprs():
             for f in sorted(e.free_symbols, key=str):
                 keep = f in computed or (f in inputs and f not in plan.seeds)
-                if keep and f not in local and f not in out:
-                    out.append(f)
-    return out
-
-
-def _item(plan, node):
-    sym = plan.outputs[node]
-    return next(it for it in plan.items if it.symbol == sym)
+                if keep and f not in local:
+                    out.setdefault(f)
+    return list(out)
 
 
 def _escaping(plan, items, returns, views=True):
@@ -190,7 +190,7 @@ def _sizes_needed(plan, items):
         dims = [d for d in it.shape if isinstance(d, str)]
         for e in it.exprs():
             dims += [str(s)[len("size_"):] for s in e.free_symbols if str(s).startswith("size_")]
-        full_shapes = [plan.sym.shape_of(plan._full(e)) for e in it.exprs()]
+        full_shapes = [plan.sym.shape_of(e) for e in it.exprs()]
         dims += [d for shape in full_shapes for d in shape if isinstance(d, str)]
         for d in dims:
             if d not in needed:

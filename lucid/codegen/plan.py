@@ -5,6 +5,8 @@ are found once (``sympy.cse``); what remains is a list of items (temporaries,
 reductions, opaque ops, outputs) in dependency order, each marked forward or
 backward by whether an upstream gradient reaches it. Items no output needs
 are never planned (dead code); constants were folded by sympy on the way.
+Each graph node is then assigned to the item that computes it
+(``plan.provenance``), which is what the generated comments name.
 """
 from __future__ import annotations
 
@@ -46,6 +48,15 @@ class Item:
         return (self.expr,) if self.expr is not None else self.args
 
 
+@dataclass
+class Provenance:
+    """Where each graph node is computed: recorded while planning, never searched for."""
+
+    item: dict  # node name -> symbol of the item whose statement computes the node's value
+    nodes: dict  # item symbol -> the nodes it computes, its own first (the lists in Item.nodes)
+    part_of: dict  # symbol of an item with no nodes -> the nodes it is a part of
+
+
 class Plan:
     """Items computing ``graph.outputs``, with forward/backward marks and residuals."""
 
@@ -63,6 +74,8 @@ class Plan:
                                        order="none")
         self.temps = dict(replacements)
         self.known = {e: t for t, e in replacements}  # value -> temporary holding it
+        for t, e in replacements:  # dependencies first: shapes never need them written out
+            self.sym.name(t, e)
         it = iter(reduced)
         items = {}
         for a in atoms:
@@ -75,8 +88,8 @@ class Plan:
                                        node=a.node or (a.nodes[0] if a.nodes else ""),
                                        nodes=list(a.nodes))
         for t, e in replacements:
-            items[t] = Item(t, "let", expr=e, shape=self.sym.shape_of(self._full(e)),
-                            dtype=self.sym.dtype_of(self._full(e)))
+            items[t] = Item(t, "let", expr=e, shape=self.sym.shape_of(e),
+                            dtype=self.sym.dtype_of(e))
         self.outputs = {}
         for n in outputs:
             d = graph.node(n)
@@ -91,7 +104,7 @@ class Plan:
             {f for it in self.items for e in it.exprs() for f in e.free_symbols
              if str(f).startswith("size_")}
         self._mark_backward()
-        self._claim_nodes()
+        self.provenance = self._trace_provenance()
 
     def _reuse_roots(self, items):
         """Write b**(k/2) with a temporary that already holds 1/sqrt(b): rstd**3, not a pow."""
@@ -102,8 +115,9 @@ class Plan:
         def half_power(e):
             return e.is_Pow and e.base in roots and e.exp.is_Rational and e.exp.q == 2
 
+        holders = set(roots.values())
         for sym, it in items.items():
-            if sym in roots.values():
+            if sym in holders:
                 continue
             if it.expr is not None:
                 it.expr = it.expr.replace(half_power, lambda e: roots[e.base] ** int(-2 * e.exp))
@@ -130,14 +144,6 @@ class Plan:
                 visit(s)
         return [a for a in order if a.kind != "input"]
 
-    def _full(self, expr):
-        """``expr`` with every temporary substituted back (for shapes and provenance)."""
-        while True:
-            temps = [s for s in expr.free_symbols if s in self.temps]
-            if not temps:
-                return expr
-            expr = expr.xreplace({t: self.temps[t] for t in temps})
-
     def _order(self, items):
         ordered, seen = [], set()
 
@@ -163,29 +169,86 @@ class Plan:
                 item.backward = True
                 back.add(item.symbol)
 
-    def _claim_nodes(self):
-        """Name, for each item, the graph nodes whose values it computes first."""
-        claimed = {n for it in self.items for n in it.nodes}
-        candidates = [(n, self.sym.value[n]) for n in self.graph.topo()
-                      if self.graph.node(n).op not in ("placeholder", "constant") and n not in claimed
-                      and not self.sym.value[n].is_Atom]
-        for item in self.items:
-            if item.kind == "output":
-                item.nodes.append(item.node)
-            full = [self._full(e) for e in item.exprs()]
-            rest = []
-            for n, v in candidates:
-                if n != item.node and any(f.has(v) for f in full):
-                    item.nodes.append(n)
-                else:
-                    rest.append((n, v))
-            candidates = rest
+    def _trace_provenance(self):
+        """Assign every live graph node to the item that computes it, in one pass.
+
+        A node belongs to an item when its value is that item: the output it
+        is, the atom that recorded it (its value that atom times a count), the
+        temporary or atom its value equals. Every other node was inlined into
+        its users, so (users first) it belongs to the earliest item among
+        theirs. Placeholders, constants, nodes whose value is a placeholder's
+        and nodes no output needs belong to none.
+        """
+        graph, atoms, topo = self.graph, self.sym.atoms, self.graph.topo()
+        position = {it.symbol: i for i, it in enumerate(self.items)}
+        owner = {}
+        for it in self.items:
+            for n in atoms[it.symbol].nodes if it.symbol in atoms else ():
+                # a sum with a factor pulled out, or split over several reductions, is
+                # computed where the reductions are scaled and combined: not here
+                if _counts(self.sym.value[n], it.symbol):
+                    owner.setdefault(n, it.symbol)
+        owner.update((it.node, it.symbol) for it in self.items
+                     if it.kind == "output" and not it.expr.is_Symbol)
+        held = self._temps_by_value()
+
+        def reads_atoms(n):
+            return any(f in atoms for f in self.sym.value[n].free_symbols)
+
+        item_of = {}
+        for n in reversed(topo):
+            v = self.sym.value[n]
+            if n in owner:
+                item_of[n] = owner[n]
+            elif graph.node(n).op in ("placeholder", "constant") or \
+                    (v in atoms and atoms[v].kind == "input"):
+                continue
+            elif held.get(v, v) in position:  # a temporary's value, or an item's own symbol
+                item_of[n] = held.get(v, v)
+            else:  # a user whose value lost every atom of n's (numel, a folded 0) never read it
+                users = [item_of[u] for u in graph.users(n) if u in item_of
+                         and (reads_atoms(u) or not reads_atoms(n))]
+                if users:
+                    item_of[n] = min(users, key=position.__getitem__)
+        nodes = {it.symbol: [] for it in self.items}
+        for n in topo:  # an item's own nodes first, then those it holds or inlines
+            if n in owner:
+                nodes[owner[n]].append(n)
+        for n in topo:
+            if n in item_of and n not in owner:
+                nodes[item_of[n]].append(n)
+        for it in self.items:
+            it.nodes = nodes[it.symbol]
+        return Provenance(item_of, nodes, self._parts(nodes))
+
+    def _temps_by_value(self):
+        """Temporary holding each value over atoms alone, each expanded once from its parts'."""
+        full = {}
+        for t, e in self.temps.items():  # dependencies first
+            full[t] = e.xreplace({s: full[s] for s in e.free_symbols if s in full})
+        return {v: t for t, v in reversed(full.items())}  # the first temporary, if two hold one
+
+    def _parts(self, nodes):
+        """For an item with no nodes, the nodes it is part of: an atom's recorded ones, else
+        those of the first item using it."""
+        first_user = {}
+        for it in self.items:
+            for e in it.exprs():
+                for f in e.free_symbols:
+                    first_user.setdefault(f, it.symbol)
+        part = {}
+        for it in reversed(self.items):  # users come later: their parts are known
+            if nodes[it.symbol]:
+                continue
+            recorded = self.sym.atoms[it.symbol].nodes if it.symbol in self.sym.atoms else []
+            user = first_user.get(it.symbol)
+            if recorded or user is not None:
+                part[it.symbol] = list(recorded) or nodes[user] or part.get(user, [])
+        return part
 
     def part_of(self, item):
-        """Graph nodes whose values contain what ``item`` computes."""
-        full = [self._full(e) for e in item.exprs()]
-        return [n for n in self.graph.topo() if self.graph.node(n).op not in ("placeholder", "constant")
-                and any(self.sym.value[n].has(f) for f in full if not f.is_Atom)]
+        """For an item with no nodes of its own, the graph nodes it is a part of."""
+        return self.provenance.part_of.get(item.symbol, [])
 
     def aliases_input(self, expr):
         """Whether ``expr`` is an input or a view of one (returning it would share memory)."""
@@ -195,3 +258,7 @@ class Plan:
                                          in VIEWS and all(self.aliases_input(x) for x in a.args))
         return False
 
+
+def _counts(value, symbol):
+    """Whether ``value`` is ``symbol`` times a count (numbers and sizes only)."""
+    return {f for f in value.free_symbols if not str(f).startswith("size_")} == {symbol}

@@ -58,6 +58,7 @@ class Symbolic:
         self.reductions = {}  # (monomial, axes, ndim) -> symbol
         self.value = {}  # node name -> expression
         self.casts = {}  # (node, dtype) -> symbol of the converted value
+        self.named = {}  # symbol naming a subexpression (a CSE temporary) -> the atoms it reads
         self._shape_cache = {}
         for name in graph.topo():
             self.value[name] = self._evaluate(name)
@@ -67,14 +68,29 @@ class Symbolic:
         """Broadcast shape of an expression: the shapes of its atoms, right-aligned."""
         cached = self._shape_cache.get(expr)
         if cached is None:
-            shapes = [self.atoms[s].shape for s in expr.free_symbols if s in self.atoms]
+            shapes = [self.atoms[s].shape for s in self.reads(expr)]
             cached = broadcast_shapes("expression", *shapes) if shapes else ()
             self._shape_cache[expr] = cached
         return cached
 
     def dtype_of(self, expr):
-        dtypes = [self.atoms[s].dtype for s in expr.free_symbols if s in self.atoms]
+        dtypes = [self.atoms[s].dtype for s in self.reads(expr)]
         return result_dtype(dtypes) if dtypes else "float32"
+
+    def reads(self, expr):
+        """The atoms ``expr`` reads, directly or through the named symbols in it (:meth:`name`)."""
+        found = set()
+        for s in expr.free_symbols:
+            if s in self.atoms:
+                found.add(s)
+            elif s in self.named:
+                found |= self.named[s]
+        return found
+
+    def name(self, symbol, expr):
+        """Let ``symbol`` stand for ``expr`` in shapes and dtypes, so that they never need
+        the expression written out over atoms (named before any query that contains it)."""
+        self.named[symbol] = frozenset(self.reads(expr))
 
     def varies(self, expr, axes, ndim):
         shape = self.shape_of(expr)
