@@ -48,7 +48,7 @@ class Program:
         self.bindings = dict(bindings or {})
         self.updates = dict(updates or {})
         self.name = name
-        self.passes = list(passes)  # what each graph pass did (lucid.transforms.Record)
+        self.passes = passes  # what each graph pass did: lucid.transforms.Record, one per pass
         self.result_keys = [k for k, o in graph.outputs.items() if o.kind is OutKind.RESULT]
         self.result_kind = "single" if self.result_keys == ["out"] else "dict"
         self.dtype_of = {k: graph.node(o.node).dtype for k, o in graph.outputs.items()}
@@ -162,6 +162,38 @@ class Program:
         args = [seeds[p] if p in seeds else saved[p] for p in self._bwd_inputs]
         values = dict(zip(self._bwd_outputs, self.backward_fn(*args)))
         return {key: values[o.node] for key, o in self.graph.outputs.items() if o.node in values}
+
+    def provenance(self):
+        """Which statement computes each graph node, and which pass made the node.
+
+        One row per planned statement (in ``step``'s order): its name in the
+        generated source, whether it runs in the backward half, the nodes it
+        computes and, for each, the pass that created it (``trace`` for the
+        nodes traced from the user's definition). Recorded while compiling
+        (``plan.provenance``, ``graph.meta``), not searched for.
+
+        Examples
+        --------
+        >>> import lucid
+        >>> x = lucid.placeholder((None, 3), name="x")
+        >>> print(lucid.compile(lambda v: (v * v).sum(), x).provenance())  # doctest: +SKIP
+        statement  half      nodes (pass)
+        _out_n1    forward   n1 (trace), n0 (trace)
+        _out_n6    backward  n6 (autodiff), n4 (autodiff), ...
+        """
+        rows = [("statement", "half", "nodes (pass)")]
+        for it in self.plan.items:
+            nodes = self.plan.provenance.nodes.get(it.symbol) or []
+            part = "" if nodes else "part of: "
+            nodes = nodes or self.plan.provenance.part_of.get(it.symbol, [])
+            made = ", ".join(f"{n} ({self.graph.meta.get(n, {}).get('pass', 'trace')})"
+                             for n in nodes)
+            if not made and it.kind == "output":
+                part, made = "", f"returns {it.expr}"
+            rows.append((str(it.symbol), "backward" if it.backward else "forward", part + made))
+        width = [max(len(r[i]) for r in rows) for i in range(2)]
+        return "\n".join(f"{a.ljust(width[0])}  {b.ljust(width[1])}  {c}".rstrip()
+                         for a, b, c in rows)
 
     def save(self, path):
         """Write the generated source to ``path``."""

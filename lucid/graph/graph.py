@@ -219,10 +219,13 @@ class Graph:
 
     def remove_unused(self) -> int:
         """Delete nodes no output depends on (placeholders stay); return how many."""
-        live = set(self.inputs)
-        for out in self.outputs.values():
-            live.add(out.node)
-            live |= nx.ancestors(self.nx, out.node)
+        live, todo = set(), [o.node for o in self.outputs.values()]
+        while todo:  # one walk back from every output at once
+            n = todo.pop()
+            if n not in live:
+                live.add(n)
+                todo.extend(self.nx.predecessors(n))
+        live.update(self.inputs)
         dead = [n for n in self.nx.nodes if n not in live]
         self.nx.remove_nodes_from(dead)
         for n in dead:
