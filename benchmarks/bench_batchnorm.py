@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lucid  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
-from lucid.ops import executor  # noqa: E402
+from lucid.runtime import executor  # noqa: E402
 from references import handwritten_eval, handwritten_train, naive_eval, naive_train  # noqa: E402
 
 SHAPES = [(32, 64), (128, 64, 16), (64, 128, 256), (64, 256, 512)]
