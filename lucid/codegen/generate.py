@@ -12,7 +12,8 @@ import sympy as sp
 
 from dataclasses import replace
 
-from .emit import Emitter, function_source, is_large
+from .emit import Emitter, function_source, is_large, size_name
+from .symbolic import size_dims
 from .plan import VIEWS
 
 PRELUDE = '''import threading
@@ -57,8 +58,8 @@ def generate(plan, graph, seeds):
         bwd_params = list(seeds) + residuals
         missing = [s for s in _sizes_needed(plan, bwd_items)
                    if s not in _sizes_available(plan, graph, bwd_params)]
-        residuals += [f"size_{s}" for s in missing]
-        bwd_params += [f"size_{s}" for s in missing]
+        residuals += [size_name(s) for s in missing]
+        bwd_params += [size_name(s) for s in missing]
         fwd_params = [p for p in graph.inputs if p not in seeds]
         chunks.append(check_source(graph, fwd_params, "check_forward"))
         chunks.append(_function(plan, graph, "forward", fwd_params, fwd_items,
@@ -168,17 +169,18 @@ def _escaping(plan, items, returns, views=True):
 
 def _function(plan, graph, name, params, items, returns, given=()):
     # residuals are handed to our own backward, not to the caller: they may be views
-    outputs = [r for r in returns if str(r).startswith("_out_")]
+    outputs = [r for r in returns if r in plan.output_symbols]
     emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
                       returned=_escaping(plan, items, outputs, views=False), params=params)
     for it in items:
         emitter.item(it)
     sizes = {}
     available = _sizes_available(plan, graph, params)
-    returned = [str(r)[len("size_"):] for r in returns if str(r).startswith("size_")]
+    by_name = {size_name(d): d for d in available}
+    returned = [by_name[str(r)] for r in returns if str(r) in by_name]  # sizes as residuals
     used = "\n".join(emitter.lines)
     for s in _sizes_needed(plan, items) + returned:
-        if s in available and s not in given and (f"size_{s}" in used or s in returned):
+        if s in available and s not in given and (size_name(s) in used or s in returned):
             sizes[s] = available[s]
     names = [str(emitter.alias.get(sp.Symbol(str(r), real=True), r)) for r in returns]
     return function_source(name, params, sizes, emitter.lines, names)
@@ -189,7 +191,7 @@ def _sizes_needed(plan, items):
     for it in items:
         dims = [d for d in it.shape if isinstance(d, str)]
         for e in it.exprs():
-            dims += [str(s)[len("size_"):] for s in e.free_symbols if str(s).startswith("size_")]
+            dims += size_dims(e)
         full_shapes = [plan.sym.shape_of(e) for e in it.exprs()]
         dims += [d for shape in full_shapes for d in shape if isinstance(d, str)]
         for d in dims:

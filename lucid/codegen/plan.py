@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..ops import REGISTRY
-from .symbolic import Symbolic
+from .symbolic import SIZES, Symbolic
 
 
 class _Views:
@@ -97,12 +97,12 @@ class Plan:
             items[sym] = Item(sym, "output", expr=next(it), shape=d.shape, dtype=d.dtype,
                               node=n)
             self.outputs[n] = sym
+        self.output_symbols = set(self.outputs.values())
         self._reuse_roots(items)
         self.items = self._order(items)
         self.scalars = {s for s in self.sym.atoms if self.sym.atoms[s].shape == ()} | \
             {it.symbol for it in self.items if it.shape == ()} | \
-            {f for it in self.items for e in it.exprs() for f in e.free_symbols
-             if str(f).startswith("size_")}
+            {f for it in self.items for e in it.exprs() for f in e.free_symbols if f in SIZES}
         self._mark_backward()
         self.provenance = self._trace_provenance()
 
@@ -261,4 +261,4 @@ class Plan:
 
 def _counts(value, symbol):
     """Whether ``value`` is ``symbol`` times a count (numbers and sizes only)."""
-    return {f for f in value.free_symbols if not str(f).startswith("size_")} == {symbol}
+    return {f for f in value.free_symbols if f not in SIZES} == {symbol}

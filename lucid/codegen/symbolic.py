@@ -41,8 +41,20 @@ class Atom:
     nodes: list = field(default_factory=list)  # graph nodes this atom implements
 
 
+#: Size symbol -> the symbolic dim it stands for (``size_N`` -> ``"N"``): how codegen tells
+#: a size from a value, without reading names.
+SIZES = {}
+
+
 def size_symbol(dim):
-    return sp.Symbol(f"size_{dim}", positive=True, integer=True)
+    sym = sp.Symbol(f"size_{dim}", positive=True, integer=True)
+    SIZES.setdefault(sym, dim)
+    return sym
+
+
+def size_dims(expr):
+    """The symbolic dims whose sizes ``expr`` reads."""
+    return [SIZES[s] for s in expr.free_symbols if s in SIZES]
 
 
 def dim_expr(dim):
