@@ -5,7 +5,7 @@ a codegen pass emits fused, readable NumPy source and runs it. Every op is
 also ``lucid.<name>`` (``lucid.exp``, ``lucid.mean``, ...), on symbolic values
 and on Tensors alike.
 """
-from . import functions
+from . import functions, ops
 from .compiler import compile, trace_graph
 from .frontend import placeholder
 from .eager import Tensor
@@ -14,6 +14,7 @@ from . import nn  # noqa: E402  (nn builds on the names above)
 
 __all__ = ["Tensor", "placeholder", "compile", "trace_graph", "nn"]
 __version__ = "0.1.0"
+ops.reserve(*globals())  # no op may be called lucid.compile or lucid.nn
 
 
 def __getattr__(name):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 
 from . import frontend
-from .eager import dispatch
-from .ops import REGISTRY, Kind
+from .eager import apply_op, dispatch
+from .ops import REGISTRY, Kind, reserve
 
 #: Functions composed from primitives (names as in NumPy and PyTorch); every other
 #: ``lucid.<op>`` applies the op of that name.
@@ -34,11 +34,9 @@ COMPOSED = {
 
 
 def _op_function(name):
-    def apply_op(*args, **attrs):
-        return dispatch(name, functools.partial(frontend.apply, name), args, attrs)
-    apply_op.__name__ = apply_op.__qualname__ = name
-    apply_op.__doc__ = f"lucid.{name}: the {name} primitive ({REGISTRY[name].doc or REGISTRY[name].expr})."
-    return apply_op
+    fn = functools.partial(apply_op, name)
+    fn.__doc__ = f"lucid.{name}: the {name} primitive ({REGISTRY[name].doc or REGISTRY[name].expr})."
+    return fn
 
 
 def _composed(name, fn):
@@ -56,6 +54,9 @@ def public(name):
     if op is None or op.kind is Kind.LEAF:
         raise AttributeError(f"module 'lucid' has no attribute {name!r}")
     return _op_function(name)
+
+
+reserve(*COMPOSED)
 
 
 def names():

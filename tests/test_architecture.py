@@ -22,7 +22,7 @@ from lucid.runtime import run as reference_run
 
 ROOT = pathlib.Path(lucid.__file__).parent
 LAYERS = {"graph": 0, "ops": 1, "frontend": 2, "runtime": 2, "transforms": 2, "codegen": 3,
-          "compiler": 4, "eager": 5, "tensor": 5, "functions": 6, "nn": 7, "cli": 8,
+          "compiler": 4, "eager": 5, "functions": 6, "nn": 7, "cli": 8,
           "__init__": 9}
 #: Imports inside a function, each with the reason it is not a dodged cycle.
 LAZY_IMPORTS = {("cli", "lucid"): "`lucid --help` answers without importing sympy"}
@@ -230,3 +230,106 @@ def test_every_layer_reads_the_record_for_the_tensor_face():
         if op.method:
             assert hasattr(Tensor([1.0]), op.name), op.name
             assert callable(getattr(lucid, op.name)), op.name
+
+
+# -- review findings on the op records, each with its reproduction ---------------------------
+def _define(name, expr, **options):
+    if name not in REGISTRY:
+        define_elementwise(name, expr, **options)
+    return REGISTRY[name]
+
+
+def test_a_new_binary_op_is_a_tensor_method_with_gradients():
+    _define("larger", "Max(a, b)")
+    x, y = Tensor([1.0, -2.0], requires_grad=True), Tensor([0.0, 3.0], requires_grad=True)
+    z = x.larger(y)
+    np.testing.assert_array_equal(z.data, [1.0, 3.0])
+    z.backward(np.ones(2, np.float32))
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0])
+    np.testing.assert_array_equal(y.grad, [0.0, 1.0])
+    np.testing.assert_array_equal(lucid.larger(x, 0.5).data, [1.0, 0.5])
+
+
+@pytest.mark.parametrize("name, text, point, slope", [
+    ("relu_sq", "Max(a, 0)**2", 1.5, 3.0),          # a derivative that is relu again
+    ("clip1", "Min(Max(a, -1), 1)", 0.5, 1.0),
+    ("root_exact", "a**0.5", 4.0, 0.25),              # exponents stay exact rationals
+    ("pow_frac", "a**2.5", 4.0, 2.5 * 8.0),
+    ("inv_sqrt", "a**-0.5", 4.0, -0.5 / 8.0),
+])
+def test_derivatives_with_max_min_and_fractional_exponents_are_built(name, text, point, slope):
+    op = _define(name, text)
+    ph = lucid.placeholder((None, 1), dtype="float64", name="x")
+    program = lucid.compile(lambda v: getattr(lucid, name)(v), ph, mode="train")
+    x = np.array([[point]])
+    out = program(x, np.ones_like(x))
+    assert out["out"][0, 0] == pytest.approx(float(op.evaluate(x)[0, 0]), rel=1e-12)
+    assert out["grad:x"][0, 0] == pytest.approx(slope, rel=1e-12)
+
+
+def test_heaviside_at_zero_agrees_between_codegen_and_the_executor():
+    _define("half_step", "Heaviside(a)")
+    _define("step_at", "Heaviside(a, 0.3)")
+    ph = lucid.placeholder((3,), dtype="float64", name="x")
+    x = np.array([-1.0, 0.0, 2.0])
+    for name, at0 in (("half_step", 0.5), ("step_at", 0.3)):
+        program = lucid.compile(lambda v: getattr(lucid, name)(v), ph, mode="eval")
+        ref = reference_run(program.graph, {program.graph.inputs[0]: x})["out"]
+        np.testing.assert_array_equal(program(x)["out"], [0.0, at0, 1.0])
+        np.testing.assert_array_equal(ref, [0.0, at0, 1.0])
+
+
+def test_integer_true_is_refused_for_a_non_integer_expression():
+    with pytest.raises(ValueError, match="not an integer for integer inputs"):
+        define_elementwise("half_int", "a / 2", integer=True)
+    op = _define("twice_int", "2*a + b", integer=True)
+    ph = lucid.placeholder((3,), dtype="int64", name="x")
+    program = lucid.compile(lambda v: lucid.twice_int(v, v), ph, mode="eval")
+    got = program(np.array([1, 2, 3]))["out"]
+    assert got.dtype == np.int64 and got.tolist() == [3, 6, 9] and op.integer
+
+
+@pytest.mark.parametrize("text, message", [
+    ("9**9**9", "exponent"), ("a**9**9**9", "exponent"), ("a//b", "unexpected"),
+    ("max()", "unexpected"), ("exp", "expected"), ("a ? 1", "cannot read"),
+    ("+".join(["a"] * 2000), "at most"), ("(" * 100 + "a" + ")" * 100, "deeper"),
+    ("a/0", "division by zero"), ("2**a", "power of an argument"),
+])
+def test_string_definitions_fail_fast_with_a_value_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        define_elementwise("never_made", text)
+    assert "never_made" not in REGISTRY
+
+
+@pytest.mark.parametrize("name", ["data", "grad", "shape", "dtype", "backward", "item", "numpy",
+                                  "mean", "compile", "nn", "inputs", "op", "reshape"])
+def test_op_names_that_shadow_an_attribute_are_refused(name):
+    with pytest.raises(ValueError, match="taken|already registered"):
+        define_elementwise(name, "2*a")
+
+
+def test_scalars_are_inputs_for_op_functions_too(monkeypatch):
+    from lucid import compiler  # noqa: PLC0415  (the count is of this module's compile)
+
+    calls = [0]
+    original = compiler.compile
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compiler, "compile", counting)
+    t = Tensor([np.inf, 1.0])
+    for k in range(1, 20):
+        np.testing.assert_array_equal(lucid.mul(t, float(k) + 0.5).data, t.data * (k + 0.5))
+    assert calls[0] <= 1
+    with np.errstate(invalid="ignore"):  # inf * 0 is nan, as IEEE says (not folded to 0)
+        np.testing.assert_array_equal(lucid.mul(t, 0.0).data, [np.nan, 0.0])
+
+
+def test_node_attributes_cannot_be_changed_through_a_copy():
+    traced, _ = lucid.trace_graph(lambda v: v * 2.0, lucid.placeholder((2,), name="v"))
+    const = next(n for n in traced.nodes() if n.op == "constant")
+    with pytest.raises(TypeError, match="read-only"):
+        traced.copy().node(const.name).attrs["value"] = 99
+    assert traced.node(const.name).attrs["value"] == 2.0

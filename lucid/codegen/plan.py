@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..ops import REGISTRY
+from ..ops import REGISTRY, Kind
 from .symbolic import SIZES, Symbolic
 
 
@@ -200,7 +200,7 @@ class Plan:
             v = self.sym.value[n]
             if n in owner:
                 item_of[n] = owner[n]
-            elif graph.node(n).op in ("placeholder", "constant") or \
+            elif REGISTRY[graph.node(n).op].kind is Kind.LEAF or \
                     (v in atoms and atoms[v].kind == "input"):
                 continue
             elif held.get(v, v) in position:  # a temporary's value, or an item's own symbol

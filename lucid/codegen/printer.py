@@ -33,8 +33,9 @@ class LucidPrinter(NumPyPrinter):
         return repr(float(expr))
 
     def _print_Heaviside(self, expr):
-        # Heaviside(x, 0) is the only form lucid produces (see CONVENTIONS); a float, not a bool
-        return f"np.heaviside({self._print(expr.args[0])}, 0)"
+        # the value at 0 is the second argument (lucid's own rules use 0), sympy's default 1/2
+        at0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
+        return f"np.heaviside({self._print(expr.args[0])}, {self._print(at0)})"
 
     def _print_Max(self, expr):
         return self._fold("maximum", expr)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import frontend
 from ..frontend import Var, context
-from ..ops import method_op, operators
+from ..ops import REGISTRY, Kind, method_op, operators, reserve
 from .programs import call_function
 from .tensor import Tensor
 
@@ -81,18 +81,31 @@ def _scalar(value, other):
 
 def _operator(op, arity, reflected=False):
     if arity == 1:
-        return lambda self: dispatch(op, functools.partial(frontend.apply, op), (self,), {})
+        return lambda self: apply_op(op, self)
     if reflected:
         return lambda self, other: binary(op, other, self)
     return lambda self, other: binary(op, self, other)
+
+
+def apply_op(name, *args, **attrs):
+    """``lucid.<op>(...)`` and ``t.<op>(...)``: the op applied now or through a program.
+
+    For an elementwise op every argument is an operand: a Python number beside a
+    Tensor is passed as a 0-d input (:func:`_scalar`), as in arithmetic.
+    """
+    like = next((a for a in args if isinstance(a, Tensor)), None)
+    if like is not None and REGISTRY[name].kind is Kind.ELEMENTWISE and \
+            context.current() is None and not any(isinstance(a, Var) for a in args):
+        args = tuple(_scalar(a, like) if isinstance(a, numbers.Real) and not isinstance(a, bool)
+                     else a for a in args)
+    return dispatch(name, functools.partial(frontend.apply, name), args, attrs)
 
 
 def _method(self, name):
     op = method_op(name)  # t.exp(), t.tanh(), ...: any op whose record offers a method
     if op is None:
         raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-    return functools.partial(dispatch, op.name, functools.partial(frontend.apply, op.name),
-                             (self,), {})
+    return functools.partial(apply_op, op.name, self)
 
 
 def _sum(self, axis=None, keepdims=False):
@@ -110,3 +123,4 @@ for _dunder, _reflected, _op in operators():
         setattr(Tensor, _reflected, _operator(_op, _arity, reflected=True))
 Tensor.__getattr__ = _method
 Tensor.sum, Tensor.mean = _sum, _mean
+reserve(*dir(Tensor))  # an op named "data" or "grad" could never be a Tensor method

@@ -63,7 +63,7 @@ class Entry:
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
-                 "fingerprint")
+                 "fingerprint", "untracked")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -71,6 +71,9 @@ class Entry:
         self.lazy, self.grad_entry = lazy, None
         # a module's program: what it traced and their state then (see call_module)
         self.epoch, self.deps, self.watched, self.fingerprint = None, (), (), None
+        # its forward called a module that is not its child (held in a list, say): which
+        # module it will call next time cannot be checked, so any change recompiles it
+        self.untracked = False
         graph, seeds = program.graph, program.seeds
         self.params = [p for p in graph.inputs if p not in seeds]
         users = [p for p in self.params if p not in program.bindings]
@@ -149,7 +152,7 @@ def _current(entry):
     """Whether nothing ``entry`` traced changed since it was compiled; if so, until the
     next change anywhere it is not checked again."""
     epoch = STRUCTURE[0]  # read first: a change during the walk leaves the entry unchecked
-    if _fingerprint(entry) != entry.fingerprint:
+    if entry.untracked or _fingerprint(entry) != entry.fingerprint:
         return False
     entry.epoch = epoch
     return True
@@ -172,6 +175,7 @@ def _compile_module(module, key, tensors):
     # what the program depends on: the module's tree, any module its forward called that
     # is not in it, and the tensors it reads or differentiates
     deps = {id(m): m for m in module.modules()}
+    entry.untracked = any(id(m) not in deps for m in called.values())
     for m in called.values():
         deps.update((id(d), d) for d in m.modules())
     watched = {id(t): t for t in entry.program.bindings.values()}

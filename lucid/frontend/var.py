@@ -15,7 +15,7 @@ import numbers
 import operator
 
 from ..graph import Role
-from ..ops import infer, method_op, operators
+from ..ops import infer, method_op, operators, reserve
 from ..ops.shapes import normalize_axes
 from . import context
 
@@ -83,6 +83,7 @@ for _dunder, _reflected, _op in operators():
     setattr(Var, _dunder, _operator(_op))
     if _reflected:
         setattr(Var, _reflected, _operator(_op, reflected=True))
+reserve(*dir(Var))  # an op named "shape" or "T" could never be a Var method
 
 
 def as_var(value, like=None):

@@ -39,13 +39,27 @@ def _free(name):
     return name not in RESERVED and not name.startswith(("_", "size_"))
 
 
+class Attrs(dict):
+    """A node's attributes: a dict that cannot change (a pass makes a new node instead)."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("node attributes are read-only; replace the node instead")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self):
+        return (Attrs, (dict(self),))
+
+
 @dataclass(frozen=True)
 class Node:
     """One node of a :class:`Graph`.
 
-    ``rule`` is the node's gradient rule as :mod:`lucid.ops` describes it
-    (input name -> sympy partial, or a sentence for structural ops); the graph
-    only carries it, for printers and users to read. ``role`` and ``key`` are
+    ``attrs`` is a read-only mapping. ``rule`` is the node's gradient rule as
+    :mod:`lucid.ops` describes it (input name -> sympy partial, or a sentence
+    for structural ops); the graph only carries it, for printers and users to
+    read, and ``lint(registry)`` checks that it names the node's inputs. ``role`` and ``key`` are
     a placeholder's: what it stands for, and the user-facing name (``x``,
     ``0.weight``, ``grad:out``).
     """
@@ -77,7 +91,7 @@ class Output:
     of: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
     """A run-time condition on symbolic sizes, checked before a program runs.
 
@@ -140,7 +154,7 @@ class Graph:
             if i not in self.nx:
                 raise ValueError(f"input {i!r} of new {op} node is not in the graph")
         name = self.fresh_name(name or "n")
-        self.nx.add_node(name, node=Node(name, op, tuple(inputs), dict(attrs or {}),
+        self.nx.add_node(name, node=Node(name, op, tuple(inputs), Attrs(attrs or {}),
                                          tuple(shape), str(dtype), phase, scope, label,
                                          tuple(rule or ()), role, key))
         for i in inputs:
@@ -262,6 +276,10 @@ class Graph:
                 if op.arity is not None and op.arity != len(node.inputs):
                     raise ValueError(f"node {name!r}: {op.name} takes {op.arity} inputs, "
                                      f"got {len(node.inputs)}")
+                if node.rule and tuple(str(i) for i, _ in node.rule) != node.inputs:
+                    raise ValueError(f"node {name!r}: its gradient rule names "
+                                     f"{[str(i) for i, _ in node.rule]}, its inputs are "
+                                     f"{list(node.inputs)}")
         for p in self.inputs:
             if p not in g or self.node(p).op != "placeholder":
                 raise ValueError(f"input {p!r} is not a placeholder of the graph")

@@ -8,9 +8,11 @@ VJP, reference run, NumPy lowering) from :mod:`.structural`.
 from . import elementwise, structural  # noqa: F401  (registers the primitives)
 from .decompose import NotBuildable, decompose
 from .elementwise import define_elementwise, define_many
-from .op import ARGS, CONVENTIONS, DTYPES, FLOATS, REGISTRY, Kind, Op, method_op, operators
+from .op import (ARGS, CONVENTIONS, DTYPES, FLOATS, REGISTRY, RESERVED_NAMES, Kind, Op,
+                 method_op, operators, reserve)
+from .parse import parse
 from .reference import NUMPY_FUNCTIONS
 from .shapes import infer
 
 __all__ = ["REGISTRY", "Op", "Kind", "ARGS", "CONVENTIONS", "FLOATS", "DTYPES",
-           "NUMPY_FUNCTIONS", "infer", "operators", "method_op", "define_elementwise", "define_many", "decompose", "NotBuildable"]
+           "NUMPY_FUNCTIONS", "RESERVED_NAMES", "reserve", "parse", "infer", "operators", "method_op", "define_elementwise", "define_many", "decompose", "NotBuildable"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .op import ARGS, REGISTRY
+from .reference import NUMPY_FUNCTIONS
 
 
 class NotBuildable(ValueError):
@@ -26,7 +27,7 @@ def heads():
     found = {}
     for op in REGISTRY.values():
         e = op.expr
-        if op.elementwise and op.arity == 1 and isinstance(e, sp.Function) and ARGS[0] in e.args:
+        if op.elementwise and op.arity == 1 and e.func in NUMPY_FUNCTIONS and ARGS[0] in e.args:
             rest = tuple(x for x in e.args if x != ARGS[0])
             if all(x.is_Number for x in rest):
                 found.setdefault((e.func, frozenset(rest)), op.name)
@@ -60,15 +61,25 @@ def decompose(expr, emit, table=None):
         return _fold(emit, "mul", [decompose(t, emit, table) for t in expr.args])
     if expr.is_Pow:
         return _pow(expr.base, expr.exp, emit, table)
-    if isinstance(expr, sp.Function):
+    if expr.func in NUMPY_FUNCTIONS:  # Max and Min are no sympy Functions
         arg = [x for x in expr.args if not x.is_Number]
         rest = frozenset(x for x in expr.args if x.is_Number)
         op = table.get((expr.func, rest))
         if op is not None and len(arg) == 1:
             return emit.apply(op, decompose(arg[0], emit, table))
+        if expr.func in (sp.Max, sp.Min) and "relu" in REGISTRY:
+            return _extremum(expr, emit, table)
     raise NotBuildable(f"no primitive builds {expr}")
 
 
+def _extremum(expr, emit, table):
+    """``max(p, q) = q + relu(p - q)`` and ``min(p, q) = p - relu(p - q)``."""
+    p, *rest = expr.args
+    q = rest[0] if len(rest) == 1 else expr.func(*rest)
+    gap = emit.apply("relu", decompose(p - q, emit, table))
+    if expr.func is sp.Max:
+        return emit.apply("add", decompose(q, emit, table), gap)
+    return emit.apply("sub", decompose(p, emit, table), gap)
 def _pow(base, exp, emit, table):
     if exp == sp.Rational(1, 2):
         return emit.apply("sqrt", decompose(base, emit, table))

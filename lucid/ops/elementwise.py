@@ -18,46 +18,21 @@ import re
 import sympy as sp
 
 from .decompose import DryRun, NotBuildable, decompose, heads
-from .op import ARGS, REGISTRY, Kind, Op
+from .op import ARGS, REGISTRY, RESERVED_NAMES, Kind, Op
+from .parse import parse
 from .reference import unsupported_heads
 
 a, b = ARGS
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
-#: What a string definition may name: the arguments, numbers and these functions.
-_FUNCTION_WORDS = {"exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "tanh": sp.tanh,
-                   "sin": sp.sin, "cos": sp.cos, "abs": sp.Abs, "Abs": sp.Abs,
-                   "sign": sp.sign, "Max": sp.Max, "Min": sp.Min, "max": sp.Max,
-                   "min": sp.Min, "Heaviside": sp.Heaviside}
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z]\w*)|"
-                    r"(\*\*|[-+*/(),]))")
-
-
-def parse(text):
-    """A sympy expression from a string over ``a``, ``b``, numbers and a few functions.
-
-    Nothing is evaluated as Python: the text is tokenised and checked against
-    that vocabulary first, so a definition cannot run code.
-    """
-    pos, names = 0, []
-    while pos < len(text.rstrip()):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise ValueError(f"cannot read {text!r} at {text[pos:pos + 10]!r}: an elementwise "
-                             "op is an expression in a, b, numbers, + - * / ** and "
-                             f"{', '.join(sorted(_FUNCTION_WORDS))}")
-        if m.group(2):
-            names.append(m.group(2))
-        pos = m.end()
-    unknown = sorted(set(names) - set(_FUNCTION_WORDS) - {"a", "b"})
-    if unknown:
-        raise ValueError(f"unknown name(s) {unknown} in {text!r}: an elementwise op may use "
-                         f"a, b and {', '.join(sorted(_FUNCTION_WORDS))}")
-    scope = dict(_FUNCTION_WORDS, a=a, b=b, __builtins__={})
-    return sp.sympify(eval(compile(text, "<lucid op>", "eval"), scope, {}))  # checked tokens only
 
 
 def _check(op):
     """Refuse an op that a later compile could not handle, naming what is missing."""
+    if op.integer:  # int64 in, int64 out: the expression must be integral for integers
+        ints = {s: sp.Symbol(s.name, integer=True) for s in ARGS}
+        if op.expr.xreplace(ints).is_integer is not True:
+            raise ValueError(f"op {op.name!r}: integer=True, but {op.expr} is not an integer "
+                             "for integer inputs")
     table = heads()
     for what, expr in [("definition", op.expr)] + [
             (f"derivative d/d{s}", p) for s, p in zip(ARGS, op.partials)]:
@@ -101,7 +76,7 @@ def define_many(defs):
     return ops
 
 
-def define_elementwise(name, expr, *, integer=False, method=True, dunder="", doc=""):
+def define_elementwise(name, expr, *, integer=False, method=True, doc=""):
     """Register a new elementwise op defined by ``expr`` over ``a`` (and ``b``).
 
     Parameters
@@ -122,13 +97,15 @@ def define_elementwise(name, expr, *, integer=False, method=True, dunder="", doc
         Bad name or expression, or a derivative that no existing primitive builds
         (``sin`` alone: its derivative is ``cos``).
     """
-    return define_many([(name, expr, dict(integer=integer, method=method, dunder=dunder,
-                                          doc=doc))])[0]
+    return define_many([(name, expr, dict(integer=integer, method=method, doc=doc))])[0]
 
 
 def _make(name, expr, *, integer=False, method=True, dunder="", doc=""):
     if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
         raise ValueError(f"op name must be a lowercase identifier, got {name!r}")
+    if name in RESERVED_NAMES and name not in REGISTRY:
+        raise ValueError(f"op name {name!r} is taken by an attribute of Tensor, Var or the "
+                         "lucid package; choose another")
     if isinstance(expr, str):
         expr = parse(expr)
     if not isinstance(expr, sp.Expr):

@@ -142,6 +142,14 @@ class Op:
 
 #: Every op by name; filled by :mod:`.elementwise` and :mod:`.structural`.
 REGISTRY: dict[str, Op] = {}
+#: Names an op may not take, because ``Tensor.<name>``, ``Var.<name>`` or ``lucid.<name>``
+#: already mean something else; the layers that offer those add their names (:func:`reserve`).
+RESERVED_NAMES: set = set()
+
+
+def reserve(*names):
+    """Keep ops from being named like an existing attribute of a higher layer."""
+    RESERVED_NAMES.update(n for n in names if not n.startswith("__"))
 
 
 def operators():

@@ -28,8 +28,10 @@ NUMPY_FUNCTIONS = {
 
 def unsupported_heads(expr):
     """Function heads in ``expr`` that NumPy cannot compute through :data:`NUMPY_FUNCTIONS`."""
-    return sorted({type(f).__name__ for f in expr.atoms(sp.Function)
-                   if f.func not in NUMPY_FUNCTIONS}, key=str)
+    missing = {type(f).__name__ for f in expr.atoms(sp.Function) if f.func not in NUMPY_FUNCTIONS}
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan, sp.I):
+        missing.add("an infinite or complex constant")
+    return sorted(missing)
 
 
 def evaluate(expr, env):
@@ -58,6 +60,8 @@ def evaluate(expr, env):
         if expr.exp.is_Integer:
             return base ** exp if exp > 0 else 1 / base ** -exp
         return np.power(base, exp)
+    if expr.func is sp.Heaviside and len(args) == 1:
+        args.append(0.5)  # sympy's value at 0
     fn = getattr(np, NUMPY_FUNCTIONS[expr.func])
     out = args[0]
     for x in args[1:]:

@@ -12,7 +12,7 @@ import networkx as nx
 import sympy as sp
 
 from ..graph import Phase
-from ..ops import ARGS, FLOATS, REGISTRY
+from ..ops import ARGS, FLOATS, REGISTRY, Kind
 from .builder import Builder
 
 OUT = sp.Symbol("out", real=True)
@@ -58,7 +58,7 @@ def add_backward(graph, seeds, wrt):
         node = graph.node(name)
         b = Builder(graph, phase=Phase.BACKWARD, scope=node.scope)
         grads[name] = gn = b.fold("add", pending.pop(name))
-        if node.op in ("placeholder", "constant"):
+        if REGISTRY[node.op].kind is Kind.LEAF:
             continue
         for inp, contribution in zip(node.inputs, _vjp(b, node, gn, live)):
             if inp in live and contribution is not None:

@@ -86,6 +86,7 @@ class Pipeline:
             for n in graph.nx.nodes:
                 if n not in known:
                     graph.meta.setdefault(n, {})["pass"] = p.name
+            _say_rules_again(graph)
             records.append(Record(p.name, before, len(graph), time.perf_counter() - start))
             if lint is not None:
                 lint(graph)
@@ -108,6 +109,14 @@ class Pipeline:
         width = max((len(p.name) for p in self.passes), default=0)
         return "\n".join(f"{i}. {p.name.ljust(width)}  {p.doc}"
                          for i, p in enumerate(self.passes, 1))
+
+
+def _say_rules_again(graph):
+    """A node's rule names its inputs: after a pass rewired some, derive those rules again."""
+    for name in graph.nx.nodes:
+        node = graph.node(name)
+        if node.rule and tuple(str(i) for i, _ in node.rule) != node.inputs:
+            graph.replace_node(replace(node, rule=REGISTRY[node.op].rule(node.inputs)))
 
 
 # -- the passes ----------------------------------------------------------------------------
@@ -156,11 +165,7 @@ def cse(graph, options):
             continue
         first = seen.setdefault(key, name)
         if first != name and graph.node(first).phase in (Phase.FORWARD, d.phase):
-            users = graph.users(name)
             graph.replace_uses(name, first)  # never make the forward read a backward node
-            for u in users:  # a rule names its inputs: say it again with the new ones
-                user = graph.node(u)
-                graph.replace_node(replace(user, rule=REGISTRY[user.op].rule(user.inputs)))
     return graph
 
 
