@@ -13,21 +13,6 @@ from lucid.eager import programs
 RNG = np.random.default_rng(7)
 
 
-@pytest.fixture
-def compiles(monkeypatch):
-    """The number of programs compiled so far in the test."""
-    count = [0]
-    original = compiler.compile
-
-    def counting(*args, **kwargs):
-        count[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(compiler, "compile", counting)
-    monkeypatch.setattr(programs, "_function_programs", {})  # arithmetic starts uncompiled
-    return count
-
-
 class Net(nn.Module):
     """Linear then BatchNorm1d."""
 

@@ -46,7 +46,7 @@ def decompose(expr, emit, table=None):
     if expr.is_Add:
         pos = [t for t in expr.args if not t.could_extract_minus_sign()]
         neg = [-t for t in expr.args if t.could_extract_minus_sign()]
-        out = _fold(emit, "add", [decompose(t, emit, table) for t in pos]) if pos else None
+        out = fold(emit, "add", [decompose(t, emit, table) for t in pos]) if pos else None
         for t in neg:
             term = decompose(t, emit, table)
             out = emit.apply("neg", term) if out is None else emit.apply("sub", out, term)
@@ -58,7 +58,7 @@ def decompose(expr, emit, table=None):
         num, den = sp.fraction(expr)
         if den != 1:
             return emit.apply("div", decompose(num, emit, table), decompose(den, emit, table))
-        return _fold(emit, "mul", [decompose(t, emit, table) for t in expr.args])
+        return fold(emit, "mul", [decompose(t, emit, table) for t in expr.args])
     if expr.is_Pow:
         return _pow(expr.base, expr.exp, emit, table)
     if expr.func in NUMPY_FUNCTIONS:  # Max and Min are no sympy Functions
@@ -86,7 +86,7 @@ def _pow(base, exp, emit, table):
     if exp == sp.Rational(-1, 2):
         return emit.apply("rsqrt", decompose(base, emit, table))
     if exp.is_Integer and exp > 0:
-        return _fold(emit, "mul", [decompose(base, emit, table)] * int(exp))
+        return fold(emit, "mul", [decompose(base, emit, table)] * int(exp))
     if exp.is_Rational and exp < 0:
         return emit.apply("div", emit.const(1), _pow(base, -exp, emit, table))
     if exp.is_Rational and exp.q == 2:
@@ -95,7 +95,8 @@ def _pow(base, exp, emit, table):
     raise NotBuildable(f"no primitive builds the power {base}**{exp}")
 
 
-def _fold(emit, op, parts):
+def fold(emit, op, parts):
+    """``op(op(p0, p1), p2) ...`` through ``emit`` (a builder, or a :class:`DryRun`)."""
     out = parts[0]
     for p in parts[1:]:
         out = emit.apply(op, out, p)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..graph import Phase
 from ..ops import REGISTRY, decompose, infer
+from ..ops.decompose import fold
 from ..ops.shapes import normalize_axes
 
 
@@ -58,10 +59,8 @@ class Builder:
         return decompose(expr, _Emit(self, env, dtype))
 
     def fold(self, op, nodes):
-        out = nodes[0]
-        for n in nodes[1:]:
-            out = self.apply(op, out, n)
-        return out
+        """``op`` applied left to right over ``nodes`` (one node: itself)."""
+        return fold(self, op, nodes)
 
 
 class _Emit:
