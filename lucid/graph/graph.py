@@ -109,6 +109,9 @@ class Graph:
         Run-time conditions on input sizes.
     meta : dict
         Node name -> dict of what passes found out (``{"kernel": "_t3"}``).
+    modules : dict
+        Module scope (dotted path) -> what the module is (``"BatchNorm1d(128)"``),
+        recorded by the tracer for pictures; empty for hand-built graphs.
     """
 
     nx: nx.DiGraph = field(default_factory=nx.DiGraph)
@@ -116,6 +119,7 @@ class Graph:
     outputs: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)
     _next: int = field(default=0, repr=False)  # the k of the next ``n<k>`` name to try
 
     # -- building -------------------------------------------------------
@@ -197,7 +201,7 @@ class Graph:
     def copy(self) -> "Graph":
         g = Graph(nx=self.nx.copy(), inputs=list(self.inputs), outputs=dict(self.outputs),
                   checks=list(self.checks), meta={n: dict(m) for n, m in self.meta.items()},
-                  _next=self._next)
+                  modules=dict(self.modules), _next=self._next)
         return g
 
     # -- editing (used by rewrite passes) ------------------------------------
