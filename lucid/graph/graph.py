@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
-from . import dot, printing
+from . import dot, export, printing
 from .kinds import PHASES, OutKind, Phase, Role
 
 
@@ -287,9 +287,17 @@ class Graph:
         """A table of the nodes: node, op, inputs, shape, dtype, kernel, phase."""
         return printing.summary(self)
 
-    def to_dot(self, path=None, rankdir="TB", group_by_module=False) -> str:
-        """DOT text for Graphviz, also written to ``path`` if given (see :func:`.dot.to_dot`)."""
-        return dot.to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module)
+    def to_dot(self, path=None, rankdir="TB", group_by_module=False, detail="op") -> str:
+        """DOT text for Graphviz, also written to ``path`` if given (see :func:`.dot.to_dot`).
+
+        ``detail="module"`` draws one node per module call instead of one per op.
+        """
+        return dot.to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module,
+                          detail=detail)
+
+    def to_json(self, path=None) -> str:
+        """The whole graph as JSON in a stable schema (see :mod:`lucid.graph.export`)."""
+        return export.to_json(self, path)
 
     def render(self, path, format=None, **options):  # noqa: A002
         """Draw the graph with Graphviz to an svg, png or pdf file (see :func:`.dot.render`)."""
