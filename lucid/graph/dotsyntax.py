@@ -79,13 +79,14 @@ def attrs(**kw) -> str:
 def header(rankdir, legend, **graph_attrs) -> list:
     """The opening lines of a ``digraph``: layout settings and default styles.
 
-    ``newrank`` ranks the whole graph at once instead of cluster by cluster:
-    Graphviz 2.43 otherwise fails on clustered train graphs ("trouble in
-    init_rank") and cannot keep ranks across module boxes.
+    No ``newrank``: with the backward in its own column, cluster-by-cluster
+    ranking lays out every train graph the tests draw, while ``newrank=true``
+    makes Graphviz 2.43 lose residual edges between module boxes in LR
+    layouts ("Pshortestpath failed"). ``tests/test_views.py`` draws both.
     """
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be TB, LR, BT or RL, got {rankdir!r}")
-    settings = _attrs(rankdir=rankdir, newrank="true", fontsize="11", label=legend,
+    settings = _attrs(rankdir=rankdir, fontsize="11", label=legend,
                       **graph_attrs, **FONT)
     return ["digraph lucid {",
             f"  graph {settings};",
