@@ -209,8 +209,8 @@ def test_a_failed_real_dot_run_leaves_no_file(tmp_path, monkeypatch):
 
 def test_cli_detail_module_and_json(capsys, tmp_path):
     factory = tmp_path / "model.py"
-    factory.write_text("import lucid.nn as nn\n"
-                       "def make():\n    return nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))\n")
+    factory.write_text("import lucid.nn as nn\n\n\ndef make():\n"
+                       "    return nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))\n")
     assert cli.main(["inspect", f"{factory}:make", "--input", "x:N,3", "--format", "dot",
                      "--detail", "module"]) == 0
     out = capsys.readouterr().out

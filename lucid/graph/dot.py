@@ -24,16 +24,14 @@ import subprocess
 
 from . import modules
 from .dotsyntax import (PHASE_STYLE, RESIDUAL_STYLE, TOOLTIP_BACKSLASH, attrs, column,
-                        header, module_title, quote, residual, write_text)  # noqa: F401
+                        header, legend, module_title, quote, residual, write_text)  # noqa: F401
 from .printing import format_op, format_rule, format_type, kernel_of, node_order
 
 FORMATS = ("svg", "png", "pdf")
 DETAILS = ("op", "module")
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; "
                 "macOS: brew install graphviz; conda: conda install graphviz)")
-LEGEND = ("blue: forward (flows down)    orange: backward (flows back up)    "
-          "green: state update    double border: output    "
-          "grey edge: forward value read by the backward")
+LEGEND = "one box per op, double border: output, dashed box: fused kernel"
 CLUSTER_STYLE = {
     "column": {"style": "solid", "color": "white", "fontsize": "12"},
     "kernel": {"style": "dashed,rounded", "color": "#7a4fa0"},
@@ -207,7 +205,7 @@ def _seed_lines(graph):
 
 def op_dot(graph, rankdir="TB", group_by_module=False) -> str:
     """The op-level DOT text of ``graph`` (see :func:`to_dot`)."""
-    lines = header(rankdir, LEGEND)
+    lines = header(rankdir, legend(graph, LEGEND))
     lines += _cluster_lines(graph, group_by_module)
     lines += _edge_lines(graph)
     lines += _seed_lines(graph)

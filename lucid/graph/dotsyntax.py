@@ -94,6 +94,19 @@ def header(rankdir, legend, **graph_attrs) -> list:
             f"  edge {_attrs(fontsize='8', color='#555555', **FONT)};"]
 
 
+_KEY = {"forward": "blue: forward (flows down)", "backward": "orange: backward (flows back up)",
+        "update": "green: state update"}
+
+
+def legend(graph, first: str) -> str:
+    """The caption: ``first``, then the colours of the phases ``graph`` has."""
+    phases = {column(graph.node(n)) for n in graph.nx.nodes}
+    keys = [text for phase, text in _KEY.items() if phase in phases]
+    if "backward" in phases:
+        keys.append("grey edge: forward value read by the backward")
+    return first + "\n" + "    ".join(keys)
+
+
 def column(node) -> str:
     """Which column a node is drawn in: its phase, with gradient seeds in ``"backward"``.
 

@@ -15,13 +15,11 @@ residual edges, as at op level (see :mod:`lucid.graph.dot`).
 """
 from __future__ import annotations
 
-from .dotsyntax import (PHASE_STYLE, RESIDUAL_STYLE, attrs, column, header, module_title,
-                        quote, residual)
+from .dotsyntax import (PHASE_STYLE, RESIDUAL_STYLE, attrs, column, header, legend,
+                        module_title, quote, residual)
 from .printing import format_type, kernel_of
 
-LEGEND = ("one box per module call    blue: forward (flows down)    "
-          "orange: backward (flows back up)    green: state update    "
-          "grey edge: forward values read by the backward")
+LEGEND = "one box per module call, double border: output"
 _PHASE_TITLE = {"forward": "{}", "backward": "\u2202 {}  (backward)", "update": "{}  (update)"}
 _CLUSTER = {"style": "rounded,dashed", "color": "#999999"}
 
@@ -63,7 +61,8 @@ def _module_node(graph, key, members, listed) -> dict:
     if phase != "update":
         lines.append(format_type(graph.node(_exit(graph, members))))
     lines += listed
-    lines.append(f"{len(ops)} op{'s' * (len(ops) != 1)}" + (f" \u00b7 {len(kernels)} kernels" if kernels else ""))
+    counts = [_count(len(ops), "op")] + ([_count(len(kernels), "kernel")] if kernels else [])
+    lines.append(" \u00b7 ".join(counts))
     held = [graph.node(m).key for m in members if graph.node(m).op == "placeholder"]
     tip = [f"module {scope}, {phase}", "ops: " + ", ".join(graph.node(m).op for m in ops)]
     tip += (["holds: " + ", ".join(held)] if held else [])
@@ -71,6 +70,10 @@ def _module_node(graph, key, members, listed) -> dict:
     fill, border = PHASE_STYLE[phase]
     return {"label": "\n".join(lines), "tooltip": "\n".join(tip),
             "fillcolor": fill, "color": border}
+
+
+def _count(n, word):
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def _single_node(graph, name, listed) -> dict:
@@ -85,14 +88,17 @@ def _single_node(graph, name, listed) -> dict:
             "tooltip": f"{name} = {d.op}({', '.join(d.inputs)})"}
 
 
-def _outputs_listed(graph, found, ids):
-    """Which outputs get a node of their own; the rest are listed in their group's label."""
+def _outputs_listed(graph):
+    """Which outputs get a node of their own; the rest are listed in their group's label.
+
+    Results and the gradients of user inputs stand alone; parameter gradients
+    and buffer updates are listed in the module they belong to.
+    """
+    users = {graph.node(p).key for p in graph.inputs if graph.node(p).role == "input"}
     own, listed = {}, {}
     for key, out in graph.outputs.items():
         g = group_of(graph, out.node)
-        if out.kind == "result" or (out.kind == "grad" and g[0] == "node") or \
-                (out.kind == "grad" and graph.node(out.node).scope == "") or \
-                out.of in {graph.node(p).key for p in graph.inputs if graph.node(p).role == "input"}:
+        if out.kind == "result" or g[0] == "node" or (out.kind == "grad" and out.of in users):
             own[key] = out
         else:
             listed.setdefault(g, []).append(f"\u2192 {key}")
@@ -141,8 +147,8 @@ def module_dot(graph, rankdir="TB") -> str:
     """
     found = groups(graph)
     ids = {key: f"g{i}" for i, key in enumerate(found)}
-    own, listed = _outputs_listed(graph, found, ids)
-    lines = header(rankdir, LEGEND)
+    own, listed = _outputs_listed(graph)
+    lines = header(rankdir, legend(graph, LEGEND))
     clusters = {}
     for key, members in found.items():
         if key[0] == "module":
