@@ -143,7 +143,7 @@ def module_dot(graph, rankdir="TB") -> str:
     >>> net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU())
     >>> text = module_dot(lucid.compile(net, x, mode="eval").graph)
     >>> "1: BatchNorm1d(4)\\\\nf32[N,4]" in text, text.count("->")
-    (True, 3)
+    (True, 4)
     """
     found = groups(graph)
     ids = {key: f"g{i}" for i, key in enumerate(found)}
