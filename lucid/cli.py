@@ -3,7 +3,8 @@
 ``lucid inspect FILE.py:FACTORY --input NAME:SHAPE ...`` imports ``FILE.py``,
 calls ``FACTORY()`` for a module (or a function of lucid ops), compiles it on
 placeholders of the given shapes and prints what was built: a summary table,
-the typed listing, DOT text, an SVG picture or the generated source.
+the typed listing, DOT text, an SVG picture (per op or per module), the
+graph as JSON or the generated source.
 
 Exit status: 0 on success, 2 for a bad command line (unknown option, bad
 shape, missing file or factory), 1 when the factory or the compiler fails.
@@ -15,6 +16,7 @@ Examples
 
     lucid inspect model.py:make_net --input x:N,64 --mode train --format listing
     lucid inspect model.py:make_net --input x:None,64 --format svg -o net.svg
+    lucid inspect model.py:make_net --input x:N,64 --format svg --detail module -o net.svg
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import importlib.util
 import os
 import sys
 
-FORMATS = ("table", "listing", "dot", "svg", "code")
+FORMATS = ("table", "listing", "dot", "svg", "json", "code")
 
 
 class UsageError(Exception):
@@ -126,7 +128,9 @@ def _parser():
     inspect.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB",
                          help="direction of dot/svg drawings")
     inspect.add_argument("--group-by-module", action="store_true",
-                         help="draw module scopes as clusters in dot/svg output")
+                         help="draw module scopes as clusters in op-level dot/svg output")
+    inspect.add_argument("--detail", choices=("op", "module"), default="op",
+                         help="dot/svg: one node per op, or one per module call")
     return parser
 
 
@@ -149,11 +153,12 @@ def inspect(args) -> None:
     graph = program.graph
     if args.format == "svg":
         graph.render(args.output, format="svg", rankdir=args.rankdir,
-                     group_by_module=args.group_by_module)
+                     group_by_module=args.group_by_module, detail=args.detail)
         return
     text = {"table": graph.summary, "listing": lambda: str(graph), "code": lambda: program.source,
-            "dot": lambda: graph.to_dot(rankdir=args.rankdir,
-                                        group_by_module=args.group_by_module)}[args.format]()
+            "json": graph.to_json,
+            "dot": lambda: graph.to_dot(rankdir=args.rankdir, group_by_module=args.group_by_module,
+                                        detail=args.detail)}[args.format]()
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text if text.endswith("\n") else text + "\n")

@@ -61,6 +61,7 @@ def trace_graph(fn, *placeholders, mode="train"):
     tracer.nodes = {}  # Var uid -> node name: inputs are bound by identity, not by name
     graph = trace.to_graph(outputs, updates, tracer.checks, inputs=placeholders,
                            names=tracer.nodes)
+    graph.modules = dict(tracer.modules)  # scope -> "BatchNorm1d(128)", for pictures
     graph.lint(REGISTRY)
     return graph, tracer
 

@@ -82,7 +82,11 @@ def test_every_node_and_edge_is_drawn_with_its_type_on_the_edge():
     svg = run_dot(g.to_dot(), "svg")
     assert sorted(svg_groups(svg, "node")) == sorted(g.nx.nodes)
     edges = svg_edges(svg)
-    assert set(edges) == set(g.nx.edges)
+    # the backward flows back up: its edges are written (and titled) head first, dir=back
+    backward = {(a, b) for a, b in g.nx.edges
+                if dotmod.column(g.node(a)) == dotmod.column(g.node(b)) == "backward"}
+    assert backward == {("grad_out", "gw"), ("gw", "gws")}
+    assert set(edges) == (set(g.nx.edges) - backward) | {(b, a) for a, b in backward}
     assert edges["x", "y"] == "f32[N,3]"
     assert edges["flat", "wide"] == "f32[N,3,1]"
     assert edges["s", "mean"] == "f32[1,3]"
@@ -115,12 +119,18 @@ def test_tooltip_carries_the_gradient_rule():
     assert "gradient rule" not in nodes["x"]["tooltip"]
 
 
-def test_fused_kernels_are_clusters():
+def test_fused_kernels_are_clusters_inside_columns_per_phase():
+    # the forward, the backward (drawn flowing back up) and the updates are columns apart
     found = clusters(small_graph().to_dot())
-    assert found == {"kernel k0": ({"s", "count", "mean"}, set())}
+    assert found == {
+        "forward \u2193": ({"x", "lin_weight", "y", "flat", "wide"}, {"kernel k0"}),
+        "kernel k0": ({"s", "count", "mean"}, set()),
+        "backward \u2191": ({"grad_out", "gw", "gws"}, set()),
+        "state update": ({"bn_running_mean", "c", "new"}, set()),
+    }
 
 
-def test_group_by_module_nests_scopes_and_puts_kernels_in_their_common_scope():
+def test_group_by_module_nests_scopes_and_puts_kernels_in_the_module_of_their_output():
     g = Graph()
     x = g.add("placeholder", [], (2,), "float32", role="input", key="x", name="x")
     a = g.add("exp", [x], (2,), "float32", name="a", scope="enc")
@@ -130,21 +140,29 @@ def test_group_by_module_nests_scopes_and_puts_kernels_in_their_common_scope():
     g.meta[b] = {"kernel": "fused_bc"}
     g.meta[c] = {"kernel": "fused_bc"}
     found = clusters(g.to_dot(group_by_module=True))
+    # b stays in its own module's box; the kernel is drawn where its output c is
     assert found == {
         "module enc": ({"a"}, {"module enc.layer"}),
-        "module enc.layer": (set(), {"kernel fused_bc", "module enc.layer.1"}),
-        "kernel fused_bc": ({"b", "c"}, set()),
-        "module enc.layer.1": ({"d"}, set()),
+        "module enc.layer": (set(), {"module enc.layer.0", "module enc.layer.1"}),
+        "module enc.layer.0": ({"b"}, set()),
+        "module enc.layer.1": ({"d"}, {"kernel fused_bc"}),
+        "kernel fused_bc": ({"c"}, set()),
     }
     assert set(clusters(g.to_dot())) == {"kernel fused_bc"}
 
 
 def test_group_by_module_on_the_small_graph():
     found = clusters(small_graph().to_dot(group_by_module=True))
+    # a module's backward and its updates are boxes of their own, in their columns
     assert found == {
-        "module lin": ({"lin_weight", "y", "gw", "gws"}, set()),
-        "module bn": ({"bn_running_mean", "flat", "wide", "c", "new"}, {"kernel k0"}),
+        "forward \u2193": ({"x"}, {"module lin", "module bn"}),
+        "module lin": ({"lin_weight", "y"}, set()),
+        "module bn": ({"flat", "wide"}, {"kernel k0"}),
         "kernel k0": ({"s", "count", "mean"}, set()),
+        "backward \u2191": ({"grad_out"}, {"\u2202 module lin"}),
+        "\u2202 module lin": ({"gw", "gws"}, set()),
+        "state update": (set(), {"module bn update"}),
+        "module bn update": ({"bn_running_mean", "c", "new"}, set()),
     }
 
 
@@ -250,7 +268,7 @@ def test_compiled_linear_batchnorm_graph_renders_in_both_modes():
         assert {d.phase for d in g.nodes()} == phases
         out = g.outputs["out"].node
         assert nodes[out]["lines"][-1] == "\u2192 out"
-        assert {"module 0", "module 1"} <= set(clusters(text))
+        assert {"0: Linear(3, 2)", "1: BatchNorm1d(2)"} <= set(clusters(text))
 
 
 def test_missing_dot_skips_locally_and_fails_on_ci(monkeypatch):

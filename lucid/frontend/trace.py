@@ -25,6 +25,7 @@ class Tracer:
         self.checks = []  # (Var of subject, axes, minimum, message)
         self.scopes = []
         self.module_paths = {}  # id(module) -> dotted path, for scopes
+        self.modules = {}  # dotted path -> short description, for pictures (graph.modules)
         self.saved_modes = []  # (module, training flag) to put back after tracing
 
     def adopt(self, module, prefix=""):
@@ -37,6 +38,7 @@ class Tracer:
             self.names.setdefault(id(buf), (dot + key, Role.BUFFER))
         for path, m in module.named_modules():
             self.module_paths.setdefault(id(m), f"{dot}{path}" if path else prefix)
+            self.modules.setdefault(self.module_paths[id(m)], describe(m))
             self.saved_modes.append((m, m.training))
             object.__setattr__(m, "training", self.mode == "train")
 
@@ -60,6 +62,17 @@ class Tracer:
                       hint=identifier_hint(key), role=role, key=key)
             entry = self.lifted[id(tensor)] = (var, tensor)
         return entry[0]
+
+
+def describe(module):
+    """A module's short description: ``BatchNorm1d(128)``, ``Linear(64, 128)``.
+
+    The positional part of its ``extra_repr``; failing that, its integer settings.
+    """
+    parts = [p.strip() for p in module.extra_repr().split(",") if p.strip()]
+    shown = [p for p in parts if "=" not in p] or \
+        [v for _, _, v in (p.partition("=") for p in parts) if v.strip().isdigit()]
+    return f"{type(module).__name__}({', '.join(shown)})"
 
 
 def identifier_hint(key):

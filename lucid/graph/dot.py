@@ -1,11 +1,17 @@
 """DOT export of a graph, and rendering it with Graphviz.
 
-:func:`to_dot` is a printer over the same graph as the listing: one DOT node
-per graph node, an edge per input labelled with the value's type, fused
-kernels as clusters, forward / backward / update nodes in distinct colours, and
-a node's gradient rule in its tooltip. Every user string (keys, labels, scopes,
-kernel ids) passes through :func:`quote`, so any name renders: the output holds
-no identifier or label that Graphviz could read as syntax.
+:func:`to_dot` prints a graph at one of two levels of detail. ``"op"`` (this
+module) draws one DOT node per graph node and an edge per input labelled with
+the value's type, fused kernels as clusters, forward / backward / update nodes
+in distinct colours, and a node's gradient rule in its tooltip. ``"module"``
+(:mod:`lucid.graph.modules`) draws one node per module call.
+
+In a train graph the forward flows down one column and the backward flows back
+up a second column beside it: backward edges are written head first with
+``dir=back``, each gradient seed is ranked beside the output it seeds, and the
+forward values the backward reads (residuals) are light edges that do not
+take part in ranking. A fused kernel is drawn in the module and column of its
+output; its members elsewhere stay in their own module's box.
 
 :func:`render` runs the ``dot`` program; nothing here needs it to be installed
 until then.
@@ -16,84 +22,31 @@ import os
 import shutil
 import subprocess
 
+from . import modules
+from .dotsyntax import (PHASE_STYLE, RESIDUAL_STYLE, TOOLTIP_BACKSLASH, attrs, column,
+                        header, legend, module_title, quote, residual, write_text)  # noqa: F401
 from .printing import format_op, format_rule, format_type, kernel_of, node_order
 
 FORMATS = ("svg", "png", "pdf")
+DETAILS = ("op", "module")
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; "
                 "macOS: brew install graphviz; conda: conda install graphviz)")
-
-#: Fill and border colour per phase; placeholders keep their phase's colour.
-PHASE_STYLE = {
-    "forward": ("#dbe9f6", "#3b6ea5"),
-    "backward": ("#fbe3d0", "#c0622b"),
-    "update": ("#dcf0d8", "#3f8a3a"),
-}
-LEGEND = ("blue: forward    orange: backward    green: state update    "
-          "double border: output    dashed edge: crosses phases")
+LEGEND = "one box per op, double border: output, dashed box: fused kernel"
 CLUSTER_STYLE = {
+    "column": {"style": "solid", "color": "white", "fontsize": "12"},
     "kernel": {"style": "dashed,rounded", "color": "#7a4fa0"},
     "module": {"style": "rounded,filled", "fillcolor": "#f7f7f7", "color": "#999999"},
 }
+COLUMN_TITLE = {"forward": "forward \u2193", "backward": "backward \u2191",
+                "update": "state update"}
 #: Node shape per placeholder role; computed nodes are rounded boxes.
 ROLE_SHAPE = {"input": "invhouse", "grad": "invhouse", "param": "box",
               "buffer": "cylinder", "captured": "box"}
+_STDERR_LINES = 6  # of a failing dot's stderr in the error (2.43 can print hundreds)
 
 
 class GraphvizNotFound(FileNotFoundError):
     """Raised by :func:`render` when the Graphviz ``dot`` program is not on ``PATH``."""
-
-
-def quote(text, backslash="\\\\") -> str:
-    """``text`` as a double-quoted DOT string that Graphviz shows literally.
-
-    Backslashes become ``backslash`` (escaped by default), quotes are escaped,
-    line breaks become ``\\n``, ``&`` becomes ``&amp;`` (Graphviz would
-    otherwise read ``&lt;`` as an entity) and other control characters, which
-    SVG cannot hold, show as ``\\xNN``. Braces, ``<>`` and ``|`` need nothing:
-    they are only syntax in record and HTML labels, which this module never emits.
-
-    Examples
-    --------
-    >>> print(quote('a" ]; evil [label="x'))
-    "a\\" ]; evil [label=\\"x"
-    >>> print(quote("two\\nlines"))
-    "two\\nlines"
-    """
-    out = []
-    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    for c in text:
-        if c == "\\":
-            out.append(backslash)
-        elif c == '"':
-            out.append('\\"')
-        elif c == "&":
-            out.append("&amp;")
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append(" ")
-        elif not _xml_safe(c):
-            out.append(f"{backslash}x{ord(c):02x}")
-        else:
-            out.append(c)
-    return '"' + "".join(out) + '"'
-
-
-def _xml_safe(c: str) -> bool:
-    """Whether SVG (XML 1.0) can hold ``c``; C0/C1 controls and surrogates it cannot."""
-    o = ord(c)
-    return not (o < 32 or 0x7F <= o < 0xA0 or 0xD800 <= o < 0xE000 or c in "\ufffe\uffff")
-
-
-#: How tooltips show a backslash. Graphviz expands escapes in tooltips once or
-#: twice depending on its version (2.43 turns an escaped ``\\N`` into the node
-#: name), so no escaping is right everywhere; a look-alike character is.
-TOOLTIP_BACKSLASH = "\u29f5"
-
-
-def _attrs(**kw) -> str:
-    quoted = (quote(v, TOOLTIP_BACKSLASH) if k == "tooltip" else quote(v) for k, v in kw.items())
-    return "[" + ", ".join(f"{k}={q}" for k, q in zip(kw, quoted)) + "]"
 
 
 def node_label(graph, name: str) -> str:
@@ -138,43 +91,60 @@ def _node_statement(graph, name: str) -> str:
         style.update(shape="ellipse", style="filled", fontsize="9")
     if any(o.node == name for o in graph.outputs.values()):
         style["peripheries"] = "2"
-    return f"{quote(name)} {_attrs(**style)};"
+    return f"{quote(name)} {attrs(**style)};"
 
 
 def _clusters(graph, group_by_module: bool):
     """Map each node to its innermost cluster and each cluster to its parent.
 
-    Clusters are ``("module", path)`` and ``("kernel", id)``; a kernel sits in
-    the innermost scope holding all its nodes, so the clusters nest properly.
+    A train graph has a cluster per column, ``("column", "forward")``,
+    ``("column", "backward")`` and ``("column", "update")``, so they never interleave. Inside them,
+    when grouping, ``("module", path, column)`` nest by dotted path: a module's
+    backward is its own box, mirrored beside its forward. Innermost are
+    ``("kernel", id)``: a kernel is drawn in the module (when grouping) and
+    column of its output, its last member in topological order; members from
+    another module or column stay where they are, so no node leaves its
+    module's box and no box straddles the columns.
     """
+    two = len({column(graph.node(n)) for n in graph.nx.nodes}) > 1
     parent, home = {}, {}
 
-    def scope_cluster(path):
-        if not group_by_module or not path:
-            return None
-        parts = path.split(".")
+    def cluster(n):
+        d = graph.node(n)
+        top = ("column", column(d)) if two else None
+        if top is not None:
+            parent[top] = None
+        if not group_by_module or not d.scope:
+            return top
+        parts = d.scope.split(".")
         for i in range(1, len(parts) + 1):
-            key = ("module", ".".join(parts[:i]))
-            parent.setdefault(key, ("module", ".".join(parts[:i - 1])) if i > 1 else None)
-        return ("module", path)
+            key = ("module", ".".join(parts[:i]), column(d))
+            parent.setdefault(key, ("module", ".".join(parts[:i - 1]), column(d))
+                              if i > 1 else top)
+        return ("module", d.scope, column(d))
 
     kernels = {}
-    for n in graph.nx.nodes:
+    for n in graph.topo():
+        home[n] = cluster(n)
         if kernel_of(graph, n):
             kernels.setdefault(kernel_of(graph, n), []).append(n)
-        else:
-            home[n] = scope_cluster(graph.node(n).scope)
     for kid, members in kernels.items():
-        scopes = [graph.node(m).scope.split(".") for m in members]
-        common = []
-        for parts in zip(*scopes):
-            if len(set(parts)) > 1:
-                break
-            common.append(parts[0])
-        parent[("kernel", kid)] = scope_cluster(".".join(common))
+        out = members[-1]
+        parent[("kernel", kid)] = home[out]
         for m in members:
-            home[m] = ("kernel", kid)
+            if home[m] == parent[("kernel", kid)]:
+                home[m] = ("kernel", kid)
     return home, parent
+
+
+def _cluster_label(graph, cluster) -> str:
+    kind, key = cluster[0], cluster[1]
+    if kind == "kernel":
+        return f"kernel {key}"
+    if kind == "column":
+        return COLUMN_TITLE[key]
+    title = module_title(graph, key)
+    return {"backward": f"\u2202 {title}", "update": f"{title} update"}.get(cluster[2], title)
 
 
 def _cluster_lines(graph, group_by_module):
@@ -190,11 +160,12 @@ def _cluster_lines(graph, group_by_module):
 
     def emit(cluster, pad):
         lines.extend(pad + _node_statement(graph, n) for n in members.get(cluster, []))
-        for kind, key in children.get(cluster, []):
+        for inner in children.get(cluster, []):
             # cluster ids are ours, the user's key only reaches the (quoted) label
-            lines.append(f"{pad}subgraph {quote(f'cluster_{kind}_{len(lines)}')} {{")
-            lines.append(f"{pad}  graph {_attrs(label=f'{kind} {key}', **CLUSTER_STYLE[kind])};")
-            emit((kind, key), pad + "  ")
+            lines.append(f"{pad}subgraph {quote(f'cluster_{inner[0]}_{len(lines)}')} {{")
+            style = attrs(label=_cluster_label(graph, inner), **CLUSTER_STYLE[inner[0]])
+            lines.append(f"{pad}  graph {style};")
+            emit(inner, pad + "  ")
             lines.append(pad + "}")
 
     emit(None, "  ")
@@ -202,18 +173,47 @@ def _cluster_lines(graph, group_by_module):
 
 
 def _edge_lines(graph):
-    """One edge per (input, user) pair, labelled with the input's type."""
+    """One edge per (input, user) pair, labelled with the input's type.
+
+    Within the backward column an edge is written head first (``dir=back``)
+    so the backward is ranked bottom-up; an edge between columns is a light
+    residual that does not constrain ranks.
+    """
     node, lines = graph.node, []
     for n in (m for group in node_order(graph).values() for m in group):
         for i in dict.fromkeys(node(n).inputs):
             style = {"label": format_type(node(i))}
-            if node(n).phase != node(i).phase:
-                style["style"] = "dashed"
-            lines.append(f"  {quote(i)} -> {quote(n)} {_attrs(**style)};")
+            tail, head = i, n
+            if residual(column(node(i)), column(node(n))):
+                style = {"tooltip": f"{i} -> {n}: {format_type(node(i))}", **RESIDUAL_STYLE}
+            elif column(node(n)) == "backward":
+                tail, head, style["dir"] = n, i, "back"
+            lines.append(f"  {quote(tail)} -> {quote(head)} {attrs(**style)};")
     return lines
 
 
-def to_dot(graph, path=None, rankdir="TB", group_by_module=False) -> str:
+def _seed_lines(graph):
+    """Rank each gradient seed beside the output it seeds (invisible, so nothing is drawn)."""
+    lines = []
+    for n in graph.inputs:
+        seeded = graph.outputs.get(graph.meta.get(n, {}).get("seeds", ""))
+        if graph.node(n).role == "grad" and seeded is not None:
+            lines.append(f"  {quote(seeded.node)} -> {quote(n)} "
+                         f"{attrs(style='invis', minlen='0')};")
+    return lines
+
+
+def op_dot(graph, rankdir="TB", group_by_module=False) -> str:
+    """The op-level DOT text of ``graph`` (see :func:`to_dot`)."""
+    lines = header(rankdir, legend(graph, LEGEND))
+    lines += _cluster_lines(graph, group_by_module)
+    lines += _edge_lines(graph)
+    lines += _seed_lines(graph)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(graph, path=None, rankdir="TB", group_by_module=False, detail="op") -> str:
     """DOT source for ``graph``; also written to ``path`` (UTF-8) when given.
 
     Parameters
@@ -222,9 +222,12 @@ def to_dot(graph, path=None, rankdir="TB", group_by_module=False) -> str:
     path : str or os.PathLike, optional
         File to write the DOT text to.
     rankdir : {"TB", "LR", "BT", "RL"}
-        Direction the graph flows in.
+        Direction the forward flows in; the backward flows back beside it.
     group_by_module : bool
-        Draw each module scope (dotted path, nested) as a cluster.
+        At op level, draw each module scope (dotted path, nested) as a cluster
+        labelled with the module's type. The module level always nests.
+    detail : {"op", "module"}
+        One node per op, or one node per module call (:mod:`lucid.graph.modules`).
 
     Examples
     --------
@@ -236,25 +239,20 @@ def to_dot(graph, path=None, rankdir="TB", group_by_module=False) -> str:
     >>> text.splitlines()[0], '"x" -> "y" [label="f32[N,3]"' in text
     ('digraph lucid {', True)
     """
-    if rankdir not in ("TB", "LR", "BT", "RL"):
-        raise ValueError(f"rankdir must be TB, LR, BT or RL, got {rankdir!r}")
-    font = {"fontname": "Helvetica"}
-    lines = ["digraph lucid {",
-             f"  graph {_attrs(rankdir=rankdir, fontsize='11', label=LEGEND, **font)};",
-             f"  node {_attrs(shape='box', style='rounded,filled', fontsize='10', **font)};",
-             f"  edge {_attrs(fontsize='8', color='#555555', **font)};"]
-    lines += _cluster_lines(graph, group_by_module)
-    lines += _edge_lines(graph)
-    lines.append("}")
-    text = "\n".join(lines) + "\n"
+    if detail not in DETAILS:
+        raise ValueError(f"detail must be 'op' or 'module', got {detail!r}")
+    text = (modules.module_dot(graph, rankdir) if detail == "module" else
+            op_dot(graph, rankdir, group_by_module))
     if path is not None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_text(path, text)
     return text
 
 
 def render(graph, path, format=None, **options) -> str:  # noqa: A002  (Graphviz's word)
     """Draw ``graph`` to ``path`` with Graphviz ``dot``; return ``path``.
+
+    Graphviz writes to a temporary file beside ``path``, renamed into place
+    only when it succeeds: a failed render leaves nothing on disk.
 
     Parameters
     ----------
@@ -263,14 +261,14 @@ def render(graph, path, format=None, **options) -> str:  # noqa: A002  (Graphviz
         Output file; its extension picks the format unless ``format`` is given.
     format : {"svg", "png", "pdf"}, optional
     **options
-        Passed to :func:`to_dot` (``rankdir``, ``group_by_module``).
+        Passed to :func:`to_dot` (``rankdir``, ``group_by_module``, ``detail``).
 
     Raises
     ------
     GraphvizNotFound
         (a FileNotFoundError) when ``dot`` is not installed.
     RuntimeError
-        When ``dot`` fails; the message holds its stderr.
+        When ``dot`` fails; the message holds the start of its stderr.
 
     Examples
     --------
@@ -284,14 +282,26 @@ def render(graph, path, format=None, **options) -> str:  # noqa: A002  (Graphviz
     if fmt not in FORMATS:
         raise ValueError(f"cannot render to {path!r}: format must be one of {FORMATS}, "
                          f"given by the file extension or format=, got {fmt or 'none'!r}")
+    text = to_dot(graph, **options)
     dot = shutil.which("dot")
     if dot is None:
         raise GraphvizNotFound(f"rendering needs the Graphviz 'dot' program, which is not on "
                                f"PATH; {INSTALL_HINT}. graph.to_dot() works without it.")
-    result = subprocess.run([dot, f"-T{fmt}", "-o", path], input=to_dot(graph, **options)
-                            .encode("utf-8"), capture_output=True, check=False)
-    if result.returncode != 0:
-        stderr = result.stderr.decode("utf-8", "replace").strip()
-        raise RuntimeError(f"Graphviz dot failed (exit {result.returncode}) rendering "
-                           f"{path!r}: {stderr}")
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        result = subprocess.run([dot, f"-T{fmt}", "-o", partial], input=text.encode("utf-8"),
+                                capture_output=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"Graphviz dot failed (exit {result.returncode}) rendering "
+                               f"{path!r}: {_first_lines(result.stderr)}")
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return path
+
+
+def _first_lines(stderr: bytes) -> str:
+    lines = [ln for ln in stderr.decode("utf-8", "replace").strip().splitlines() if ln.strip()]
+    more = len(lines) - _STDERR_LINES
+    return "\n".join(lines[:_STDERR_LINES] + ([f"... ({more} more lines)"] if more > 0 else []))

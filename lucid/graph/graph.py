@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
-from . import dot, printing
+from . import dot, export, printing
 from .kinds import PHASES, OutKind, Phase, Role
 
 
@@ -123,6 +123,9 @@ class Graph:
         Run-time conditions on input sizes.
     meta : dict
         Node name -> dict of what passes found out (``{"kernel": "_t3"}``).
+    modules : dict
+        Module scope (dotted path) -> what the module is (``"BatchNorm1d(128)"``),
+        recorded by the tracer for pictures; empty for hand-built graphs.
     """
 
     nx: nx.DiGraph = field(default_factory=nx.DiGraph)
@@ -130,6 +133,7 @@ class Graph:
     outputs: dict = field(default_factory=dict)
     checks: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)
     _next: int = field(default=0, repr=False)  # the k of the next ``n<k>`` name to try
 
     # -- building -------------------------------------------------------
@@ -211,7 +215,7 @@ class Graph:
     def copy(self) -> "Graph":
         g = Graph(nx=self.nx.copy(), inputs=list(self.inputs), outputs=dict(self.outputs),
                   checks=list(self.checks), meta={n: dict(m) for n, m in self.meta.items()},
-                  _next=self._next)
+                  modules=dict(self.modules), _next=self._next)
         return g
 
     # -- editing (used by rewrite passes) ------------------------------------
@@ -301,9 +305,17 @@ class Graph:
         """A table of the nodes: node, op, inputs, shape, dtype, kernel, phase."""
         return printing.summary(self)
 
-    def to_dot(self, path=None, rankdir="TB", group_by_module=False) -> str:
-        """DOT text for Graphviz, also written to ``path`` if given (see :func:`.dot.to_dot`)."""
-        return dot.to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module)
+    def to_dot(self, path=None, rankdir="TB", group_by_module=False, detail="op") -> str:
+        """DOT text for Graphviz, also written to ``path`` if given (see :func:`.dot.to_dot`).
+
+        ``detail="module"`` draws one node per module call instead of one per op.
+        """
+        return dot.to_dot(self, path, rankdir=rankdir, group_by_module=group_by_module,
+                          detail=detail)
+
+    def to_json(self, path=None) -> str:
+        """The whole graph as JSON in a stable schema (see :mod:`lucid.graph.export`)."""
+        return export.to_json(self, path)
 
     def render(self, path, format=None, **options):  # noqa: A002
         """Draw the graph with Graphviz to an svg, png or pdf file (see :func:`.dot.render`)."""
