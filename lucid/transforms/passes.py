@@ -152,14 +152,16 @@ def autodiff(graph, options):
 
 
 def cse(graph, options):
-    """Keep one of each set of nodes computing the same op of the same inputs and attributes."""
+    """Keep one of each set of nodes of one module computing the same op of the same inputs
+    and attributes."""
     seen = {}
     for name in graph.topo():
         d = graph.node(name)
         if d.op == "placeholder":
             continue
         try:
-            key = (d.op, d.inputs, tuple(sorted(d.attrs.items())), d.dtype, d.shape)
+            # within one module only: values shared across modules would blur its boundary
+            key = (d.op, d.inputs, tuple(sorted(d.attrs.items())), d.dtype, d.shape, d.scope)
             hash(key)
         except TypeError:  # an attribute that cannot be compared: keep the node
             continue
