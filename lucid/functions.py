@@ -15,26 +15,18 @@ from __future__ import annotations
 import functools
 
 from . import frontend
-from .eager import dispatch
+from .eager import binary, dispatch, grad
 from .ops import REGISTRY, Kind
 
-#: Functions composed from primitives (names as in NumPy and PyTorch); every other
-#: ``lucid.<op>`` applies the op of that name.
-COMPOSED = {
-    "sum": frontend.reduce_sum,
-    "reduce_sum": frontend.reduce_sum,
-    "mean": frontend.mean,
-    "numel": frontend.numel,
-    "reshape": frontend.reshape,
-    "broadcast_to": frontend.broadcast_to,
-    "cast": frontend.cast,
-    "transpose": frontend.transpose,
-    "matmul": frontend.matmul,
-}
+#: Functions composed from primitives (names as in PyTorch): ``frontend.COMPOSED``; every
+#: other ``lucid.<op>`` applies the op of that name.
+COMPOSED = {name: fn for name, (fn, _) in frontend.COMPOSED.items()}
 
 
 def _op_function(name):
     def apply_op(*args, **attrs):
+        if REGISTRY[name].arity == 2 and len(args) == 2 and not attrs:
+            return binary(name, *args)  # numbers and arrays on either side, as operators
         return dispatch(name, functools.partial(frontend.apply, name), args, attrs)
     apply_op.__name__ = apply_op.__qualname__ = name
     apply_op.__doc__ = f"lucid.{name}: the {name} primitive ({REGISTRY[name].doc or REGISTRY[name].expr})."
@@ -48,8 +40,15 @@ def _composed(name, fn):
     return call
 
 
+#: Autograd state and files, as in torch.
+EXTRA = {"no_grad": grad.no_grad, "enable_grad": grad.enable_grad,
+         "is_grad_enabled": grad.is_grad_enabled}
+
+
 def public(name):
     """The function ``lucid.<name>``; AttributeError if there is none."""
+    if name in EXTRA:
+        return EXTRA[name]
     if name in COMPOSED:
         return _composed(name, COMPOSED[name])
     op = REGISTRY.get(name)
@@ -59,4 +58,4 @@ def public(name):
 
 
 def names():
-    return sorted(set(COMPOSED) | {n for n, op in REGISTRY.items() if op.kind is not Kind.LEAF})
+    return sorted(set(COMPOSED) | set(EXTRA) | {n for n, op in REGISTRY.items() if op.kind is not Kind.LEAF})

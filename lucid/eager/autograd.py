@@ -14,6 +14,9 @@ import itertools
 import numpy as np
 
 _seq = itertools.count()
+_FREED = ("Trying to backward through the graph a second time: the saved values of this "
+          "call were freed by the first backward. Pass retain_graph=True to the first "
+          "backward to backward through it again.")
 
 
 class Call:
@@ -29,6 +32,8 @@ class Call:
 
     def backward(self, upstream):
         """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
+        if self.outs is None:
+            raise RuntimeError(_FREED)
         entry = self.entry
         program = entry.program
         seeds = []
@@ -58,6 +63,8 @@ class LazyCall(Call):
     __slots__ = ()
 
     def backward(self, upstream):
+        if self.outs is None:
+            raise RuntimeError(_FREED)
         entry = self.entry
         if entry.grad_entry is None:
             entry.grad_entry = entry.lazy()
@@ -68,11 +75,13 @@ class LazyCall(Call):
         return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
 
 
-def run_backward(root, grad):
+def run_backward(root, grad, retain_graph=False):
     """Run the backward part of every call ``root`` depends on, newest first.
 
     Leaf gradients are summed and committed only once every part has run:
-    a failure leaves every ``.grad`` untouched.
+    a failure leaves every ``.grad`` untouched. Unless ``retain_graph``, the
+    calls then drop what they saved (as torch frees its graph), and a second
+    backward through them is a RuntimeError.
     """
     leaves = {}
     if root._origin is None:
@@ -81,9 +90,10 @@ def run_backward(root, grad):
         return
     call, key = root._origin
     pending = {id(call): {key: grad}}
-    heap = [call]
+    heap, done = [call], []
     while heap:
         call = heapq.heappop(heap)
+        done.append(call)
         for tensor, g in call.backward(pending.pop(id(call))):
             if tensor._origin is None:
                 _accumulate(leaves, tensor, g)
@@ -95,6 +105,9 @@ def run_backward(root, grad):
                 heapq.heappush(heap, parent)
             slot[out_key] = g if out_key not in slot else slot[out_key] + g
     _commit_grads(leaves)
+    if not retain_graph:
+        for call in done:
+            call.outs = None
 
 
 def _accumulate(leaves, tensor, g):

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import functools
 import numbers
+import operator
 
 import numpy as np
 
 from .. import frontend
 from ..frontend import Var, context
 from ..ops import method_op, operators
+from .grad import is_grad_enabled
 from .programs import call_function
-from .tensor import Tensor
+from .tensor import Tensor, as_dtype, check_inplace, write
 
 
 def _frozen(value):
@@ -95,12 +97,127 @@ def _method(self, name):
                              (self,), {})
 
 
-def _sum(self, axis=None, keepdims=False):
-    return dispatch("sum", frontend.reduce_sum, (self, axis, keepdims), {})
+def _composed(name, fn):
+    def method(self, *args, **kwargs):
+        return dispatch(name, fn, (self, *args), kwargs)
+    method.__name__ = name
+    method.__doc__ = fn.__doc__
+    return method
 
 
-def _mean(self, axis=None, keepdims=False):
-    return dispatch("mean", frontend.mean, (self, axis, keepdims), {})
+def _to(self, dtype):
+    """This tensor in ``dtype`` (itself if it already is, as in torch)."""
+    dtype = as_dtype(dtype)
+    if dtype == self.data.dtype:
+        return self
+    return dispatch("to", frontend.COMPOSED["to"][0], (self, dtype.name), {})
+
+
+def _pow(self, exponent):
+    if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
+        return dispatch("pow", frontend.pow_, (self, exponent), {})
+    return binary_fn("pow", frontend.pow_, self, exponent)
+
+
+def _rpow(self, base):
+    return binary_fn("rpow", frontend.rpow, self, base)
+
+
+def binary_fn(name, fn, x, y):
+    """``fn(x, y)`` with both as program inputs (a number beside a Tensor takes its dtype)."""
+    if isinstance(x, Var) or isinstance(y, Var) or context.current() is not None:
+        return fn(x, y)
+    if isinstance(y, numbers.Real) and not isinstance(y, bool):
+        y = _scalar(y, x)
+    return call_function(fn, [x, y], (name,))
+
+
+def _inplace(op):
+    """``t <op>= other``: written into ``t`` under no_grad or when nothing records, as torch.
+
+    When ``t`` has a history (or ``other`` requires grad) and grad mode is on,
+    ``t`` comes to stand for the result, its history extended, as torch records
+    an in-place op; a leaf that requires grad is refused (:func:`check_inplace`).
+    """
+    def method(self, other):
+        check_inplace(self, f"{op}_")
+        records = is_grad_enabled() and (
+            self.requires_grad or isinstance(other, Tensor) and other.requires_grad)
+        result = binary(op, Tensor._wrap(self.data, self._origin) if records else
+                        self.detach(), other)
+        if result.shape != self.shape:
+            raise RuntimeError(f"output with shape {self.shape} doesn't match the broadcast "
+                               f"shape {result.shape}")
+        if records:
+            if result.dtype != self.dtype:
+                raise TypeError(f"in-place {op}: result type {result.dtype} can't be stored "
+                                f"in a {self.dtype} tensor")
+            self.data, self._origin, self.requires_grad = result.data, result._origin, True
+        else:
+            write(self, result.data)  # same_kind: float into an int tensor is a TypeError
+        return self
+    return method
+
+
+def _getitem(self, key):
+    spec, indices = index_key(key, self.shape)
+    return dispatch("index", frontend.index, (self, spec, *indices), {})
+
+
+def index_key(key, shape):
+    """A NumPy-style key as the ``index`` op's key and its integer index arrays.
+
+    Bool masks become the integer positions of their True elements (they are
+    data, and the Tensor face knows the data); ints beside index arrays become
+    0-d index arrays, as NumPy treats them.
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    items, arrays = [], []
+    for k in key:
+        if isinstance(k, Tensor):
+            k = k.data
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            for a in np.nonzero(k):
+                items.append(("array", len(arrays)))
+                arrays.append(a.astype(np.int64))
+        elif isinstance(k, np.ndarray):
+            if k.dtype.kind not in "iu":
+                raise IndexError(f"index arrays must be integer or bool, got {k.dtype}")
+            items.append(("array", len(arrays)))
+            arrays.append(k.astype(np.int64, copy=False))
+        else:
+            items.append(k)
+    used = sum(1 for k in items if k is not None and k is not Ellipsis) + \
+        sum(a.ndim - 1 for a in [np.asarray(k) for k in key if isinstance(k, (np.ndarray,
+                                                                               list))
+                                 if np.asarray(k).dtype == bool])
+    if sum(k is Ellipsis for k in items) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if used > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    spec, advanced = [], any(isinstance(k, tuple) for k in items)
+    for k in items:
+        if k is Ellipsis:
+            spec += [("slice", None, None, None)] * (len(shape) - used)
+        elif k is None:
+            spec.append(("new",))
+        elif isinstance(k, slice):
+            spec.append(("slice",) + tuple(None if v is None else operator.index(v)
+                                           for v in (k.start, k.stop, k.step)))
+        elif isinstance(k, tuple):
+            spec.append(k)
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            if advanced:
+                spec.append(("array", len(arrays)))
+                arrays.append(np.asarray(int(k), np.int64))
+            else:
+                spec.append(("int", int(k)))
+        else:
+            raise IndexError(f"lucid indexes with ints, slices, None, ..., bool masks and "
+                             f"integer arrays; got {type(k).__name__}")
+    return tuple(spec), [Tensor._wrap(a) for a in arrays]
 
 
 for _dunder, _reflected, _op in operators():
@@ -108,5 +225,17 @@ for _dunder, _reflected, _op in operators():
     setattr(Tensor, _dunder, _operator(_op, _arity))
     if _reflected:
         setattr(Tensor, _reflected, _operator(_op, _arity, reflected=True))
+for _name, (_fn, _is_method) in frontend.COMPOSED.items():
+    if _is_method:
+        setattr(Tensor, _name, _composed(_name, _fn))
+for _dunder, _op in [("__iadd__", "add"), ("__isub__", "sub"), ("__imul__", "mul"),
+                     ("__itruediv__", "div")]:
+    setattr(Tensor, _dunder, _inplace(_op))
 Tensor.__getattr__ = _method
-Tensor.sum, Tensor.mean = _sum, _mean
+Tensor.__getitem__ = _getitem
+Tensor.__pow__, Tensor.__rpow__ = _pow, _rpow
+Tensor.T = property(Tensor.t)
+Tensor.to = _to
+for _kind, _dtype in [("float", "float32"), ("double", "float64"), ("long", "int64"),
+                      ("bool", "bool")]:
+    setattr(Tensor, _kind, lambda self, _d=_dtype: self.to(_d))
