@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 
 from . import frontend
-from .eager import binary, dispatch, grad
+from .eager import binary, checkpoint, dispatch, grad
 from .ops import REGISTRY, Kind
 
 #: Functions composed from primitives (names as in PyTorch): ``frontend.COMPOSED``; every
@@ -42,7 +42,8 @@ def _composed(name, fn):
 
 #: Autograd state and files, as in torch.
 EXTRA = {"no_grad": grad.no_grad, "enable_grad": grad.enable_grad,
-         "is_grad_enabled": grad.is_grad_enabled}
+         "is_grad_enabled": grad.is_grad_enabled, "save": checkpoint.save,
+         "load": checkpoint.load}
 
 
 def public(name):

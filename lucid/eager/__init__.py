@@ -1,5 +1,5 @@
 """The Tensor face: eager calls compiled once per signature, and backward over call records."""
-from . import grad, methods  # noqa: F401  (methods installs Tensor's operators and methods)
+from . import checkpoint, grad, methods  # noqa: F401  (methods installs Tensor's operators and methods)
 from .grad import enable_grad, is_grad_enabled, no_grad
 from .methods import binary, dispatch
 from .programs import STRUCTURE, call_function, call_module, changed, traced
