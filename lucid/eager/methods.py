@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import functools
 import numbers
-import operator
 
 import numpy as np
 
 from .. import frontend
 from ..frontend import Var, context
-from ..ops import method_op, operators
-from .grad import is_grad_enabled
+from ..ops import REGISTRY, method_op, operators
+from .grad import is_grad_enabled, no_grad
 from .programs import call_function
 from .tensor import Tensor, as_dtype, check_inplace, write
 
@@ -60,6 +59,9 @@ def binary(op, x, y):
         y = _scalar(y, x)
     elif isinstance(x, numbers.Real) and not isinstance(x, bool):
         x = _scalar(x, y)
+    if not REGISTRY[op].differentiable:  # a comparison: nothing to record
+        with no_grad():
+            return call_function(functools.partial(frontend.apply, op), [x, y], (op,))
     return call_function(functools.partial(frontend.apply, op), [x, y], (op,))
 
 
@@ -93,6 +95,8 @@ def _method(self, name):
     op = method_op(name)  # t.exp(), t.tanh(), ...: any op whose record offers a method
     if op is None:
         raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+    if op.arity == 2:  # t.eq(u): as the operator would
+        return functools.partial(binary, op.name, self)
     return functools.partial(dispatch, op.name, functools.partial(frontend.apply, op.name),
                              (self,), {})
 
@@ -160,64 +164,13 @@ def _inplace(op):
 
 
 def _getitem(self, key):
-    spec, indices = index_key(key, self.shape)
-    return dispatch("index", frontend.index, (self, spec, *indices), {})
-
-
-def index_key(key, shape):
-    """A NumPy-style key as the ``index`` op's key and its integer index arrays.
-
-    Bool masks become the integer positions of their True elements (they are
-    data, and the Tensor face knows the data); ints beside index arrays become
-    0-d index arrays, as NumPy treats them.
-    """
-    key = key if isinstance(key, tuple) else (key,)
-    items, arrays = [], []
-    for k in key:
-        if isinstance(k, Tensor):
-            k = k.data
-        if isinstance(k, list):
-            k = np.asarray(k)
-        if isinstance(k, np.ndarray) and k.dtype == bool:
-            for a in np.nonzero(k):
-                items.append(("array", len(arrays)))
-                arrays.append(a.astype(np.int64))
-        elif isinstance(k, np.ndarray):
-            if k.dtype.kind not in "iu":
-                raise IndexError(f"index arrays must be integer or bool, got {k.dtype}")
-            items.append(("array", len(arrays)))
-            arrays.append(k.astype(np.int64, copy=False))
-        else:
-            items.append(k)
-    used = sum(1 for k in items if k is not None and k is not Ellipsis) + \
-        sum(a.ndim - 1 for a in [np.asarray(k) for k in key if isinstance(k, (np.ndarray,
-                                                                               list))
-                                 if np.asarray(k).dtype == bool])
-    if sum(k is Ellipsis for k in items) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    if used > len(shape):
-        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
-    spec, advanced = [], any(isinstance(k, tuple) for k in items)
-    for k in items:
-        if k is Ellipsis:
-            spec += [("slice", None, None, None)] * (len(shape) - used)
-        elif k is None:
-            spec.append(("new",))
-        elif isinstance(k, slice):
-            spec.append(("slice",) + tuple(None if v is None else operator.index(v)
-                                           for v in (k.start, k.stop, k.step)))
-        elif isinstance(k, tuple):
-            spec.append(k)
-        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
-            if advanced:
-                spec.append(("array", len(arrays)))
-                arrays.append(np.asarray(int(k), np.int64))
-            else:
-                spec.append(("int", int(k)))
-        else:
-            raise IndexError(f"lucid indexes with ints, slices, None, ..., bool masks and "
-                             f"integer arrays; got {type(k).__name__}")
-    return tuple(spec), [Tensor._wrap(a) for a in arrays]
+    if isinstance(key, Tensor) or isinstance(key, tuple) and any(isinstance(k, Tensor)
+                                                                  for k in key):
+        key = tuple(k.data if isinstance(k, Tensor) else k for k in
+                    (key if isinstance(key, tuple) else (key,)))
+    spec, indices = frontend.index_key(key, self.shape)
+    return dispatch("index", frontend.index, (self, spec, *[Tensor._wrap(a) for a in indices]),
+                    {})
 
 
 for _dunder, _reflected, _op in operators():

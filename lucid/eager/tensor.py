@@ -180,6 +180,9 @@ class Tensor:
         :class:`lucid.no_grad`; otherwise a RuntimeError, and nothing changes.
         """
         check_inplace(self, "copy_")
+        if self._origin is not None and is_grad_enabled():
+            raise RuntimeError("copy_: lucid does not record an overwrite of a tensor with "
+                               "history; use the new value out of place, or no_grad")
         value = src.data if isinstance(src, Tensor) else np.asarray(src)
         if np.broadcast_shapes(value.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: cannot broadcast {value.shape} to {self.shape}")

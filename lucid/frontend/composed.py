@@ -11,6 +11,8 @@ import numbers
 import operator
 from math import prod
 
+import numpy as np
+
 from ..ops.shapes import normalize_axes
 from .var import (Var, apply, as_var, broadcast_to, cast, matmul, mean, numel, reduce_sum,
                   reshape as _reshape)
@@ -141,6 +143,78 @@ def to(x, dtype):
     return cast(x, str(dtype) if not hasattr(dtype, "name") else dtype.name)
 
 
+def index_key(key, shape):
+    """A NumPy-style key as the ``index`` op's key and its integer index arrays.
+
+    Bool masks become the integer positions of their True elements (they are
+    data, so only an array, not a symbolic value, can be a mask); ints beside
+    index arrays become 0-d index arrays, as NumPy treats them. Index arrays
+    (NumPy arrays or int64 Vars) are returned in order, as the op's inputs.
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    items, arrays = [], []
+    for k in key:
+        if isinstance(k, Var):
+            if k.dtype != "int64":
+                raise IndexError(f"a symbolic index must be int64 (a bool mask selects a "
+                                 f"data-dependent count, known only on the Tensor face), "
+                                 f"got {k.dtype}")
+            items.append(("array", len(arrays)))
+            arrays.append(k)
+            continue
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            for a in np.nonzero(k):
+                items.append(("array", len(arrays)))
+                arrays.append(a.astype(np.int64))
+        elif isinstance(k, np.ndarray):
+            if k.dtype.kind not in "iu":
+                raise IndexError(f"index arrays must be integer or bool, got {k.dtype}")
+            items.append(("array", len(arrays)))
+            arrays.append(k.astype(np.int64, copy=False))
+        else:
+            items.append(k)
+    used = sum(1 for k in items if k is not None and k is not Ellipsis)
+    if sum(k is Ellipsis for k in items) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if used > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    spec, advanced = [], any(isinstance(k, tuple) for k in items)
+    for k in items:
+        if k is Ellipsis:
+            spec += [("slice", None, None, None)] * (len(shape) - used)
+        elif k is None:
+            spec.append(("new",))
+        elif isinstance(k, slice):
+            spec.append(("slice",) + tuple(None if v is None else operator.index(v)
+                                           for v in (k.start, k.stop, k.step)))
+        elif isinstance(k, tuple):
+            spec.append(k)
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            if advanced:
+                spec.append(("array", len(arrays)))
+                arrays.append(np.asarray(int(k), np.int64))
+            else:
+                spec.append(("int", int(k)))
+        else:
+            raise IndexError(f"lucid indexes with ints, slices, None, ..., bool masks and "
+                             f"integer arrays; got {type(k).__name__}")
+    return tuple(spec), arrays
+
+
+def getitem(x, key):
+    """``x[key]`` on a symbolic value (see :func:`index_key`)."""
+    x = as_var(x)
+    spec, indices = index_key(key, x.shape)
+    return index(x, spec, *[i if isinstance(i, Var) else _refuse_array(i) for i in indices])
+
+
+def _refuse_array(a):
+    raise IndexError("an index array inside a traced definition must be a lucid Tensor or "
+                     "Var (a NumPy array would be baked into the program)")
+
+
 def index(x, key, *indices):
     """``x[key]`` for a key already in the ``index`` op's form (see :mod:`lucid.ops.indexing`)."""
     return apply("index", x, *indices, key=key)
@@ -172,5 +246,6 @@ for _name, (_fn, _is_method) in COMPOSED.items():
     if _is_method:
         setattr(Var, _name, _fn)
 Var.T = property(t)
+Var.__getitem__ = getitem
 Var.__pow__ = pow_
 Var.__rpow__ = rpow

@@ -79,6 +79,9 @@ def as_var(value, like=None):
         lifted = context.lift(value)
         if lifted is not None:
             return lifted
+        if hasattr(value, "data") and hasattr(value, "requires_grad"):
+            raise TypeError("a Tensor goes into a primitive through lucid.<op>(t), t.<op>() "
+                            "or a Module; frontend.apply takes it only while tracing")
         raise TypeError(f"cannot use a {type(value).__name__} in a lucid graph; "
                         "use a lucid Tensor, a Var or a Python number")
     kind = None if like is None else "int64" if like.dtype == "bool" else like.dtype

@@ -84,8 +84,10 @@ def _reshape_shape(shapes, dtypes, attrs):
     if static_size(src) is not None and static_size(dst) is not None:
         if static_size(src) != static_size(dst):
             raise ValueError(f"reshape: cannot reshape {src} into {dst}")
-    elif sorted(map(str, (d for d in src if d != 1))) != sorted(map(str, (d for d in dst if d != 1))):
-        # With symbolic dims only moves and unit axes are provably right.
+    elif sorted(d for d in src if isinstance(d, str)) != \
+            sorted(d for d in dst if isinstance(d, str)) or \
+            prod(d for d in src if isinstance(d, int)) != prod(d for d in dst if isinstance(d, int)):
+        # With symbolic dims: the same size symbols, and the same product of the others.
         raise ValueError(f"reshape: cannot prove {src} and {dst} have the same size")
     return dst, dtypes[0]
 
