@@ -81,6 +81,17 @@ METHODS = [
     ("clone", lambda t: t.clone() * 3, lambda a: a * 3),
     ("exp tanh", lambda t: t.exp().tanh(), lambda a: np.tanh(np.exp(a))),
     ("masked by comparison", lambda t: (t > 0) * t, lambda a: (a > 0) * a),
+    ("sigmoid", lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
+    ("max", lambda t: t.max(), lambda a: a.max()),
+    ("max dim", lambda t: t.max(dim=1)[0], lambda a: a.max(1)),
+    ("max keepdim", lambda t: t.max(0, keepdim=True)[0], lambda a: a.max(0, keepdims=True)),
+    ("amax", lambda t: t.amax(dim=(0, 2)), lambda a: a.max((0, 2))),
+    ("softmax", lambda t: t.softmax(dim=1),
+     lambda a: np.exp(a) / np.exp(a).sum(1, keepdims=True)),
+    ("log_softmax", lambda t: t.log_softmax(-1),
+     lambda a: a - np.log(np.exp(a).sum(-1, keepdims=True))),
+    ("where", lambda t: lucid.where(t > 0, t, t * 2), lambda a: np.where(a > 0, a, 2 * a)),
+    ("where number", lambda t: lucid.where(t > 0, t, 0.0), lambda a: np.where(a > 0, a, 0.0)),
     ("where-like", lambda t: (t >= 0.1) * t + (t < 0.1) * t ** 2,
      lambda a: np.where(a >= 0.1, a, a ** 2)),
 ]
@@ -119,6 +130,20 @@ INDEXING = [
 @pytest.mark.parametrize("name, index", INDEXING, ids=[i[0] for i in INDEXING])
 def test_getitem_values_and_gradients(name, index):
     check(lambda t: index(t), index, X)
+
+
+def test_max_shares_ties_and_argmax_gives_int64_positions_without_gradient():
+    x = Tensor([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]], requires_grad=True, dtype="float64")
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [0, 0, 0]])  # torch.max() splits ties
+    values, indices = x.max(dim=1)
+    assert values.tolist() == [3.0, 2.0] and indices.tolist() == [1, 0]
+    assert indices.dtype == np.int64 and not indices.requires_grad and values.requires_grad
+    data = rng(12).standard_normal((4, 5))
+    t = Tensor(data, requires_grad=True)
+    assert t.argmax().item() == data.argmax()
+    np.testing.assert_array_equal(t.argmax(dim=0).data, data.argmax(0))
+    assert t.argmax(1, keepdim=True).shape == (4, 1) and not t.argmax().requires_grad
 
 
 def test_getitem_with_tensor_indices_and_repeats_accumulate():

@@ -92,8 +92,11 @@ class Entry:
         self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
         back = program._bwd_outputs or []
         grad_of = {o.of: o.node for o in graph.outputs.values() if o.kind is OutKind.GRAD}
-        self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs] + \
-            [(back.index(grad_of[key]), t) for key, t in grad_params]
+        # a gradient the backward does not compute is a constant 0 (the result reaches the
+        # input only through comparisons or positions): nothing to accumulate
+        self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs
+                      if grad_of[key] in back] + \
+            [(back.index(grad_of[key]), t) for key, t in grad_params if grad_of[key] in back]
 
 
 def _placeholders(specs, batch_symbolic):
@@ -226,7 +229,8 @@ def _execute(entry, tensors):
             tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
     call = Call(entry, outs, tensors) if entry.grads else \
         LazyCall(entry, args, tensors) if entry.lazy else None
-    results = [Tensor._wrap(outs[i], (call, k) if call is not None else None)
+    results = [Tensor._wrap(outs[i], (call, k) if call is not None and (
+        entry.kind == "single" or outs[i].dtype.kind == "f") else None)  # indices: no grad
                for k, i in entry.results]
     if entry.kind == "single":
         return results[0]

@@ -43,6 +43,48 @@ def _shape_arg(shape):
     return tuple(d if isinstance(d, str) else operator.index(d) for d in shape)
 
 
+def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The maximum over ``dim``; its gradient is shared evenly among tied maxima."""
+    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    x = as_var(x)
+    return apply("max", x, axes=normalize_axes("max", dim, x.ndim), keepdims=keep)
+
+
+def argmax(x, dim=None, keepdim=False):
+    """The position of the first maximum along ``dim`` (of the flattened input if None)."""
+    x = as_var(x)
+    axis = None if dim is None else normalize_axes("argmax", dim, x.ndim)[0]
+    return apply("argmax", x, axis=axis, keepdims=bool(keepdim and dim is not None))
+
+
+def max_(x, dim=None, keepdim=False):
+    """``x.max()``: the maximum; ``x.max(dim)``: ``(values, indices)`` along ``dim``, as torch."""
+    if dim is None:
+        return amax(x)
+    return amax(x, dim, keepdim), argmax(x, dim, keepdim)
+
+
+def where(condition, x, y):
+    """``x`` where ``condition`` holds, else ``y`` (broadcast; numbers take the other's dtype)."""
+    like = next((v for v in (x, y) if isinstance(v, Var)), None)
+    x, y = as_var(x, like), as_var(y, like)
+    if x.dtype != y.dtype:
+        dtype = sorted({x.dtype, y.dtype} & {"float32", "float64"} or {"int64"})[-1]
+        x, y = cast(x, dtype), cast(y, dtype)
+    return apply("where", condition, x, y)
+
+
+def softmax(x, dim):
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the maximum so it cannot overflow."""
+    e = apply("exp", apply("sub", x, amax(x, dim, True)))
+    return apply("div", e, reduce_sum(e, dim, True))
+
+
+def log_softmax(x, dim):
+    shifted = apply("sub", x, amax(x, dim, True))
+    return apply("sub", shifted, apply("log", reduce_sum(apply("exp", shifted), dim, True)))
+
+
 def reshape(x, *shape):
     """``x`` with ``shape``; one dim may be -1 (inferred from the others)."""
     x, shape = as_var(x), _shape_arg(shape)
@@ -226,6 +268,12 @@ COMPOSED = {
     "reduce_sum": (reduce_sum, False),
     "mean": (mean_, True),
     "numel": (numel, False),
+    "amax": (amax, True),
+    "argmax": (argmax, True),
+    "max": (max_, True),
+    "where": (where, False),
+    "softmax": (softmax, True),
+    "log_softmax": (log_softmax, True),
     "reshape": (reshape, True),
     "view": (reshape, True),
     "flatten": (flatten, True),

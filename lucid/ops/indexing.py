@@ -1,4 +1,4 @@
-"""Indexing, comparisons and powers: structural records, one each.
+"""Indexing, selection, comparisons and powers: structural records, one each.
 
 ``index`` is NumPy's ``x[key]``: the key (``attrs["key"]``) holds slices,
 ints, new axes and *index inputs* (the op's further inputs, integer arrays),
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import broadcast_shapes, result_dtype
+from .shapes import axes_source, broadcast_shapes, reduced_shape, result_dtype
 from .structural import structural
 
 # A key item: ("slice", start, stop, step), ("int", i), ("new",) or ("array", k), where k is
@@ -152,3 +152,62 @@ structural(
     run=lambda at, dims, x: np.power(x, at["exponent"]),
     lower=lambda at, shape, x: f"np.power({x}, {at['exponent']!r})",
     grad="g * k * a ** (k - 1)")
+
+
+# -- where: the gradient goes to the side that was chosen ---------------------------------
+def _where_shape(shapes, dtypes, attrs):
+    if dtypes[0] != "bool":
+        raise ValueError(f"where: the condition must be bool, got {dtypes[0]}")
+    if dtypes[1] != dtypes[2]:
+        raise ValueError(f"where: both sides must have one dtype, got {dtypes[1]} and {dtypes[2]}")
+    return broadcast_shapes("where", *shapes), dtypes[1]
+
+
+def _where_vjp(b, n, g):
+    c, x, y = n.inputs
+    zero = b.const(0, b.dtype(n.name))
+    return (None, b.sum_to(b.apply("where", c, g, zero), b.shape(x)),
+            b.sum_to(b.apply("where", c, zero, g), b.shape(y)))
+
+
+structural(
+    "where", 3, doc="a where the condition holds, else b", shape=_where_shape, vjp=_where_vjp,
+    run=lambda at, dims, c, x, y: np.where(c, x, y),
+    lower=lambda at, shape, c, x, y: f"np.where({c}, {x}, {y})",
+    grad="none (condition) | where(c, g, 0) | where(c, 0, g)", logical=True)
+
+
+# -- max over axes: the gradient is shared evenly among the maxima (torch's amax) -------------
+def _max_shape(shapes, dtypes, attrs):
+    return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
+
+
+def _max_vjp(b, n, g):
+    x, axes = n.inputs[0], n.attrs["axes"]
+    shape, dtype = b.shape(x), b.dtype(n.name)
+    top = b.apply("broadcast_to", b.keepdims(n.name, shape, axes), shape=shape)
+    hits = b.apply("cast", b.apply("eq", x, top), dtype=dtype)
+    ties = b.apply("sum", hits, axes=axes, keepdims=True)
+    spread = b.apply("broadcast_to", b.keepdims(g, shape, axes), shape=shape)
+    return (b.apply("div", b.apply("mul", spread, hits),
+                    b.apply("broadcast_to", ties, shape=shape)),)
+
+
+structural(
+    "max", 1, doc="maximum over attrs axes, attrs keepdims", shape=_max_shape, vjp=_max_vjp,
+    run=lambda at, dims, x: np.max(x, axis=at["axes"], keepdims=at["keepdims"]),
+    lower=lambda at, shape, x: f"np.max({x}, axis={axes_source(at['axes'])}"
+                               f"{', keepdims=True' if at['keepdims'] else ''})",
+    grad="g / (number of maxima) at each maximum, else 0")
+
+
+# -- argmax: a position, piecewise constant in the values: no gradient ---------------------
+structural(
+    "argmax", 1, doc="position of the first maximum along attrs axis (None: flattened)",
+    shape=lambda shapes, dtypes, attrs: (
+        () if attrs["axis"] is None else
+        reduced_shape(shapes[0], (attrs["axis"],), attrs["keepdims"]), "int64"),
+    run=lambda at, dims, x: np.argmax(x, axis=at["axis"], keepdims=at["keepdims"]),
+    lower=lambda at, shape, x: f"np.argmax({x}, axis={at['axis']!r}"
+                               f"{', keepdims=True' if at['keepdims'] else ''})",
+    grad="0 (a position)", differentiable=False)
