@@ -356,13 +356,33 @@ def test_in_place_on_a_tensor_with_history_extends_it():
 
 def test_in_place_keeps_dtype_and_shape_like_torch():
     i = Tensor([1, 2])
-    with pytest.raises(TypeError):
+    with pytest.raises(RuntimeError, match="can't be cast"):
         i += 0.5
     assert i.tolist() == [1, 2] and i.dtype == np.int64
     f = Tensor([1.0, 2.0])
     with pytest.raises(RuntimeError, match="shape"):
         f += Tensor([[1.0], [2.0]])
     assert f.tolist() == [1.0, 2.0]
+
+
+def test_setitem_follows_the_in_place_rules():
+    p = Tensor([1.0, -2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place"):
+        p[0] = 5.0
+    assert p.tolist() == [1.0, -2.0, 3.0]
+    with lucid.no_grad():
+        p[p.detach() < 0] = 0.0
+        p[Tensor([2])] = Tensor([7.0])
+    assert p.tolist() == [1.0, 0.0, 7.0]
+    y = p * 2
+    with pytest.raises(RuntimeError, match="lucid.where"):
+        y[0] = 1.0
+    assert y.tolist() == [2.0, 0.0, 14.0]
+    i = Tensor([1, 2, 3])
+    i[1:] = 0
+    assert i.tolist() == [1, 0, 0] and i.dtype == np.int64
+    with pytest.raises(RuntimeError, match="can't be stored"):
+        i[:] = np.array([0.5, 1.5, 2.5])
 
 
 def test_requires_grad_():

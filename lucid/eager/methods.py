@@ -152,13 +152,14 @@ def _inplace(op):
         if result.shape != self.shape:
             raise RuntimeError(f"output with shape {self.shape} doesn't match the broadcast "
                                f"shape {result.shape}")
+        if not np.can_cast(result.dtype, self.dtype, "same_kind") or \
+                records and result.dtype != self.dtype:
+            raise RuntimeError(f"in-place {op}: result type {result.dtype} can't be cast to "
+                               f"the desired output type {self.dtype}")
         if records:
-            if result.dtype != self.dtype:
-                raise TypeError(f"in-place {op}: result type {result.dtype} can't be stored "
-                                f"in a {self.dtype} tensor")
             self.data, self._origin, self.requires_grad = result.data, result._origin, True
         else:
-            write(self, result.data)  # same_kind: float into an int tensor is a TypeError
+            write(self, result.data)
         return self
     return method
 
@@ -173,6 +174,25 @@ def _getitem(self, key):
                     {})
 
 
+def _setitem(self, key, value):
+    """``t[key] = value`` in place, under the rules of :meth:`Tensor.copy_`."""
+    check_inplace(self, "__setitem__")
+    if is_grad_enabled() and (self._origin is not None or
+                              isinstance(value, Tensor) and value.requires_grad):
+        raise RuntimeError("lucid does not record t[key] = value into a graph; build the "
+                           "new value with lucid.where or indexing, or write under no_grad")
+    if isinstance(key, Tensor) or isinstance(key, tuple):
+        key = tuple(k.data if isinstance(k, Tensor) else k for k in
+                    (key if isinstance(key, tuple) else (key,)))
+    value = value.data if isinstance(value, Tensor) else np.asarray(value)
+    if not np.can_cast(value.dtype, self.dtype, "same_kind") and value.ndim:
+        raise RuntimeError(f"__setitem__: a {value.dtype} value can't be stored in a "
+                           f"{self.dtype} tensor")
+    if not self.data.flags.writeable:
+        self.data = self.data.copy()
+    self.data[key] = value
+
+
 for _dunder, _reflected, _op in operators():
     _arity = 1 if _reflected is None else 2
     setattr(Tensor, _dunder, _operator(_op, _arity))
@@ -185,7 +205,7 @@ for _dunder, _op in [("__iadd__", "add"), ("__isub__", "sub"), ("__imul__", "mul
                      ("__itruediv__", "div")]:
     setattr(Tensor, _dunder, _inplace(_op))
 Tensor.__getattr__ = _method
-Tensor.__getitem__ = _getitem
+Tensor.__getitem__, Tensor.__setitem__ = _getitem, _setitem
 Tensor.__pow__, Tensor.__rpow__ = _pow, _rpow
 Tensor.T = property(Tensor.t)
 Tensor.to = _to
