@@ -396,6 +396,26 @@ def test_requires_grad_():
         (t * 2).requires_grad_(False)
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_backward_after_an_in_place_change_of_a_saved_value_raises(train):
+    lin = nn.Linear(3, 2).train(train)
+    x = Tensor(rng(13).standard_normal((4, 3)), dtype="float32", requires_grad=True)
+    out = (lin(x) ** 2).sum()
+    with lucid.no_grad():
+        lin.weight -= 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+    assert lin.weight.grad is None and x.grad is None
+    y = (x * x).sum()
+    z = (x + 1).sum()  # the sum's backward does not need x's values
+    with lucid.no_grad():
+        x += 1.0
+    z.backward()
+    np.testing.assert_array_equal(x.grad, np.ones((4, 3)))
+    with pytest.raises(RuntimeError, match="inplace"):
+        y.backward()
+
+
 def test_second_backward_raises_unless_retain_graph():
     x = Tensor([1.0, 2.0], requires_grad=True)
     y = (x * x).sum()

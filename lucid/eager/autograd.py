@@ -20,12 +20,29 @@ _FREED = ("Trying to backward through the graph a second time: the saved values 
 
 
 class Call:
-    """One run of a program's forward part, kept for its backward."""
+    """One run of a program's forward part, kept for its backward.
 
-    __slots__ = ("entry", "outs", "tensors", "seq")
+    It notes the in-place write count of every tensor the run read; a backward
+    that finds one changed and its array among what the run saved refuses, as
+    torch does, instead of differentiating at values that are gone.
+    """
+
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions")
 
     def __init__(self, entry, outs, tensors):
         self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
+        self.versions = [t._version for t in tensors] + [t._version for t in entry.bound]
+
+    def check_saved(self, saved):
+        """RuntimeError if a tensor this call read was written in place into ``saved``."""
+        read = list(self.tensors) + list(self.entry.bound)
+        for t, version in zip(read, self.versions):
+            if t._version != version and any(
+                    isinstance(a, np.ndarray) and np.may_share_memory(t.data, a) for a in saved):
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: a {t.dtype} tensor of shape {t.shape} is at "
+                    f"version {t._version}; expected version {version}")
 
     def __lt__(self, other):
         return self.seq > other.seq  # newest first: later calls consume earlier ones
@@ -44,6 +61,9 @@ class Call:
                 g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
             seeds.append(g)
         start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
+        if self.versions != [t._version for t in self.tensors] + \
+                [t._version for t in entry.bound]:
+            self.check_saved(self.outs[start:])
         grads = program.backward_fn(*seeds, *self.outs[start:])
         given = {id(s) for s in seeds}
         for i, target in entry.grads:
@@ -72,6 +92,7 @@ class LazyCall(Call):
         if grad.params != entry.params:  # both trace the same module: the order is the same
             raise RuntimeError("the eval and gradient programs disagree on their inputs")
         args = self.outs  # for a lazy call: the arrays the eval forward ran on
+        self.check_saved(args)
         return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
 
 

@@ -191,6 +191,7 @@ def _setitem(self, key, value):
     if not self.data.flags.writeable:
         self.data = self.data.copy()
     self.data[key] = value
+    self._version += 1
 
 
 for _dunder, _reflected, _op in operators():

@@ -64,7 +64,7 @@ class Entry:
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
-                 "fingerprint")
+                 "fingerprint", "bound")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -79,6 +79,7 @@ class Entry:
         self.slots = [program.bindings.get(p, users.index(p) if p in users else None)
                       for p in self.params]
         assert len(users) == n_inputs
+        self.bound = [s for s in self.slots if s.__class__ is not int and s is not None]
         if seeds:
             self.forward, self.check = program.forward_fn, program.check_forward_fn
             returned = program._fwd_outputs

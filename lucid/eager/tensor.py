@@ -104,7 +104,7 @@ class Tensor:
     Tensor([[1., 2.]], grad=None)
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_origin", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_origin", "_version", "__weakref__")
     __array_ufunc__ = None  # ndarray * Tensor defers to Tensor.__rmul__ (keeps the gradient)
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -114,6 +114,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._origin = None  # (Call, output key) when a program made this tensor
+        self._version = 0  # in-place writes so far: a backward checks what it saved
 
     @classmethod
     def _wrap(cls, array, origin=None):
@@ -121,6 +122,7 @@ class Tensor:
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)  # 0-d results come back as NumPy scalars
         t.data, t.requires_grad, t.grad, t._origin = array, origin is not None, None, origin
+        t._version = 0
         return t
 
     shape = property(lambda self: self.data.shape)
@@ -194,7 +196,7 @@ class Tensor:
 
     def __setstate__(self, state):
         self.data, self.requires_grad, self.grad = state
-        self._origin = None
+        self._origin, self._version = None, 0
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -242,5 +244,6 @@ def write(tensor, value):
     torch); an array lucid may not write (a broadcast view) is replaced instead."""
     if tensor.data.flags.writeable:
         np.copyto(tensor.data, value, casting="same_kind")
+        tensor._version += 1
     else:
         tensor.data = np.array(np.broadcast_to(value, tensor.shape), tensor.data.dtype)
