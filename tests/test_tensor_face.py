@@ -9,6 +9,7 @@ import copy
 import io
 import os
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -280,6 +281,19 @@ def test_no_grad_context_and_decorator_and_enable_grad():
     assert not f(w).requires_grad and lucid.is_grad_enabled()
     with pytest.raises(ValueError):
         y.sum().backward()
+
+
+def test_grad_mode_is_per_thread_and_restored_after_an_exception():
+    seen = []
+    with lucid.no_grad():
+        worker = threading.Thread(target=lambda: seen.append(lucid.is_grad_enabled()))
+        worker.start()
+        worker.join()
+    assert seen == [True]
+    with pytest.raises(KeyError):
+        with lucid.no_grad():
+            raise KeyError
+    assert lucid.is_grad_enabled()
 
 
 def test_no_grad_module_call_records_nothing_and_still_updates_running_stats():
