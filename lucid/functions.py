@@ -15,28 +15,22 @@ from __future__ import annotations
 import functools
 
 from . import frontend
-from .eager import apply_op, dispatch
+from .eager import apply_op, binary, checkpoint, dispatch, grad
 from .ops import REGISTRY, Kind, reserve
 
-#: Functions composed from primitives (names as in NumPy and PyTorch); every other
-#: ``lucid.<op>`` applies the op of that name.
-COMPOSED = {
-    "sum": frontend.reduce_sum,
-    "reduce_sum": frontend.reduce_sum,
-    "mean": frontend.mean,
-    "numel": frontend.numel,
-    "reshape": frontend.reshape,
-    "broadcast_to": frontend.broadcast_to,
-    "cast": frontend.cast,
-    "transpose": frontend.transpose,
-    "matmul": frontend.matmul,
-}
+#: Functions composed from primitives (names as in PyTorch): ``frontend.COMPOSED``; every
+#: other ``lucid.<op>`` applies the op of that name.
+COMPOSED = {name: fn for name, (fn, _) in frontend.COMPOSED.items()}
 
 
 def _op_function(name):
-    fn = functools.partial(apply_op, name)
-    fn.__doc__ = f"lucid.{name}: the {name} primitive ({REGISTRY[name].doc or REGISTRY[name].expr})."
-    return fn
+    def function(*args, **attrs):
+        if REGISTRY[name].arity == 2 and len(args) == 2 and not attrs:
+            return binary(name, *args)  # numbers and arrays on either side, as operators
+        return apply_op(name, *args, **attrs)
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"lucid.{name}: the {name} primitive ({REGISTRY[name].doc or REGISTRY[name].expr})."
+    return function
 
 
 def _composed(name, fn):
@@ -46,8 +40,16 @@ def _composed(name, fn):
     return call
 
 
+#: Autograd state and files, as in torch.
+EXTRA = {"no_grad": grad.no_grad, "enable_grad": grad.enable_grad,
+         "is_grad_enabled": grad.is_grad_enabled, "save": checkpoint.save,
+         "load": checkpoint.load}
+
+
 def public(name):
     """The function ``lucid.<name>``; AttributeError if there is none."""
+    if name in EXTRA:
+        return EXTRA[name]
     if name in COMPOSED:
         return _composed(name, COMPOSED[name])
     op = REGISTRY.get(name)
@@ -60,4 +62,4 @@ reserve(*COMPOSED)
 
 
 def names():
-    return sorted(set(COMPOSED) | {n for n, op in REGISTRY.items() if op.kind is not Kind.LEAF})
+    return sorted(set(COMPOSED) | set(EXTRA) | {n for n, op in REGISTRY.items() if op.kind is not Kind.LEAF})

@@ -177,7 +177,7 @@ def test_a_parameter_shared_with_a_converted_module(compiles):
     a, b = nn.Linear(3, 3), nn.Linear(3, 3)
     b.weight = a.weight  # tied: b is not inside a, yet a.to converts b's weight
     x = f64(5, 3)
-    b(Tensor(x))
+    b(Tensor(x, dtype="float32"))
     n = compiles[0]
     a.to("float64")
     y = b(Tensor(x))

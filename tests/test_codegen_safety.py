@@ -283,7 +283,7 @@ def test_tensor_face_outputs_and_grads_survive(shape):
 def test_eval_tensor_face_outputs_survive(shape):
     rng = np.random.default_rng(5)
     bn = nn.BatchNorm1d(shape[1]).eval()
-    y1 = bn(Tensor(rng.standard_normal(shape)))
+    y1 = bn(Tensor(rng.standard_normal(shape), dtype="float32"))
     kept = y1.data.copy()
-    y2 = bn(Tensor(rng.standard_normal(shape)))
+    y2 = bn(Tensor(rng.standard_normal(shape), dtype="float32"))
     assert np.array_equal(y1.data, kept) and not np.shares_memory(y1.data, y2.data)

@@ -76,7 +76,7 @@ def test_tensor_basics_and_default_dtype():
     assert t.requires_grad is False
     assert t.grad is None
     np.testing.assert_array_equal(np.asarray(t), np.array([[1, 2], [3, 4]], dtype=np.float32))
-    assert Tensor([1, 2, 3]).dtype == np.float32
+    assert Tensor([1, 2, 3]).dtype == np.int64  # integers stay integers, as in torch
     assert Tensor([1.5], dtype="float64").dtype == np.float64
     assert Tensor([1.5], requires_grad=True).requires_grad is True
     for text in (repr(t), str(t)):

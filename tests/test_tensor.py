@@ -20,11 +20,13 @@ def leaf(array):
 # -------------------------------------------------------------------------- conversions
 @pytest.mark.parametrize("data, dtype, expected", [
     ([1.0, 2.0], None, np.float32),
-    ([1, 2], None, np.float32),  # integer data becomes the default float
+    ([1, 2], None, np.int64),  # integer data stays integral, as in torch
     (3.5, None, np.float32),
     (np.array([1.0, 2.0]), None, np.float64),  # a float64 array keeps its precision
     (np.array([1.0, 2.0], np.float32), None, np.float32),
-    (np.array([1, 2], np.int64), None, np.float32),
+    (np.array([1, 2], np.int64), None, np.int64),
+    (np.array([1, 2], np.int32), None, np.int64),
+    ([True, False], None, np.bool_),
     ([1.0, 2.0], "float64", np.float64),
     (np.array([1.0], np.float32), np.float64, np.float64),
     ([1, 2], "int64", np.int64),
@@ -63,7 +65,7 @@ def test_non_numeric_data_is_a_type_error(data):
         Tensor(data)
 
 
-@pytest.mark.parametrize("kwargs", [{"dtype": "complex64"}, {"dtype": "bool"},
+@pytest.mark.parametrize("kwargs", [{"dtype": "complex64"}, {"dtype": "float16"},
                                     {"dtype": "int64", "requires_grad": True}])
 def test_unsupported_dtypes_are_type_errors(kwargs):
     with pytest.raises(TypeError):

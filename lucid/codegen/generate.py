@@ -25,6 +25,7 @@ _local = threading.local()
 
 _ndarray = np.ndarray
 _float32, _float64, _int64 = np.dtype("float32"), np.dtype("float64"), np.dtype("int64")
+_bool = np.dtype("bool")
 
 
 def _buffer(slot, shape, dtype):

@@ -1,8 +1,10 @@
 """The Tensor face: eager calls compiled once per signature, and backward over call records."""
-from . import methods  # noqa: F401  (installs Tensor's operators and op methods)
-from .methods import apply_op, dispatch
+from . import checkpoint, grad, methods  # noqa: F401  (methods installs Tensor's operators and methods)
+from .grad import enable_grad, is_grad_enabled, no_grad
+from .methods import apply_op, binary, dispatch
 from .programs import STRUCTURE, call_function, call_module, changed, traced
 from .tensor import Tensor, as_dtype, to_array
 
-__all__ = ["Tensor", "as_dtype", "to_array", "dispatch", "apply_op", "call_module", "call_function",
+__all__ = ["Tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled", "binary", "as_dtype",
+           "to_array", "dispatch", "apply_op", "call_module", "call_function",
            "changed", "traced", "STRUCTURE"]

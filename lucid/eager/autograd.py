@@ -14,21 +14,43 @@ import itertools
 import numpy as np
 
 _seq = itertools.count()
+_FREED = ("Trying to backward through the graph a second time: the saved values of this "
+          "call were freed by the first backward. Pass retain_graph=True to the first "
+          "backward to backward through it again.")
 
 
 class Call:
-    """One run of a program's forward part, kept for its backward."""
+    """One run of a program's forward part, kept for its backward.
 
-    __slots__ = ("entry", "outs", "tensors", "seq")
+    It notes the in-place write count of every tensor the run read; a backward
+    that finds one changed and its array among what the run saved refuses, as
+    torch does, instead of differentiating at values that are gone.
+    """
+
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions")
 
     def __init__(self, entry, outs, tensors):
         self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
+        self.versions = [t._version for t in tensors] + [t._version for t in entry.bound]
+
+    def check_saved(self, saved):
+        """RuntimeError if a tensor this call read was written in place into ``saved``."""
+        read = list(self.tensors) + list(self.entry.bound)
+        for t, version in zip(read, self.versions):
+            if t._version != version and any(
+                    isinstance(a, np.ndarray) and np.may_share_memory(t.data, a) for a in saved):
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: a {t.dtype} tensor of shape {t.shape} is at "
+                    f"version {t._version}; expected version {version}")
 
     def __lt__(self, other):
         return self.seq > other.seq  # newest first: later calls consume earlier ones
 
     def backward(self, upstream):
         """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
+        if self.outs is None:
+            raise RuntimeError(_FREED)
         entry = self.entry
         program = entry.program
         seeds = []
@@ -39,6 +61,9 @@ class Call:
                 g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
             seeds.append(g)
         start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
+        if self.versions != [t._version for t in self.tensors] + \
+                [t._version for t in entry.bound]:
+            self.check_saved(self.outs[start:])
         grads = program.backward_fn(*seeds, *self.outs[start:])
         given = {id(s) for s in seeds}
         for i, target in entry.grads:
@@ -58,6 +83,8 @@ class LazyCall(Call):
     __slots__ = ()
 
     def backward(self, upstream):
+        if self.outs is None:
+            raise RuntimeError(_FREED)
         entry = self.entry
         if entry.grad_entry is None:
             entry.grad_entry = entry.lazy()
@@ -65,14 +92,17 @@ class LazyCall(Call):
         if grad.params != entry.params:  # both trace the same module: the order is the same
             raise RuntimeError("the eval and gradient programs disagree on their inputs")
         args = self.outs  # for a lazy call: the arrays the eval forward ran on
+        self.check_saved(args)
         return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
 
 
-def run_backward(root, grad):
+def run_backward(root, grad, retain_graph=False):
     """Run the backward part of every call ``root`` depends on, newest first.
 
     Leaf gradients are summed and committed only once every part has run:
-    a failure leaves every ``.grad`` untouched.
+    a failure leaves every ``.grad`` untouched. Unless ``retain_graph``, the
+    calls then drop what they saved (as torch frees its graph), and a second
+    backward through them is a RuntimeError.
     """
     leaves = {}
     if root._origin is None:
@@ -81,9 +111,10 @@ def run_backward(root, grad):
         return
     call, key = root._origin
     pending = {id(call): {key: grad}}
-    heap = [call]
+    heap, done = [call], []
     while heap:
         call = heapq.heappop(heap)
+        done.append(call)
         for tensor, g in call.backward(pending.pop(id(call))):
             if tensor._origin is None:
                 _accumulate(leaves, tensor, g)
@@ -95,6 +126,9 @@ def run_backward(root, grad):
                 heapq.heappush(heap, parent)
             slot[out_key] = g if out_key not in slot else slot[out_key] + g
     _commit_grads(leaves)
+    if not retain_graph:
+        for call in done:
+            call.outs = None
 
 
 def _accumulate(leaves, tensor, g):

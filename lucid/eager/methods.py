@@ -18,8 +18,9 @@ import numpy as np
 from .. import frontend
 from ..frontend import Var, context
 from ..ops import REGISTRY, Kind, method_op, operators, reserve
+from .grad import is_grad_enabled, no_grad
 from .programs import call_function
-from .tensor import Tensor
+from .tensor import Tensor, as_dtype, check_inplace, write
 
 
 def _frozen(value):
@@ -58,6 +59,9 @@ def binary(op, x, y):
         y = _scalar(y, x)
     elif isinstance(x, numbers.Real) and not isinstance(x, bool):
         x = _scalar(x, y)
+    if not REGISTRY[op].differentiable:  # a comparison: nothing to record
+        with no_grad():
+            return call_function(functools.partial(frontend.apply, op), [x, y], (op,))
     return call_function(functools.partial(frontend.apply, op), [x, y], (op,))
 
 
@@ -105,15 +109,102 @@ def _method(self, name):
     op = method_op(name)  # t.exp(), t.tanh(), ...: any op whose record offers a method
     if op is None:
         raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+    if op.arity == 2:  # t.eq(u): as the operator would
+        return functools.partial(binary, op.name, self)
     return functools.partial(apply_op, op.name, self)
 
 
-def _sum(self, axis=None, keepdims=False):
-    return dispatch("sum", frontend.reduce_sum, (self, axis, keepdims), {})
+def _composed(name, fn):
+    def method(self, *args, **kwargs):
+        return dispatch(name, fn, (self, *args), kwargs)
+    method.__name__ = name
+    method.__doc__ = fn.__doc__
+    return method
 
 
-def _mean(self, axis=None, keepdims=False):
-    return dispatch("mean", frontend.mean, (self, axis, keepdims), {})
+def _to(self, dtype):
+    """This tensor in ``dtype`` (itself if it already is, as in torch)."""
+    dtype = as_dtype(dtype)
+    if dtype == self.data.dtype:
+        return self
+    return dispatch("to", frontend.COMPOSED["to"][0], (self, dtype.name), {})
+
+
+def _pow(self, exponent):
+    if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
+        return dispatch("pow", frontend.pow_, (self, exponent), {})
+    return binary_fn("pow", frontend.pow_, self, exponent)
+
+
+def _rpow(self, base):
+    return binary_fn("rpow", frontend.rpow, self, base)
+
+
+def binary_fn(name, fn, x, y):
+    """``fn(x, y)`` with both as program inputs (a number beside a Tensor takes its dtype)."""
+    if isinstance(x, Var) or isinstance(y, Var) or context.current() is not None:
+        return fn(x, y)
+    if isinstance(y, numbers.Real) and not isinstance(y, bool):
+        y = _scalar(y, x)
+    return call_function(fn, [x, y], (name,))
+
+
+def _inplace(op):
+    """``t <op>= other``: written into ``t`` under no_grad or when nothing records, as torch.
+
+    When ``t`` has a history (or ``other`` requires grad) and grad mode is on,
+    ``t`` comes to stand for the result, its history extended, as torch records
+    an in-place op; a leaf that requires grad is refused (:func:`check_inplace`).
+    """
+    def method(self, other):
+        check_inplace(self, f"{op}_")
+        records = is_grad_enabled() and (
+            self.requires_grad or isinstance(other, Tensor) and other.requires_grad)
+        result = binary(op, Tensor._wrap(self.data, self._origin) if records else
+                        self.detach(), other)
+        if result.shape != self.shape:
+            raise RuntimeError(f"output with shape {self.shape} doesn't match the broadcast "
+                               f"shape {result.shape}")
+        if not np.can_cast(result.dtype, self.dtype, "same_kind") or \
+                records and result.dtype != self.dtype:
+            raise RuntimeError(f"in-place {op}: result type {result.dtype} can't be cast to "
+                               f"the desired output type {self.dtype}")
+        if records:
+            self.data, self._origin, self.requires_grad = result.data, result._origin, True
+        else:
+            write(self, result.data)
+        return self
+    return method
+
+
+def _getitem(self, key):
+    if isinstance(key, Tensor) or isinstance(key, tuple) and any(isinstance(k, Tensor)
+                                                                  for k in key):
+        key = tuple(k.data if isinstance(k, Tensor) else k for k in
+                    (key if isinstance(key, tuple) else (key,)))
+    spec, indices = frontend.index_key(key, self.shape)
+    return dispatch("index", frontend.index, (self, spec, *[Tensor._wrap(a) for a in indices]),
+                    {})
+
+
+def _setitem(self, key, value):
+    """``t[key] = value`` in place, under the rules of :meth:`Tensor.copy_`."""
+    check_inplace(self, "__setitem__")
+    if is_grad_enabled() and (self._origin is not None or
+                              isinstance(value, Tensor) and value.requires_grad):
+        raise RuntimeError("lucid does not record t[key] = value into a graph; build the "
+                           "new value with lucid.where or indexing, or write under no_grad")
+    if isinstance(key, Tensor) or isinstance(key, tuple):
+        key = tuple(k.data if isinstance(k, Tensor) else k for k in
+                    (key if isinstance(key, tuple) else (key,)))
+    value = value.data if isinstance(value, Tensor) else np.asarray(value)
+    if not np.can_cast(value.dtype, self.dtype, "same_kind") and value.ndim:
+        raise RuntimeError(f"__setitem__: a {value.dtype} value can't be stored in a "
+                           f"{self.dtype} tensor")
+    if not self.data.flags.writeable:
+        self.data = self.data.copy()
+    self.data[key] = value
+    self._version += 1
 
 
 for _dunder, _reflected, _op in operators():
@@ -121,6 +212,18 @@ for _dunder, _reflected, _op in operators():
     setattr(Tensor, _dunder, _operator(_op, _arity))
     if _reflected:
         setattr(Tensor, _reflected, _operator(_op, _arity, reflected=True))
+for _name, (_fn, _is_method) in frontend.COMPOSED.items():
+    if _is_method:
+        setattr(Tensor, _name, _composed(_name, _fn))
+for _dunder, _op in [("__iadd__", "add"), ("__isub__", "sub"), ("__imul__", "mul"),
+                     ("__itruediv__", "div")]:
+    setattr(Tensor, _dunder, _inplace(_op))
 Tensor.__getattr__ = _method
-Tensor.sum, Tensor.mean = _sum, _mean
+Tensor.__getitem__, Tensor.__setitem__ = _getitem, _setitem
+Tensor.__pow__, Tensor.__rpow__ = _pow, _rpow
+Tensor.T = property(Tensor.t)
+Tensor.to = _to
+for _kind, _dtype in [("float", "float32"), ("double", "float64"), ("long", "int64"),
+                      ("bool", "bool")]:
+    setattr(Tensor, _kind, lambda self, _d=_dtype: self.to(_d))
 reserve(*dir(Tensor))  # an op named "data" or "grad" could never be a Tensor method

@@ -27,6 +27,7 @@ from ..frontend import placeholder
 from ..graph import OutKind
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
+from .grad import is_grad_enabled
 from .tensor import Tensor
 
 _function_programs = {}  # insertion-ordered: the oldest entry goes first
@@ -63,7 +64,7 @@ class Entry:
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
-                 "fingerprint", "untracked")
+                 "fingerprint", "untracked", "bound")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -81,6 +82,7 @@ class Entry:
         self.slots = [program.bindings.get(p, users.index(p) if p in users else None)
                       for p in self.params]
         assert len(users) == n_inputs
+        self.bound = [s for s in self.slots if s.__class__ is not int and s is not None]
         if seeds:
             self.forward, self.check = program.forward_fn, program.check_forward_fn
             returned = program._fwd_outputs
@@ -94,8 +96,11 @@ class Entry:
         self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
         back = program._bwd_outputs or []
         grad_of = {o.of: o.node for o in graph.outputs.values() if o.kind is OutKind.GRAD}
-        self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs] + \
-            [(back.index(grad_of[key]), t) for key, t in grad_params]
+        # a gradient the backward does not compute is a constant 0 (the result reaches the
+        # input only through comparisons or positions): nothing to accumulate
+        self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs
+                      if grad_of[key] in back] + \
+            [(back.index(grad_of[key]), t) for key, t in grad_params if grad_of[key] in back]
 
 
 def _placeholders(specs, batch_symbolic):
@@ -126,16 +131,17 @@ def _compile(fn, specs, mode, grad_params, batch_symbolic, backward=True):
     return Entry(program, len(specs), grad_inputs, grad_params)
 
 
-def _specs(tensors):
-    return [(t.data.shape, t.data.dtype, t.requires_grad) for t in tensors]
+def _specs(tensors, grad=True):
+    return [(t.data.shape, t.data.dtype, grad and t.requires_grad) for t in tensors]
 
 
 def call_module(module, args):
     tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
-    key = [module.training]
+    grad = is_grad_enabled()
+    key = [module.training, grad]
     for t in tensors:
         d = t.data
-        key += (d.shape[1:], d.ndim, d.dtype, t.requires_grad)
+        key += (d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
     key = tuple(key)
     entry = module._programs.get(key)
     if entry is None or entry.epoch != STRUCTURE[0] and not _current(entry):
@@ -164,11 +170,13 @@ def _compile_module(module, key, tensors):
         del programs[k]  # compiled before something it traced changed: never used again
     mode = "train" if module.training else "eval"
     epoch = STRUCTURE[0]
-    grad_params = [(k, p) for k, p in module.named_parameters() if p.requires_grad]
+    grad = key[1]  # under no_grad nothing is differentiated
+    grad_params = [(k, p) for k, p in module.named_parameters() if grad and p.requires_grad]
+    check_dtypes(module, tensors)
     outer = getattr(_recording, "modules", None)
     _recording.modules = called = {}
     try:
-        entry = _compile(module, _specs(tensors), mode, grad_params, True,
+        entry = _compile(module, _specs(tensors, grad), mode, grad_params, True,
                          backward=mode == "train")
     finally:
         _recording.modules = outer
@@ -190,13 +198,28 @@ def _compile_module(module, key, tensors):
 def call_function(fn, tensors, key):
     """Run ``fn`` (a function of lucid values) on ``tensors``, compiled once per signature."""
     tensors = [t if t.__class__ is Tensor else as_tensor(t) for t in tensors]
-    key = (key, tuple([(t.data.shape, t.data.dtype.char, t.requires_grad) for t in tensors]))
+    grad = is_grad_enabled()
+    key = (key, tuple([(t.data.shape, t.data.dtype.char, grad and t.requires_grad)
+                       for t in tensors]))
     entry = _function_programs.get(key)
     if entry is None:
         if len(_function_programs) >= FUNCTION_CACHE:  # e.g. one per shape: bounded
             del _function_programs[next(iter(_function_programs))]
-        entry = _function_programs[key] = _compile(fn, _specs(tensors), "eval", [], False)
+        entry = _function_programs[key] = _compile(fn, _specs(tensors, grad), "eval", [], False)
     return _execute(entry, tensors)
+
+
+def check_dtypes(module, tensors):
+    """Refuse floating data of another precision than the module's floating parameters,
+    as torch does, before anything runs (``x.to(...)`` or ``module.to(...)`` is the way)."""
+    params = {p.data.dtype for p in module.parameters() if p.data.dtype.kind == "f"}
+    for t in tensors:
+        d = t.data.dtype
+        if d.kind == "f" and params and d not in params:
+            raise TypeError(f"{type(module).__name__}: input has dtype {d.name} but the "
+                            f"module's parameters are {'/'.join(sorted(p.name for p in params))}"
+                            f"; convert one side (x.to('{min(params).name}') or "
+                            f"module.to('{d.name}'))")
 
 
 def _execute(entry, tensors):
@@ -211,7 +234,8 @@ def _execute(entry, tensors):
             tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
     call = Call(entry, outs, tensors) if entry.grads else \
         LazyCall(entry, args, tensors) if entry.lazy else None
-    results = [Tensor._wrap(outs[i], (call, k) if call is not None else None)
+    results = [Tensor._wrap(outs[i], (call, k) if call is not None and (
+        entry.kind == "single" or outs[i].dtype.kind == "f") else None)  # indices: no grad
                for k, i in entry.results]
     if entry.kind == "single":
         return results[0]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import run_backward
+from .grad import is_grad_enabled
 
-_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
 
 
 def as_dtype(dtype):
@@ -23,15 +24,29 @@ def as_dtype(dtype):
     except TypeError as e:
         raise TypeError(f"unsupported dtype {dtype!r}") from e
     if d.name not in _DTYPES:
-        raise TypeError(f"unsupported dtype {dtype!r}: lucid has float32, float64 and int64")
+        raise TypeError(f"unsupported dtype {dtype!r}: lucid has float32, float64, int64 and bool")
     return d
 
 
-_FLOATS = (np.dtype("float32"), np.dtype("float64"))
+_KEPT = (np.dtype("float32"), np.dtype("float64"), np.dtype("int64"), np.dtype(bool))
+
+
+def _inferred(raw, data):
+    """The dtype torch would give: floats float32 unless a float64 array, ints int64, bools bool."""
+    kind = raw.dtype.kind
+    if kind == "b":
+        return np.dtype(bool)
+    if kind in "iu":
+        return np.dtype(np.int64)
+    keep = isinstance(data, np.ndarray) and data.dtype == np.float64
+    return np.dtype(np.float64 if keep else np.float32)
 
 
 def to_array(data, dtype=None, copy=True):
-    """Convert user data to an ndarray: float32 by default, float64 arrays kept.
+    """Convert user data to an ndarray with the dtype torch infers.
+
+    Python floats give float32, a float64 array stays float64, integer data
+    gives int64 and bool data bool.
 
     A NumPy array that already has the wanted dtype is used as it is when
     ``copy`` is False (lucid never writes into an array it was given).
@@ -39,14 +54,12 @@ def to_array(data, dtype=None, copy=True):
     if not copy and data.__class__ is not np.ndarray and isinstance(data, Tensor):
         data = data.data
     if not copy and data.__class__ is np.ndarray and (
-            data.dtype in _FLOATS if dtype is None else data.dtype == dtype):
+            data.dtype in _KEPT if dtype is None else data.dtype == dtype):
         return data
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is None:
-        keep = isinstance(data, np.ndarray) and data.dtype == np.float64
-        dtype = np.float64 if keep else np.float32
-    dtype = as_dtype(dtype)
+    if dtype is not None:
+        dtype = as_dtype(dtype)
     try:
         raw = np.asarray(data)
     except ValueError:
@@ -56,6 +69,8 @@ def to_array(data, dtype=None, copy=True):
         raise ValueError("Tensor data must be a rectangular nested list of numbers (ragged or mixed data given)")
     if raw.dtype.kind not in "biuf":
         raise TypeError(f"Tensor data must be numeric, got {raw.dtype.name} data")
+    if dtype is None:
+        dtype = _inferred(raw, data)
     return np.array(raw, dtype=dtype, copy=True if copy else None)
 
 
@@ -69,12 +84,14 @@ class Tensor:
     requires_grad : bool
         Whether ``backward`` should fill ``.grad`` for this tensor.
     dtype : str or numpy dtype, optional
-        ``"float32"`` (the default), ``"float64"`` or ``"int64"``.
+        ``"float32"``, ``"float64"``, ``"int64"`` or ``"bool"``; by default inferred
+        as torch does (Python floats float32, a float64 array float64, integers
+        int64, bools bool).
 
     Notes
     -----
     Like ``torch.as_tensor``, a NumPy array that already has the dtype asked
-    for (float32 or float64 when none is asked) is shared, not copied: lucid
+    for (or a float32, float64, int64 or bool one when none is asked) is shared, not copied: lucid
     never writes into it, but changing it in place changes the Tensor.
     Lists, other dtypes and Tensors are copied.
 
@@ -87,7 +104,7 @@ class Tensor:
     Tensor([[1., 2.]], grad=None)
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_origin", "__weakref__")
+    __slots__ = ("data", "requires_grad", "grad", "_origin", "_version", "__weakref__")
     __array_ufunc__ = None  # ndarray * Tensor defers to Tensor.__rmul__ (keeps the gradient)
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -97,6 +114,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._origin = None  # (Call, output key) when a program made this tensor
+        self._version = 0  # in-place writes so far: a backward checks what it saved
 
     @classmethod
     def _wrap(cls, array, origin=None):
@@ -104,6 +122,7 @@ class Tensor:
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)  # 0-d results come back as NumPy scalars
         t.data, t.requires_grad, t.grad, t._origin = array, origin is not None, None, origin
+        t._version = 0
         return t
 
     shape = property(lambda self: self.data.shape)
@@ -114,7 +133,70 @@ class Tensor:
         return self.data
 
     def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts to a Python number, "
+                             f"this one has shape {self.shape}")
         return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def size(self, dim=None):
+        """The shape (a tuple), or the length of axis ``dim``."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def dim(self):
+        return self.data.ndim
+
+    def numel(self):
+        return self.data.size
+
+    @property
+    def is_leaf(self):
+        """Made by the user rather than by a call that records for backward."""
+        return self._origin is None
+
+    def detach(self):
+        """The same data (shared, as in torch) without history or ``requires_grad``."""
+        return Tensor._wrap(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` of a leaf in place; return the tensor."""
+        if self._origin is not None and not requires_grad:
+            raise RuntimeError("requires_grad_: a tensor made by an operation keeps its "
+                               "history; use .detach() for one without")
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating point tensors can require gradients, this one "
+                            f"is {self.data.dtype.name}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def zero_(self):
+        """Set every element to 0 in place (see :meth:`copy_` for the rules)."""
+        return self.copy_(np.zeros((), self.data.dtype))
+
+    def copy_(self, src):
+        """Write ``src`` (broadcast, converted to this dtype) into this tensor in place.
+
+        As in torch, a leaf that requires grad can be written only under
+        :class:`lucid.no_grad`; otherwise a RuntimeError, and nothing changes.
+        """
+        check_inplace(self, "copy_")
+        if self._origin is not None and is_grad_enabled():
+            raise RuntimeError("copy_: lucid does not record an overwrite of a tensor with "
+                               "history; use the new value out of place, or no_grad")
+        value = src.data if isinstance(src, Tensor) else np.asarray(src)
+        if np.broadcast_shapes(value.shape, self.shape) != self.shape:
+            raise ValueError(f"copy_: cannot broadcast {value.shape} to {self.shape}")
+        write(self, np.broadcast_to(value, self.shape).astype(self.data.dtype, copy=False))
+        return self
+
+    def __getstate__(self):  # a copy is a leaf: its history belongs to the original
+        return self.data, self.requires_grad and self._origin is None, self.grad
+
+    def __setstate__(self, state):
+        self.data, self.requires_grad, self.grad = state
+        self._origin, self._version = None, 0
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -128,11 +210,13 @@ class Tensor:
                                                                  separator=", ")
         return f"Tensor({body}, grad={grad})"
 
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) · ``grad`` into ``.grad`` of every leaf and parameter.
 
         ``grad`` is the upstream gradient, of this tensor's shape; it may be
-        left out only for a one-element tensor (it is then 1).
+        left out only for a one-element tensor (it is then 1). As in torch,
+        the calls walked drop what they saved unless ``retain_graph``: a second
+        backward through them is then a RuntimeError.
         """
         if not self.requires_grad:
             raise ValueError("backward: this tensor does not require grad "
@@ -145,4 +229,21 @@ class Tensor:
         grad = to_array(grad, self.data.dtype, copy=False)
         if grad.shape != self.shape:
             raise ValueError(f"backward: grad has shape {grad.shape}, expected {self.shape}")
-        run_backward(self, grad)
+        run_backward(self, grad, retain_graph)
+
+
+def check_inplace(tensor, what):
+    """Refuse an in-place write torch refuses: to a leaf that requires grad, outside no_grad."""
+    if tensor.requires_grad and tensor._origin is None and is_grad_enabled():
+        raise RuntimeError(f"{what}: a leaf Tensor that requires grad is being used in an "
+                           "in-place operation; do it under `with lucid.no_grad():`")
+
+
+def write(tensor, value):
+    """Store ``value`` into ``tensor.data`` in place (views of it see the change, as in
+    torch); an array lucid may not write (a broadcast view) is replaced instead."""
+    if tensor.data.flags.writeable:
+        np.copyto(tensor.data, value, casting="same_kind")
+        tensor._version += 1
+    else:
+        tensor.data = np.array(np.broadcast_to(value, tensor.shape), tensor.data.dtype)

@@ -15,7 +15,7 @@ import numbers
 import operator
 
 from ..graph import Role
-from ..ops import infer, method_op, operators, reserve
+from ..ops import DTYPES, FLOATS, REGISTRY, infer, method_op, operators, reserve
 from ..ops.shapes import normalize_axes
 from . import context
 
@@ -57,22 +57,6 @@ class Var:
             raise AttributeError(f"'Var' object has no attribute {name!r}")
         return functools.partial(apply, op.name, self)
 
-    # -- composed methods --------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return reduce_sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list))
-                       else shape)
-
-    @property
-    def T(self):
-        return apply("transpose", self, perm=tuple(reversed(range(self.ndim))))
-
-
 def _operator(op, reflected=False):
     if reflected:
         return lambda self, other: apply(op, other, self)
@@ -80,6 +64,8 @@ def _operator(op, reflected=False):
 
 
 for _dunder, _reflected, _op in operators():
+    if _dunder in ("__eq__", "__ne__"):
+        continue  # a Var stays a dict key and a list member; v.eq(w) compares
     setattr(Var, _dunder, _operator(_op))
     if _reflected:
         setattr(Var, _reflected, _operator(_op, reflected=True))
@@ -94,10 +80,14 @@ def as_var(value, like=None):
         lifted = context.lift(value)
         if lifted is not None:
             return lifted
+        if hasattr(value, "data") and hasattr(value, "requires_grad"):
+            raise TypeError("a Tensor goes into a primitive through lucid.<op>(t), t.<op>() "
+                            "or a Module; frontend.apply takes it only while tracing")
         raise TypeError(f"cannot use a {type(value).__name__} in a lucid graph; "
                         "use a lucid Tensor, a Var or a Python number")
-    dtype = like.dtype if like is not None and like.dtype != "int64" else "float32"
-    if like is not None and like.dtype == "int64" and isinstance(value, numbers.Integral):
+    kind = None if like is None else "int64" if like.dtype == "bool" else like.dtype
+    dtype = kind if kind is not None and kind != "int64" else "float32"
+    if kind == "int64" and isinstance(value, numbers.Integral):
         dtype = "int64"
     value = int(value) if isinstance(value, numbers.Integral) else float(value)
     return Var("constant", attrs={"value": value}, shape=(), dtype=dtype)
@@ -108,7 +98,16 @@ def apply(op, *args, name="", **attrs):
     like = next((x for x in args if isinstance(x, Var)), None)
     if like is None:
         like = next((as_var(x) for x in args if not isinstance(x, numbers.Real)), None)
-    return Var(op, [as_var(x, like) for x in args], attrs, hint=name)
+    inputs = [as_var(x, like) for x in args]
+    record = REGISTRY[op]
+    if not record.logical:  # arithmetic on bools counts in integers, as in torch
+        inputs = [Var("cast", [v], {"dtype": "int64"}) if v.dtype == "bool" else v
+                  for v in inputs]
+        floats = sorted({v.dtype for v in inputs if v.dtype in FLOATS})
+        if floats and not record.elementwise:  # (codegen promotes inside elementwise ops)
+            inputs = [Var("cast", [v], {"dtype": floats[-1]}) if v.dtype == "int64" else v
+                      for v in inputs]
+    return Var(op, inputs, attrs, hint=name)
 
 
 def placeholder(shape, dtype="float32", name=None):
@@ -125,8 +124,9 @@ def placeholder(shape, dtype="float32", name=None):
     >>> x.shape
     ('N', 4)
     """
-    if str(dtype) not in ("float32", "float64", "int64"):
-        raise ValueError(f"placeholder dtype must be float32, float64 or int64, got {dtype!r}")
+    if str(dtype) not in DTYPES:
+        raise ValueError(f"placeholder dtype must be float32, float64, int64 or bool, "
+                         f"got {dtype!r}")
     if not isinstance(shape, (tuple, list)):
         raise TypeError(f"placeholder shape must be a tuple, got {type(shape).__name__}")
     dims = []

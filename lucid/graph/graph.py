@@ -280,7 +280,8 @@ class Graph:
                 if op.arity is not None and op.arity != len(node.inputs):
                     raise ValueError(f"node {name!r}: {op.name} takes {op.arity} inputs, "
                                      f"got {len(node.inputs)}")
-                if node.rule and tuple(str(i) for i, _ in node.rule) != node.inputs:
+                named = tuple(str(i) for i, _ in node.rule or ())
+                if named != node.inputs[:len(named)]:
                     raise ValueError(f"node {name!r}: its gradient rule names "
                                      f"{[str(i) for i, _ in node.rule]}, its inputs are "
                                      f"{list(node.inputs)}")

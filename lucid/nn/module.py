@@ -238,6 +238,18 @@ class Module:
         with trace.scope(t.module_paths[id(self)]):
             return self.forward(*args)
 
+    # -- copies ----------------------------------------------------------------------------
+    def __getstate__(self):
+        """Copies (``copy.deepcopy``, ``pickle``) leave compiled programs behind: a copy
+        compiles its own on first call."""
+        state = dict(self.__dict__)
+        state["_programs"] = {}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        object.__setattr__(self, "_version", eager.changed())
+
     def extra_repr(self):
         return ""
 

@@ -140,4 +140,5 @@ define_many([
     ("abs", sp.Abs(a), dict(integer=True)),
     ("sin", sp.sin(a), {}),
     ("cos", sp.cos(a), {}),
+    ("sigmoid", 1 / (1 + sp.exp(-a)), {}),
 ])

@@ -22,7 +22,7 @@ from .reference import evaluate
 
 ARGS = sp.symbols("a b", real=True)
 FLOATS = ("float32", "float64")
-DTYPES = FLOATS + ("int64",)
+DTYPES = FLOATS + ("int64", "bool")
 
 #: The conventions for what ``sympy.diff`` leaves undefined, one line each.
 CONVENTIONS = {
@@ -86,6 +86,9 @@ class Op:
         The Python operator it implements (``"add"``: ``__add__`` and ``__radd__``).
     method : bool
         Offered as a method of ``Tensor`` and ``Var`` and as ``lucid.<name>``.
+    logical : bool
+        Takes bool inputs as they are (moves, comparisons); any other op sees a bool
+        input converted to int64 first, as torch counts ``mask.sum()`` in integers.
     """
 
     name: str
@@ -103,6 +106,7 @@ class Op:
     differentiable: bool = True
     dunder: str = ""
     method: bool = False
+    logical: bool = False
     partials: tuple = field(default=(), init=False)
 
     def __post_init__(self):

@@ -75,7 +75,7 @@ structural(
     vjp=lambda b, n, g: (b.sum_to(g, b.shape(n.inputs[0])),),
     run=lambda at, dims, x: np.broadcast_to(x, dims(at["shape"])),
     lower=lambda at, shape, x: f"np.broadcast_to({x}, {shape(at['shape'])})",
-    grad="sum g over the broadcast axes", view=True)
+    grad="sum g over the broadcast axes", view=True, logical=True)
 
 
 # -- reshape and transpose: linear bijections, the gradient is moved back -------------------
@@ -84,8 +84,10 @@ def _reshape_shape(shapes, dtypes, attrs):
     if static_size(src) is not None and static_size(dst) is not None:
         if static_size(src) != static_size(dst):
             raise ValueError(f"reshape: cannot reshape {src} into {dst}")
-    elif sorted(map(str, (d for d in src if d != 1))) != sorted(map(str, (d for d in dst if d != 1))):
-        # With symbolic dims only moves and unit axes are provably right.
+    elif sorted(d for d in src if isinstance(d, str)) != \
+            sorted(d for d in dst if isinstance(d, str)) or \
+            prod(d for d in src if isinstance(d, int)) != prod(d for d in dst if isinstance(d, int)):
+        # With symbolic dims: the same size symbols, and the same product of the others.
         raise ValueError(f"reshape: cannot prove {src} and {dst} have the same size")
     return dst, dtypes[0]
 
@@ -95,7 +97,7 @@ structural(
     vjp=lambda b, n, g: (b.apply("reshape", g, shape=b.shape(n.inputs[0])),),
     run=lambda at, dims, x: np.reshape(x, dims(at["shape"])),
     lower=lambda at, shape, x: f"{x}.reshape({shape(at['shape'])})",
-    grad="reshape(g, x.shape)", view=True)
+    grad="reshape(g, x.shape)", view=True, logical=True)
 
 
 def _transpose_shape(shapes, dtypes, attrs):
@@ -112,7 +114,7 @@ structural(
     run=lambda at, dims, x: np.transpose(x, at["perm"]),
     lower=lambda at, shape, x: f"{x}.T" if tuple(at["perm"]) == (1, 0) else
                                f"{x}.transpose({tuple(int(p) for p in at['perm'])})",
-    grad="transpose(g, inverse perm)", view=True)
+    grad="transpose(g, inverse perm)", view=True, logical=True)
 
 
 # -- matmul: d(A @ B) = dY @ B^T for A, A^T @ dY for B ----------------------------------------
@@ -146,4 +148,4 @@ structural(
     vjp=lambda b, n, g: (b.apply("cast", g, dtype=b.dtype(n.inputs[0])),),
     run=lambda at, dims, x: x.astype(at["dtype"]),
     lower=lambda at, shape, x: f"{x}.astype(np.{at['dtype']})",
-    grad="cast(g, x.dtype)")
+    grad="cast(g, x.dtype)", logical=True)

@@ -115,7 +115,8 @@ def _say_rules_again(graph):
     """A node's rule names its inputs: after a pass rewired some, derive those rules again."""
     for name in graph.nx.nodes:
         node = graph.node(name)
-        if node.rule and tuple(str(i) for i, _ in node.rule) != node.inputs:
+        named = tuple(str(i) for i, _ in node.rule or ())
+        if named != node.inputs[:len(named)]:
             graph.replace_node(replace(node, rule=REGISTRY[node.op].rule(node.inputs)))
 
 

@@ -1,0 +1,299 @@
+"""Functions composed from the primitives with PyTorch's names and arguments.
+
+:data:`COMPOSED` is the one table of them: ``lucid.<name>`` reads it, and so
+do ``Var`` (here) and ``Tensor`` (:mod:`lucid.eager.methods`) for their
+methods. Reductions take ``dim``/``keepdim`` and the NumPy spellings
+``axis``/``keepdims``; shapes may hold one ``-1``.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+from math import prod
+
+import numpy as np
+
+from ..ops.shapes import normalize_axes
+from .var import (Var, apply, as_var, broadcast_to, cast, matmul, mean, numel, reduce_sum,
+                  reshape as _reshape)
+
+
+def _dim(dim, axis, keepdim, keepdims):
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("give dim or its alias axis, not both")
+        dim = axis
+    return dim, bool(keepdim if keepdims is None else keepdims)
+
+
+def sum_(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """Sum over ``dim`` (an int, a tuple, or None for all), as ``torch.sum``."""
+    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    return reduce_sum(x, dim, keep)
+
+
+def mean_(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    return mean(x, dim, keep)
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(d if isinstance(d, str) else operator.index(d) for d in shape)
+
+
+def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The maximum over ``dim``; its gradient is shared evenly among tied maxima."""
+    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    x = as_var(x)
+    return apply("max", x, axes=normalize_axes("max", dim, x.ndim), keepdims=keep)
+
+
+def argmax(x, dim=None, keepdim=False):
+    """The position of the first maximum along ``dim`` (of the flattened input if None)."""
+    x = as_var(x)
+    axis = None if dim is None else normalize_axes("argmax", dim, x.ndim)[0]
+    return apply("argmax", x, axis=axis, keepdims=bool(keepdim and dim is not None))
+
+
+def max_(x, dim=None, keepdim=False):
+    """``x.max()``: the maximum; ``x.max(dim)``: ``(values, indices)`` along ``dim``, as torch."""
+    if dim is None:
+        return amax(x)
+    return amax(x, dim, keepdim), argmax(x, dim, keepdim)
+
+
+def where(condition, x, y):
+    """``x`` where ``condition`` holds, else ``y`` (broadcast; numbers take the other's dtype)."""
+    like = next((v for v in (x, y) if isinstance(v, Var)), None)
+    x, y = as_var(x, like), as_var(y, like)
+    if x.dtype != y.dtype:
+        dtype = sorted({x.dtype, y.dtype} & {"float32", "float64"} or {"int64"})[-1]
+        x, y = cast(x, dtype), cast(y, dtype)
+    return apply("where", condition, x, y)
+
+
+def softmax(x, dim):
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the maximum so it cannot overflow."""
+    e = apply("exp", apply("sub", x, amax(x, dim, True)))
+    return apply("div", e, reduce_sum(e, dim, True))
+
+
+def log_softmax(x, dim):
+    shifted = apply("sub", x, amax(x, dim, True))
+    return apply("sub", shifted, apply("log", reduce_sum(apply("exp", shifted), dim, True)))
+
+
+def reshape(x, *shape):
+    """``x`` with ``shape``; one dim may be -1 (inferred from the others)."""
+    x, shape = as_var(x), _shape_arg(shape)
+    if shape.count(-1) > 1:
+        raise ValueError("reshape: only one dim can be -1")
+    if -1 in shape:
+        known = [d for d in shape if d != -1]
+        if any(isinstance(d, str) for d in x.shape + tuple(known)):
+            rest = [d for d in x.shape if d not in known or known.remove(d)]
+            if len(rest) != 1:
+                raise ValueError(f"reshape: cannot infer -1 of {shape} from {x.shape}")
+            fill = rest[0]
+        else:
+            size, other = prod(x.shape), prod(known)
+            if other == 0 or size % other:
+                raise ValueError(f"reshape: cannot reshape {x.shape} into {shape}")
+            fill = size // other
+        shape = tuple(fill if d == -1 else d for d in shape)
+    return x if shape == x.shape else _reshape(x, shape)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    x = as_var(x)
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = normalize_axes("flatten", (start_dim, end_dim), x.ndim) if start_dim % x.ndim \
+        != end_dim % x.ndim else (start_dim % x.ndim,) * 2
+    middle = x.shape[start:end + 1]
+    joined = prod(middle) if not any(isinstance(d, str) for d in middle) else \
+        middle[0] if len(middle) == 1 else None
+    if joined is None:
+        raise ValueError(f"flatten: cannot join the symbolic dims {middle}")
+    return reshape(x, x.shape[:start] + (joined,) + x.shape[end + 1:])
+
+
+def unsqueeze(x, dim):
+    x = as_var(x)
+    (dim,) = normalize_axes("unsqueeze", dim, x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def squeeze(x, dim=None):
+    x = as_var(x)
+    dims = range(x.ndim) if dim is None else normalize_axes("squeeze", dim, x.ndim)
+    drop = {d for d in dims if x.shape[d] == 1}
+    return reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in drop))
+
+
+def permute(x, *dims):
+    x = as_var(x)
+    dims = _shape_arg(dims)
+    perm = tuple(d % x.ndim if -x.ndim <= d < x.ndim else d for d in dims)
+    return x if perm == tuple(range(x.ndim)) else apply("transpose", x, perm=perm)
+
+
+def transpose(x, dim0, dim1=None):
+    """``torch.transpose(x, dim0, dim1)`` swaps two axes; ``transpose(x, perm)`` permutes."""
+    x = as_var(x)
+    if dim1 is None:
+        return permute(x, dim0)
+    a, b = normalize_axes("transpose", dim0, x.ndim)[0], normalize_axes("transpose", dim1,
+                                                                          x.ndim)[0]
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = b, a
+    return permute(x, perm)
+
+
+def t(x):
+    x = as_var(x)
+    return permute(x, tuple(reversed(range(x.ndim))))
+
+
+def pow_(x, exponent):
+    """``x ** exponent``; a constant exponent is the ``pow`` primitive, a tensor one
+    ``exp(exponent * log(x))`` (defined where ``x > 0``)."""
+    if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
+        k = int(exponent) if float(exponent).is_integer() else float(exponent)
+        if k == 1:
+            return as_var(x)
+        if k == 2:
+            return apply("mul", x, x)
+        return apply("pow", x, exponent=k)
+    return apply("exp", apply("mul", exponent, apply("log", x)))
+
+
+def rpow(x, base):
+    """``base ** x`` for a number ``base``."""
+    return apply("exp", apply("mul", x, apply("log", apply("add", apply("mul", x, 0), base))))
+
+
+def clone(x):
+    """A copy with the same value (differentiable, as torch's)."""
+    x = as_var(x)
+    return apply("reshape", x, shape=tuple(x.shape))
+
+
+def to(x, dtype):
+    return cast(x, str(dtype) if not hasattr(dtype, "name") else dtype.name)
+
+
+def index_key(key, shape):
+    """A NumPy-style key as the ``index`` op's key and its integer index arrays.
+
+    Bool masks become the integer positions of their True elements (they are
+    data, so only an array, not a symbolic value, can be a mask); ints beside
+    index arrays become 0-d index arrays, as NumPy treats them. Index arrays
+    (NumPy arrays or int64 Vars) are returned in order, as the op's inputs.
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    items, arrays = [], []
+    for k in key:
+        if isinstance(k, Var):
+            if k.dtype != "int64":
+                raise IndexError(f"a symbolic index must be int64 (a bool mask selects a "
+                                 f"data-dependent count, known only on the Tensor face), "
+                                 f"got {k.dtype}")
+            items.append(("array", len(arrays)))
+            arrays.append(k)
+            continue
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            for a in np.nonzero(k):
+                items.append(("array", len(arrays)))
+                arrays.append(a.astype(np.int64))
+        elif isinstance(k, np.ndarray):
+            if k.dtype.kind not in "iu":
+                raise IndexError(f"index arrays must be integer or bool, got {k.dtype}")
+            items.append(("array", len(arrays)))
+            arrays.append(k.astype(np.int64, copy=False))
+        else:
+            items.append(k)
+    used = sum(1 for k in items if k is not None and k is not Ellipsis)
+    if sum(k is Ellipsis for k in items) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if used > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    spec, advanced = [], any(isinstance(k, tuple) for k in items)
+    for k in items:
+        if k is Ellipsis:
+            spec += [("slice", None, None, None)] * (len(shape) - used)
+        elif k is None:
+            spec.append(("new",))
+        elif isinstance(k, slice):
+            spec.append(("slice",) + tuple(None if v is None else operator.index(v)
+                                           for v in (k.start, k.stop, k.step)))
+        elif isinstance(k, tuple):
+            spec.append(k)
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            if advanced:
+                spec.append(("array", len(arrays)))
+                arrays.append(np.asarray(int(k), np.int64))
+            else:
+                spec.append(("int", int(k)))
+        else:
+            raise IndexError(f"lucid indexes with ints, slices, None, ..., bool masks and "
+                             f"integer arrays; got {type(k).__name__}")
+    return tuple(spec), arrays
+
+
+def getitem(x, key):
+    """``x[key]`` on a symbolic value (see :func:`index_key`)."""
+    x = as_var(x)
+    spec, indices = index_key(key, x.shape)
+    return index(x, spec, *[i if isinstance(i, Var) else _refuse_array(i) for i in indices])
+
+
+def _refuse_array(a):
+    raise IndexError("an index array inside a traced definition must be a lucid Tensor or "
+                     "Var (a NumPy array would be baked into the program)")
+
+
+def index(x, key, *indices):
+    """``x[key]`` for a key already in the ``index`` op's form (see :mod:`lucid.ops.indexing`)."""
+    return apply("index", x, *indices, key=key)
+
+
+#: name -> (function, also a method of Var and Tensor?)
+COMPOSED = {
+    "sum": (sum_, True),
+    "reduce_sum": (reduce_sum, False),
+    "mean": (mean_, True),
+    "numel": (numel, False),
+    "amax": (amax, True),
+    "argmax": (argmax, True),
+    "max": (max_, True),
+    "where": (where, False),
+    "softmax": (softmax, True),
+    "log_softmax": (log_softmax, True),
+    "reshape": (reshape, True),
+    "view": (reshape, True),
+    "flatten": (flatten, True),
+    "unsqueeze": (unsqueeze, True),
+    "squeeze": (squeeze, True),
+    "permute": (permute, True),
+    "transpose": (transpose, True),
+    "t": (t, True),
+    "pow": (pow_, True),
+    "clone": (clone, True),
+    "to": (to, False),
+    "cast": (cast, False),
+    "broadcast_to": (broadcast_to, False),
+    "matmul": (matmul, False),
+}
+
+for _name, (_fn, _is_method) in COMPOSED.items():
+    if _is_method:
+        setattr(Var, _name, _fn)
+Var.T = property(t)
+Var.__getitem__ = getitem
+Var.__pow__ = pow_
+Var.__rpow__ = rpow
