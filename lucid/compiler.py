@@ -8,7 +8,7 @@
 ['x', 'grad_out']
 >>> out = step(np.ones((4, 3), np.float32), np.ones((4, 3), np.float32))
 >>> sorted(out)
-['bn.num_batches_tracked', 'bn.running_mean', 'bn.running_var', 'grad:bn.bias', 'grad:bn.weight', 'grad:x', 'out']
+['grad:bias', 'grad:weight', 'grad:x', 'num_batches_tracked', 'out', 'running_mean', 'running_var']
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from the op records (:func:`public`): an op made with
 :func:`lucid.ops.define_elementwise` is ``lucid.<name>`` at once.
 
 >>> import lucid
->>> lucid.exp(lucid.Tensor([0.0, 1.0])).data.round(4).tolist()
+>>> lucid.exp(lucid.Tensor([0.0, 1.0], dtype="float64")).data.round(4).tolist()
 [1.0, 2.7183]
 """
 from __future__ import annotations

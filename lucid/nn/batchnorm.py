@@ -28,7 +28,7 @@ class BatchNorm1d(Module):
     >>> from lucid import Tensor
     >>> bn = nn.BatchNorm1d(2)
     >>> y = bn(Tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]], requires_grad=True))
-    >>> np.round(y.data, 4).tolist()
+    >>> np.round(y.data.astype(float), 4).tolist()
     [[[-1.2247, 0.0, 1.2247], [-1.2247, 0.0, 1.2247]]]
     >>> bn.running_mean.data.tolist()
     [0.20000000298023224, 0.5]
