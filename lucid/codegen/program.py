@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from ..graph import OutKind, Role
+from ..ops import REGISTRY
 from ..runtime import bind_sizes
 from .cache import filename_for
 from .generate import generate
@@ -41,6 +42,7 @@ class Program:
     """
 
     def __init__(self, graph, bindings=None, updates=None, name="program", passes=()):
+        graph.lint(REGISTRY)  # names, dtypes and attributes reach the source: check them first
         self.graph = graph = graph.copy()
         self.seeds = [p for p in graph.inputs if graph.node(p).role is Role.GRAD]
         self.bindings = dict(bindings or {})

@@ -262,6 +262,10 @@ class Graph:
                 if op.arity is not None and op.arity != len(node.inputs):
                     raise ValueError(f"node {name!r}: {op.name} takes {op.arity} inputs, "
                                      f"got {len(node.inputs)}")
+                try:  # attributes and dtype reach generated source: the op's schema says
+                    op.check_node(node)
+                except ValueError as e:
+                    raise ValueError(f"node {name!r}: {e}") from None
         for p in self.inputs:
             if p not in g or self.node(p).op != "placeholder":
                 raise ValueError(f"input {p!r} is not a placeholder of the graph")
