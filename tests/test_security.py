@@ -165,3 +165,221 @@ def test_the_cache_keeps_to_its_size_bound_evicting_least_recently_used(tmp_path
     left = sorted(p.name for p in folder.iterdir())
     assert names[-1] in left and names[0] not in left and len(left) >= 2  # only what it must
     assert left == sorted(names[-len(left):])  # the oldest went first
+
+
+# ------------------------------------------------------------------ attributes and dtypes
+RAN = []
+
+
+class EvilInt(int):
+    """An int whose text is code: what reached the source before attributes were normalised."""
+
+    def __repr__(self):
+        RAN.append("repr")
+        return "__import__('os').system('echo PWNED') or 1"
+
+    __str__ = __repr__
+
+
+class Shifty:
+    """A dtype whose ``str`` is a dtype name when checked and code when used."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __str__(self):
+        self.calls += 1
+        return "float32" if self.calls == 1 else "float32); __import__('os').system('echo PWNED'"
+
+
+def assert_clean(program):
+    assert "PWNED" not in program.source and "__import__" not in program.source
+    compile(program.source, "<check>", "exec")
+
+
+def test_an_int_subclass_as_a_transpose_permutation_cannot_carry_code():
+    RAN.clear()
+    x = lucid.placeholder((2, 3), name="x")
+    program = lucid.compile(lambda v: lucid.transpose(v, (EvilInt(1), EvilInt(0))) * 2.0, x,
+                            mode="eval")
+    assert_clean(program)
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(program(a)["out"], a.T * 2)
+    perm = [program.graph.node(n).attrs["perm"] for n in program.graph.nx
+            if program.graph.node(n).op == "transpose"]
+    assert perm == [(1, 0)] and all(type(p) is int for p in perm[0])
+    assert RAN == []
+
+
+@pytest.mark.parametrize("where", ["placeholder", "cast"])
+def test_a_dtype_whose_text_changes_cannot_carry_code(where):
+    if where == "placeholder":
+        with pytest.raises(ValueError, match="placeholder dtype must be one of"):
+            lucid.placeholder((None, 3), dtype=Shifty(), name="x")
+        return
+    x = lucid.placeholder((None, 3), dtype="float64", name="x")
+    try:
+        program = lucid.compile(lambda v: lucid.cast(v, Shifty()), x, mode="eval")
+    except ValueError as e:
+        assert "dtype" in str(e)
+    else:
+        assert_clean(program)
+        assert program(np.ones((2, 3)))["out"].dtype == np.float32
+
+
+def hand_built(op="cast", attrs=None, dtype="float64", out_dtype=None):
+    from lucid.graph import Graph
+    g = Graph()
+    x = g.add("placeholder", [], (3,), "float32", name="x")
+    y = g.add(op, [x], (3,), out_dtype or dtype, attrs if attrs is not None else {"dtype": dtype})
+    g.set_output("out", y)
+    return g
+
+
+CODE = "float64); __import__('os').system('echo PWNED'); (np.float64"
+
+
+@pytest.mark.parametrize("case", ["attribute", "str subclass", "node dtype", "extra attribute",
+                                  "missing attribute", "bool perm", "float constant"])
+def test_a_hand_built_graph_with_code_in_it_fails_lint_and_never_compiles(case):
+    from lucid.codegen import Program
+    from lucid.ops import REGISTRY
+
+    class Str(str):
+        pass
+
+    g = {"attribute": lambda: hand_built(attrs={"dtype": CODE}),
+         "str subclass": lambda: hand_built(attrs={"dtype": Str("float64")}),
+         "node dtype": lambda: hand_built(out_dtype=CODE),
+         "extra attribute": lambda: hand_built(attrs={"dtype": "float64", "x": 1}),
+         "missing attribute": lambda: hand_built(attrs={}),
+         "bool perm": lambda: hand_built("transpose", {"perm": (True,)}, "float32"),
+         "float constant": lambda: hand_built("transpose", {"perm": (0.0,)}, "float32"),
+         }[case]()
+    with pytest.raises(ValueError, match="node 'n0'"):
+        g.lint(REGISTRY)
+    with pytest.raises(ValueError, match="node 'n0'"):
+        Program(g)
+
+
+def test_the_well_formed_hand_built_graph_passes():
+    from lucid.codegen import Program
+    from lucid.ops import REGISTRY
+    g = hand_built()
+    g.lint(REGISTRY)
+    out = Program(g)(np.arange(3, dtype=np.float32))["out"]
+    assert out.dtype == np.float64 and out.tolist() == [0.0, 1.0, 2.0]
+
+
+# ------------------------------------------------------------------ constants
+@pytest.mark.parametrize("value, message", [
+    (10**400, "out of range for float32"), (np.float32("nan"), "must be finite"),
+    (float("inf"), "must be finite"), (-float("inf"), "must be finite"),
+    (1e300, "out of range for float32")])
+def test_bad_constants_are_refused_where_they_enter(value, message):
+    x = lucid.placeholder((None, 3), name="x")
+    with pytest.raises(ValueError, match=message):
+        x * value  # at definition time, not at compile or run time
+    with pytest.raises(ValueError, match=message):
+        lucid.Tensor(np.ones(3, np.float32)) * value
+
+
+def test_int64_constants_must_fit():
+    x = lucid.placeholder((None, 3), dtype="int64", name="x")
+    with pytest.raises(ValueError, match="out of range for int64"):
+        x * 2**63
+    program = lucid.compile(lambda v: v * (2**62), x, mode="eval")
+    assert program(np.ones((1, 3), np.int64))["out"].tolist() == [[2**62] * 3]
+
+
+def test_a_fraction_is_a_number():
+    from fractions import Fraction
+    x = lucid.placeholder((None, 3), dtype="float64", name="x")
+    program = lucid.compile(lambda v: v * Fraction(1, 3), x, mode="eval")
+    np.testing.assert_allclose(program(np.full((2, 3), 3.0))["out"], np.ones((2, 3)))
+
+
+# ------------------------------------------------------------------ binding by identity
+def test_a_placeholder_named_like_a_parameter_is_bound_by_identity():
+    lin = nn.Linear(3, 3, bias=False)
+    program = lucid.compile(lin, lucid.placeholder((3, 3), name="weight"), mode="eval")
+    a = np.arange(9, dtype=np.float32).reshape(3, 3)
+    np.testing.assert_allclose(program(a)["out"], a @ lin.weight.data.T, rtol=1e-6)
+    train = lucid.compile(lin, lucid.placeholder((3, 3), name="weight"), mode="train")
+    g = np.ones((3, 3), np.float32)
+    out = train(a, g)
+    np.testing.assert_allclose(out["grad:weight"], g.T @ a, rtol=1e-6)  # the parameter's
+    np.testing.assert_allclose(out["grad:weight_1"], g @ lin.weight.data, rtol=1e-6)
+
+
+def test_two_placeholders_named_x_both_get_their_gradients():
+    x1, x2 = lucid.placeholder((3,), name="x"), lucid.placeholder((3,), name="x")
+    program = lucid.compile(lambda u, v: (u * 2.0 + v * 3.0).sum(), x1, x2)
+    out = program(np.ones(3, np.float32), np.ones(3, np.float32), np.float32(1))
+    assert out["grad:x"].tolist() == [2, 2, 2] and out["grad:x_1"].tolist() == [3, 3, 3]
+    with pytest.raises(ValueError, match="same placeholder"):
+        lucid.compile(lambda u, v: u + v, x1, x1)
+
+
+def test_output_keys_that_clash_after_str_are_an_error():
+    x = lucid.placeholder((3,), name="x")
+    with pytest.raises(ValueError, match="output keys must be distinct"):
+        lucid.compile(lambda u: {1: u * 2.0, "1": u * 3.0}, x, mode="eval")
+
+
+def child_and_dotted():
+    m = nn.Module()
+    m.a = nn.Module()
+    m.a.b = nn.Parameter(np.ones(2, np.float32))
+    return m
+
+
+def test_module_paths_that_collide_are_refused_at_registration():
+    m = child_and_dotted()
+    with pytest.raises(ValueError, match="'a.b'"):
+        m.register_parameter("a.b", nn.Parameter(np.zeros(2, np.float32)))
+    with pytest.raises(ValueError, match="'a.b'"):
+        m.register_buffer("a.b", lucid.Tensor(np.zeros(2, np.float32)))
+    assert list(m.state_dict()) == ["a.b"]
+    other = nn.Module()
+    other.register_parameter("a.b", nn.Parameter(np.zeros(2, np.float32)))
+    with pytest.raises(ValueError, match="'a.b'"):
+        other.a = child_and_dotted().a  # the child's b lands on the root's "a.b"
+    assert list(other.state_dict()) == ["a.b"] and "a" not in other._modules
+
+
+def test_a_collision_made_deeper_down_is_an_error_on_use():
+    m = nn.Module()
+    m.register_parameter("a.b", nn.Parameter(np.zeros(2, np.float32)))
+    m.a = nn.Module()
+    m.a.b = nn.Parameter(np.ones(2, np.float32))  # the child cannot see its parent
+    with pytest.raises(ValueError, match="'a.b'"):
+        m.state_dict()
+    with pytest.raises(ValueError, match="'a.b'"):
+        m.load_state_dict({"a.b": np.zeros(2)})
+    m.forward = lambda x: x * m.a.b * m._parameters["a.b"]
+    with pytest.raises(ValueError, match="'a.b'"):  # the Tensor face: no bare AssertionError
+        m(lucid.Tensor(np.ones(2, np.float32)))
+
+
+@pytest.mark.parametrize("register, name", [
+    ("register_parameter", "_parameters"), ("register_buffer", "_buffers"),
+    ("register_parameter", "_modules"), ("register_buffer", "training"),
+    ("register_parameter", "forward"), ("register_buffer", "state_dict"),
+    ("setattr", "_parameters"), ("setattr", "parameters"), ("register_parameter", "")])
+def test_names_that_shadow_the_module_are_refused_before_anything_changes(register, name):
+    lin = nn.Linear(2, 2)
+    before = {k: v.copy() for k, v in lin.state_dict().items()}
+    value = nn.Parameter(np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="shadow|non-empty"):
+        if register == "setattr":
+            setattr(lin, name, value)
+        else:
+            getattr(lin, register)(name, value if "parameter" in register else
+                                   lucid.Tensor(np.zeros(2, np.float32)))
+    after = lin.state_dict()
+    assert list(after) == list(before) and all(np.array_equal(after[k], before[k]) for k in after)
+    assert lin.training is True and callable(lin.forward)
+    x = lucid.Tensor(np.ones((1, 2), np.float32))
+    np.testing.assert_allclose(lin(x).data, np.ones((1, 2)) @ before["weight"].T + before["bias"],
+                               rtol=1e-6)
