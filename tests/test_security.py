@@ -382,4 +382,39 @@ def test_names_that_shadow_the_module_are_refused_before_anything_changes(regist
     assert lin.training is True and callable(lin.forward)
     x = lucid.Tensor(np.ones((1, 2), np.float32))
     np.testing.assert_allclose(lin(x).data, np.ones((1, 2)) @ before["weight"].T + before["bias"],
-                               rtol=1e-6)
+                               rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ deep chains
+def chain(n, mixed=False):
+    def fn(v):
+        for i in range(n):
+            v = v * 0.9 + 0.1 if mixed and i % 2 else lucid.tanh(v)
+        return v.sum()
+    return fn
+
+
+def run_against_executor(program, n=2):
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((n, 3))}
+    feeds.update({s: np.array(1.0) for s in program.seeds})
+    got, want = program.run(feeds), reference_run(program.graph, feeds)
+    assert list(got) == list(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("n, mode, mixed", [(200, "eval", False), (300, "train", False),
+                                            (1000, "train", True)])
+def test_deep_chains_compile_and_match_the_executor(n, mode, mixed):
+    x = lucid.placeholder((None, 3), "float64", name="x")
+    program = lucid.compile(chain(n, mixed), x, mode=mode)
+    compile(program.source, "<check>", "exec")  # no "too many nested parentheses"
+    assert "_d0 = " in program.source  # cut into statements
+    run_against_executor(program)
+
+
+def test_a_chain_of_ten_thousand_unary_ops():
+    x = lucid.placeholder((None, 3), "float64", name="x")
+    program = lucid.compile(chain(10_000), x, mode="eval")
+    run_against_executor(program)

@@ -18,6 +18,7 @@ import numpy as np
 from .. import frontend
 from ..frontend import Var, context
 from ..ops import method_op, operators
+from ..ops.attributes import number
 from .programs import call_function
 from .tensor import Tensor
 
@@ -76,6 +77,7 @@ def _scalar(value, other):
     if dtype is None:  # frontend.as_var is the one place that rule lives
         like = frontend.placeholder((), other.data.dtype.name)
         dtype = _SCALAR_DTYPES[key] = np.dtype(frontend.as_var(value, like).dtype)
+    number(value, dtype.name)  # finite and representable, as a constant would have to be
     return Tensor._wrap(np.asarray(value, dtype))
 
 

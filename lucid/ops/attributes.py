@@ -77,6 +77,14 @@ def dtype_name(value, what="dtype"):
     raise ValueError(f"{what} must be one of {', '.join(DTYPES)}, got {value!r}")
 
 
+def number(value, dtype):
+    """A Python or NumPy real number (a Fraction too) as the checked :func:`constant` it makes."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"a constant must be a real number, got {type(value).__name__}")
+    return constant(operator.index(value) if isinstance(value, numbers.Integral)
+                    else float(value), dtype)
+
+
 def constant(value, dtype):
     """A scalar constant: an exact int or float, finite and representable in ``dtype``."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)):
