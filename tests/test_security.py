@@ -418,3 +418,49 @@ def test_a_chain_of_ten_thousand_unary_ops():
     x = lucid.placeholder((None, 3), "float64", name="x")
     program = lucid.compile(chain(10_000), x, mode="eval")
     run_against_executor(program)
+
+
+# ------------------------------------------------------------------ the rest
+@pytest.mark.parametrize("value", [np.nan, 1e30, np.inf, 0.5, -1e19])
+def test_num_batches_tracked_loads_only_whole_numbers(value):
+    bn = nn.BatchNorm1d(2)
+    state = {k: v.copy() for k, v in bn.state_dict().items()}
+    before = {k: v.copy() for k, v in state.items()}
+    state["num_batches_tracked"] = np.array(value)
+    state["running_mean"] = np.ones(2)
+    with pytest.raises(ValueError, match="'num_batches_tracked' must hold whole numbers"):
+        bn.load_state_dict(state)
+    after = bn.state_dict()  # all or nothing
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+    state["num_batches_tracked"] = np.array(7.0)
+    bn.load_state_dict(state)
+    assert bn.num_batches_tracked.data.dtype == np.int64 and int(bn.num_batches_tracked.data) == 7
+
+
+def test_a_superscript_is_not_a_cli_size():
+    from lucid.cli import UsageError, parse_shape
+    with pytest.raises(UsageError, match="bad dim '\u00b2'"):
+        parse_shape("\u00b2,4")
+    assert parse_shape("N,4") == ("N", 4)
+
+
+def test_names_of_any_length_render(tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz is not installed")
+    name = "a" * 20000
+    m = nn.Module()
+    setattr(m, "b" * 20000, nn.Linear(3, 3))
+    m.forward = lambda v: {name: m._modules["b" * 20000](v)}
+    program = lucid.compile(m, lucid.placeholder((None, 3), name=name), mode="train")
+    assert max(len(n) for n in program.graph.nx) <= 64  # the key keeps the name, not the code
+    for group in (False, True):
+        text = program.graph.to_dot(group_by_module=group)
+        done = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True,
+                              check=False)
+        assert (done.returncode, done.stderr) == (0, b"")
+        assert "a" * 79 + "\u2026" in done.stdout.decode()  # cut short in the label
+    from lucid.graph.dot import node_tooltip
+    (x,) = [p for p in program.graph.inputs if program.graph.node(p).key == name]
+    assert "a" * 3000 in node_tooltip(program.graph, x)  # more of it in the tooltip

@@ -29,6 +29,10 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset
     | {"np", "numpy"}
 
 
+#: Longer hints give ``n<k>`` names: the key keeps the user's name, the code stays readable.
+MAX_NAME = 64
+
+
 def _free(name):
     """Whether a node may be called ``name`` in generated code.
 
@@ -120,9 +124,9 @@ class Graph:
 
     # -- building -------------------------------------------------------
     def fresh_name(self, hint: str = "n") -> str:
-        """Return an unused node name: ``hint`` if free and legal, else ``n<k>``."""
-        if hint != "n" and isinstance(hint, str) and _IDENT.match(hint) and \
-                hint not in self.nx and _free(hint):
+        """Return an unused node name: ``hint`` if free, legal and short, else ``n<k>``."""
+        if hint != "n" and isinstance(hint, str) and len(hint) <= MAX_NAME and \
+                _IDENT.match(hint) and hint not in self.nx and _free(hint):
             return hint
         while True:
             name, self._next = f"n{self._next}", self._next + 1

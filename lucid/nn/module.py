@@ -212,6 +212,12 @@ class Module:
                                  f"the module's has {t.shape}")
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: entry {key!r} is not numeric ({value.dtype})")
+            if t.dtype.kind in "iu" and value.dtype.kind == "f":  # a count: cast exactly or not at all
+                info = np.iinfo(t.dtype)
+                if not (np.isfinite(value).all() and (value == np.round(value)).all()
+                        and (value >= info.min).all() and (value <= info.max).all()):
+                    raise ValueError(f"load_state_dict: entry {key!r} must hold whole numbers "
+                                     f"for its {t.dtype} buffer, got {value.tolist()!r}")
             staged[key] = value.astype(t.dtype, copy=True)
         for key, value in staged.items():
             own[key].data = value
