@@ -464,3 +464,108 @@ def test_names_of_any_length_render(tmp_path):
     from lucid.graph.dot import node_tooltip
     (x,) = [p for p in program.graph.inputs if program.graph.node(p).key == name]
     assert "a" * 3000 in node_tooltip(program.graph, x)  # more of it in the tooltip
+
+
+# ------------------------------------------------------------------ property tests
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROFILE = dict(deadline=None, derandomize=True, database=None, max_examples=60,
+               phases=(Phase.explicit, Phase.generate),
+               suppress_health_check=[HealthCheck.too_slow])
+texts = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ["x", "weight", "grad:x", "_t0", "np", "size_N", "a.b", "out", "0", "print", ""])
+odd_ints = st.integers(-4, 4).map(lambda i: EvilInt(i)) | st.integers(-4, 4) | \
+    st.sampled_from([True, 1.0, "0", None, 2**70])
+attr_values = st.lists(odd_ints, max_size=4).map(tuple) | odd_ints | texts
+dtypes = st.sampled_from(["float32", "float64", "int64", np.float64, np.dtype("float32"),
+                          Shifty, "float16", "f8", CODE])
+CLEAR = (ValueError, TypeError)
+
+
+def clean_run(program, rng):
+    assert_clean(program)
+    feeds = {p: rng.standard_normal(tuple(2 if isinstance(d, str) else d
+                                          for d in program.graph.node(p).shape))
+             .astype(program.graph.node(p).dtype) for p in program.user_inputs()}
+    feeds.update({p: t.data for p, t in program.bindings.items()})
+    got, want = program.run(feeds), reference_run(program.graph, feeds)
+    assert list(got) == list(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+@settings(**PROFILE)
+@given(names=st.lists(texts, min_size=2, max_size=2), keys=st.lists(texts, min_size=1,
+                                                                  max_size=3),
+       param=texts, child=texts)
+def test_random_names_give_a_clear_error_or_a_program_that_matches(names, keys, param, child):
+    RAN.clear()
+    try:
+        m = nn.Module()
+        setattr(m, child, nn.Linear(2, 2))
+        m.register_parameter(param, nn.Parameter(np.full(2, 0.5, np.float32)))
+        phs = [lucid.placeholder((None, 2), name=n) for n in names]
+        lin = m._modules[child]
+        m.forward = lambda u, v: {k: lin(u) * m._parameters[param] + v * float(i)
+                                  for i, k in enumerate(keys)}
+        program = lucid.compile(m, *phs, mode="train")
+    except CLEAR as e:
+        assert str(e) and not isinstance(e, AssertionError)
+        return
+    clean_run(program, np.random.default_rng(0))
+    outs = set(program.graph.outputs)
+    assert {f"grad:{program.graph.node(p).key or p}" for p in program.graph.inputs
+            if program.graph.node(p).role.value in ("input", "param")} <= outs
+    assert RAN == []
+
+
+@settings(**PROFILE)
+@given(op=st.sampled_from(["transpose", "sum", "reshape", "broadcast_to", "cast", "numel"]),
+       value=attr_values, flag=st.sampled_from([True, False, 0, 1, 2, "yes"]), dtype=dtypes)
+def test_random_attribute_values_give_a_clear_error_or_a_program_that_matches(op, value, flag,
+                                                                             dtype):
+    from lucid.frontend.var import apply
+    RAN.clear()
+    dtype = dtype() if dtype is Shifty else dtype
+    attrs = {"transpose": {"perm": value}, "sum": {"axes": value, "keepdims": flag},
+             "reshape": {"shape": value}, "broadcast_to": {"shape": value},
+             "cast": {"dtype": dtype}, "numel": {"axes": value}}[op]
+    try:
+        x = lucid.placeholder((2, 3), name="x")
+        program = lucid.compile(lambda v: apply(op, v, **attrs) * 1.0, x, mode="eval")
+    except CLEAR as e:
+        assert str(e)
+        return
+    clean_run(program, np.random.default_rng(0))
+    for n in program.graph.nx:
+        from lucid.ops.attributes import plain
+        assert all(plain(v) for v in program.graph.node(n).attrs.values())
+    assert RAN == []
+
+
+@settings(**PROFILE)
+@given(op=st.sampled_from(["transpose", "sum", "reshape", "broadcast_to", "cast", "constant"]),
+       value=attr_values | st.floats(allow_nan=True) | st.integers(), dtype=dtypes)
+def test_hand_built_nodes_either_fail_lint_or_compile_clean(op, value, dtype):
+    from lucid.codegen import Program
+    from lucid.graph import Graph
+    from lucid.ops import REGISTRY
+    RAN.clear()
+    dtype = dtype() if dtype is Shifty else dtype
+    g = Graph()
+    x = g.add("placeholder", [], (2, 3), "float32", name="x")
+    attrs = {"transpose": {"perm": value}, "sum": {"axes": value, "keepdims": False},
+             "reshape": {"shape": value}, "broadcast_to": {"shape": value},
+             "cast": {"dtype": dtype}, "constant": {"value": value}}[op]
+    try:  # the shape and dtype a builder would not check: lint must
+        y = g.add(op, [] if op == "constant" else [x], (2, 3), str(dtype), attrs)
+        g.set_output("out", y)
+        program = Program(g)
+    except CLEAR as e:
+        assert str(e)
+        return
+    except Exception:  # a well-formed attribute on a node of the wrong shape: NumPy says so
+        return
+    assert_clean(program)
+    assert RAN == []

@@ -108,7 +108,7 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer {name!r} must be a Tensor or None")
         name = _check_name(self, name, tensor)  # before anything changes
-        _drop(name, self._parameters, self._modules)
+        _not_held(self, name, "_buffers")
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
         _touch(self)
@@ -117,7 +117,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter {name!r} must be a Parameter or None")
         name = _check_name(self, name, param)  # before anything changes
-        _drop(name, self._buffers, self._modules)
+        _not_held(self, name, "_parameters")
         self.__dict__.pop(name, None)
         self._parameters[name] = param
         _touch(self)
@@ -304,6 +304,14 @@ def _check_name(module, name, value):
         raise ValueError(f"registering {name!r} would make path {clash[0]!r} name two "
                          "entries of the module; choose another name")
     return name
+
+
+def _not_held(module, name, table):
+    """Refuse to register ``name`` in ``table`` while another table holds it (as PyTorch does)."""
+    for other in _TABLES:
+        if other != table and name in getattr(module, other):
+            raise ValueError(f"{name!r} is already a {other[1:-1].rstrip('s')} of "
+                             f"{type(module).__name__}; delete it first")
 
 
 def _drop(name, *tables):

@@ -15,8 +15,8 @@ import numpy as np
 
 from . import attributes as at_
 from .op import REGISTRY, Kind, Op
-from .shapes import (axes_source, broadcast_shapes, check_dims, reduced_shape, result_dtype,
-                     static_size)
+from .shapes import (axes_source, broadcast_shapes, check_dims, normalize_axes, reduced_shape,
+                     result_dtype, static_size)
 from .op import DTYPES
 
 
@@ -39,8 +39,18 @@ structural("constant", 0, kind=Kind.LEAF, doc="a scalar constant, attrs value",
 
 
 # -- sum: the gradient is the upstream gradient spread back over the reduced axes ------------
+def _axes(op, attrs, shape):
+    """The axes attribute, which must be sorted, distinct and in range (as ``normalize_axes``
+    gives them)."""
+    axes = attrs["axes"]
+    if normalize_axes(op, axes, len(shape)) != axes:
+        raise ValueError(f"{op}: axes {axes!r} must be sorted, distinct and in range(0, "
+                         f"{len(shape)})")
+    return axes
+
+
 def _sum_shape(shapes, dtypes, attrs):
-    return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
+    return reduced_shape(shapes[0], _axes("sum", attrs, shapes[0]), attrs["keepdims"]), dtypes[0]
 
 
 def _sum_vjp(b, n, g):
@@ -59,7 +69,8 @@ structural(
 # -- numel: a count of positions, constant in the values: no gradient ------------------------
 structural(
     "numel", 1, doc="number of elements of the input over attrs axes",
-    shape=lambda shapes, dtypes, attrs: ((), result_dtype([dtypes[0], "float32"])),
+    shape=lambda shapes, dtypes, attrs: (reduced_shape((), _axes("numel", attrs, shapes[0]), 0),
+                                         result_dtype([dtypes[0], "float32"])),
     run=lambda at, dims, x: prod(x.shape[i] for i in at["axes"]),
     lower=lambda at, shape, x: " * ".join(f"{x}.shape[{i}]" for i in at["axes"]) or "1",
     grad="0 (a count does not depend on values)", differentiable=False,
