@@ -53,7 +53,7 @@ def parse_shape(text: str) -> tuple:
         return ()
     dims = []
     for part in (p.strip() for p in text.split(",")):
-        if part.isdigit():
+        if part.isascii() and part.isdigit():  # "²".isdigit() is True too
             dims.append(int(part))
         elif part == "None":
             dims.append(None)

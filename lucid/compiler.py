@@ -116,6 +116,13 @@ def _outputs(result):
     if isinstance(result, (tuple, list)) and all(isinstance(v, Var) for v in result):
         return {f"out{i}": v for i, v in enumerate(result)}
     if isinstance(result, dict) and all(isinstance(v, Var) for v in result.values()):
-        return {str(k): v for k, v in result.items()}
+        out = {}
+        for k, v in result.items():
+            key = str.__str__(k) if isinstance(k, str) else str(k)
+            if type(key) is not str or key in out:  # {1: a, "1": b} would keep one output
+                raise ValueError(f"output keys must be distinct strings: {k!r} is "
+                                 f"{key!r}, which another key already is")
+            out[key] = v
+        return out
     raise TypeError("a traced function must return a lucid value, a tuple or a dict of them, "
                     f"got {type(result).__name__}")

@@ -124,6 +124,7 @@ def test_svg_is_rendered_to_the_output_file(capsys, model, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["inspect", "{model}:make", "--input", "x:N,3", "--format", "svg"], "give -o OUT.svg"),
     (["inspect", "{model}:make", "--input", "x:N,?"], "bad dim '?'"),
+    (["inspect", "{model}:make", "--input", "x:\u00b2,4"], "bad dim '\u00b2'"),  # "²".isdigit()
     (["inspect", "{model}:make", "--input", "x"], "expected NAME:SHAPE"),
     (["inspect", "{model}:make", "--input", "1x:3"], "expected NAME:SHAPE"),
     (["inspect", "{model}:make", "--input", "x:3", "--input", "x:4"], "input names repeat"),

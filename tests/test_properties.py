@@ -8,6 +8,7 @@ code against the reference executor, values and every gradient, with a symbolic 
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -215,6 +216,14 @@ def b_like(a, w):
     return per_channel(w, a.ndim)
 
 
+def _broadcast_sum(a, w, k):
+    """A lower-rank value broadcast up and summed over axes that need not lead: the
+    reduction axes must be shifted into the operand's own numbering (issue 13)."""
+    low = lucid.reshape(lucid.tanh(w), (w.shape[0], 1)) if a.ndim == 3 else lucid.tanh(w)
+    full = lucid.broadcast_to(low, a.shape) * a
+    return a + lucid.reduce_sum(full, _axes(a.ndim, k), keepdims=True)
+
+
 PRIMITIVES = {
     "add": lambda a, b, w, m, k: a + b,
     "sub": lambda a, b, w, m, k: a - b,
@@ -235,6 +244,11 @@ PRIMITIVES = {
     "transpose": lambda a, b, w, m, k: _transpose_round_trip(a, w),
     "matmul": lambda a, b, w, m, k: _matmul(a, b, m),
     "reshape": lambda a, b, w, m, k: _reshape_round_trip(a, w),
+    "broadcast_sum": lambda a, b, w, m, k: _broadcast_sum(a, w, k),
+    "broadcast_sum_alone": lambda a, b, w, m, k: a * lucid.reduce_sum(
+        lucid.broadcast_to(per_channel(w, a.ndim, 1) if a.ndim == 2 else
+                           lucid.reshape(w, (w.shape[0], 1)), a.shape), _axes(a.ndim, k),
+        keepdims=True),
 }
 
 steps = st.lists(st.tuples(st.sampled_from(sorted(PRIMITIVES)), st.integers(0, 99),
@@ -326,3 +340,15 @@ def test_broadcast_product_of_small_values_in_the_backward():
 def test_reshape_round_trip_times_a_keepdims_mean():
     run_both(lambda x, w: lucid.reshape(lucid.tanh(lucid.reshape(x, ("N", 1, 4))), ("N", 4, 1)) *
              lucid.reshape(w, (1, 4, 1)) * lucid.mean(x, (1, 2), keepdims=True), (None, 4, 1), (4,))
+
+
+@pytest.mark.parametrize("shape, low, axes, keepdims", [
+    ((4, 3, 5), (3, 1), (0, 2), False), ((4, 3, 5), (3, 1), (0, 2), True),
+    ((4, 3, 5), (5,), (1, 2), False), ((4, 3, 5), (1, 5), (0, 2), True),
+    (("N", 3, 5), (3, 1), (2,), True), (("N", 3), (3,), (1,), True)])
+def test_a_broadcast_lower_rank_value_summed_over_a_non_leading_axis(shape, low, axes, keepdims):
+    """``reduce_sum(broadcast_to(b, (4, 3, 5)), (0, 2))``: survived a mutation of the suite."""
+    def fn(b, x):
+        total = lucid.reduce_sum(lucid.broadcast_to(lucid.tanh(b), shape), axes, keepdims)
+        return lucid.reduce_sum(total * lucid.reduce_sum(x))
+    run_both(fn, low, (None, 2))

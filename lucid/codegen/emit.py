@@ -197,6 +197,11 @@ class Emitter:
                     value = f"np.broadcast_to({value}, {shape_source(want.shape)})"
             args.append(value)
         if g.op == "sum":  # a reduction whose dropped axes need a real reshape
+            in_shape = self.plan.graph.node(g.inputs[0]).shape
+            kept = tuple(1 if i in g.attrs["axes"] else d for i, d in enumerate(in_shape))
+            if strip_units(self.plan.sym.shape_of(it.args[0])) != strip_units(kept):
+                # constant along a kept axis (a broadcast lower-rank value): spread it first
+                args[0] = f"np.broadcast_to({args[0]}, {shape_source(kept)})"
             value = f"({args[0]}).reshape({shape_source(g.shape)})"
         else:
             args = [a if _simple(a) else f"({a})" for a in args]

@@ -68,7 +68,7 @@ class Plan:
         atoms = self._reachable([self.sym.value[n] for n in outputs])
         roots = []
         for a in atoms:
-            roots.extend([a.expr] if a.kind == "reduce" else list(a.args))
+            roots.extend([a.expr] if a.expr is not None else list(a.args))
         roots.extend(self.sym.value[n] for n in outputs)
         replacements, reduced = sp.cse(roots, symbols=sp.numbered_symbols("_t", real=True),
                                        order="none")
@@ -79,8 +79,8 @@ class Plan:
         it = iter(reduced)
         items = {}
         for a in atoms:
-            if a.kind == "reduce":
-                items[a.symbol] = Item(a.symbol, "reduce", expr=next(it), shape=a.shape,
+            if a.expr is not None:  # a reduction, or a cut in a deep chain
+                items[a.symbol] = Item(a.symbol, a.kind, expr=next(it), shape=a.shape,
                                        dtype=a.dtype, axes=a.axes, nodes=list(a.nodes))
             else:
                 args = tuple(next(it) for _ in a.args)
@@ -127,38 +127,23 @@ class Plan:
     # -- helpers ------------------------------------------------------------------------
     def _reachable(self, exprs):
         """Atoms the expressions depend on, dependencies first."""
-        order, seen = [], set()
+        atoms = self.sym.atoms
 
-        def visit(s):
-            if s in seen or s not in self.sym.atoms:
-                return
-            seen.add(s)
-            a = self.sym.atoms[s]
-            for e in ([a.expr] if a.kind == "reduce" else list(a.args)):
-                for f in sorted(e.free_symbols, key=str):
-                    visit(f)
-            order.append(a)
+        def reads(s):
+            a = atoms[s]
+            return [f for e in ([a.expr] if a.expr is not None else a.args)
+                    for f in sorted(e.free_symbols, key=str) if f in atoms]
 
-        for e in exprs:
-            for s in sorted(e.free_symbols, key=str):
-                visit(s)
-        return [a for a in order if a.kind != "input"]
+        roots = [s for e in exprs for s in sorted(e.free_symbols, key=str) if s in atoms]
+        return [atoms[s] for s in _postorder(roots, reads) if atoms[s].kind != "input"]
 
     def _order(self, items):
-        ordered, seen = [], set()
+        def reads(sym):
+            return [f for e in items[sym].exprs() for f in sorted(e.free_symbols, key=str)
+                    if f in items]
 
-        def visit(sym):
-            if sym in seen or sym not in items:
-                return
-            seen.add(sym)
-            for e in items[sym].exprs():
-                for f in sorted(e.free_symbols, key=str):
-                    visit(f)
-            ordered.append(items[sym])
-
-        for sym in self.outputs.values():
-            visit(sym)
-        return ordered
+        roots = [s for s in self.outputs.values() if s in items]
+        return [items[s] for s in _postorder(roots, reads)]
 
     def _mark_backward(self):
         """Backward: what a seed reaches, and every gradient output (even a constant one)."""
@@ -257,6 +242,30 @@ class Plan:
             return a.kind == "input" or (a.kind == "op" and self.graph.node(a.nodes[0]).op
                                          in VIEWS and all(self.aliases_input(x) for x in a.args))
         return False
+
+
+def _postorder(roots, children):
+    """Depth-first post-order from ``roots`` (each child before its parent, each once).
+
+    Iterative: a chain of thousands of statements must not hit Python's recursion limit.
+    """
+    order, seen = [], set()
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(children(root)))]
+        while stack:
+            node, pending = stack[-1]
+            for child in pending:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(children(child))))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
 
 
 def _counts(value, symbol):

@@ -8,16 +8,15 @@ reach, plus the residuals the backward needs) and ``backward``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import linecache
 import os
-import tempfile
 import threading
 
 import numpy as np
 
 from ..graph import OutKind, Role
+from ..ops import REGISTRY
 from ..runtime import bind_sizes
+from .cache import filename_for
 from .generate import generate
 from .plan import Plan
 
@@ -43,6 +42,7 @@ class Program:
     """
 
     def __init__(self, graph, bindings=None, updates=None, name="program", passes=()):
+        graph.lint(REGISTRY)  # names, dtypes and attributes reach the source: check them first
         self.graph = graph = graph.copy()
         self.seeds = [p for p in graph.inputs if graph.node(p).role is Role.GRAD]
         self.bindings = dict(bindings or {})
@@ -196,8 +196,12 @@ class Program:
                          for a, b, c in rows)
 
     def save(self, path):
-        """Write the generated source to ``path``."""
-        with open(path, "w", encoding="utf-8") as f:
+        """Write the generated source to ``path`` (a new file is private to you: mode 0600).
+
+        The source is otherwise kept in memory only (see :mod:`lucid.codegen.cache`).
+        """
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
             f.write(self.source)
 
     def __repr__(self):
@@ -205,26 +209,8 @@ class Program:
 
 
 def _build(source, name):
-    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-    user = getattr(os, "getuid", lambda: "user")()
-    folder = os.path.join(tempfile.gettempdir(), f"lucid_generated_{user}")
-    filename = os.path.join(folder, f"{_safe(name)}_{digest}.py")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if not os.path.exists(filename):
-            tmp = f"{filename}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(source)
-            os.replace(tmp, filename)
-    except OSError:
-        pass  # no writable temp dir: linecache below still shows the source in tracebacks
-    # linecache keeps tracebacks readable even if the temporary file goes away.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    filename = filename_for(source, name)  # in memory unless LUCID_CACHE_DIR: see .cache
     namespace = dict(_NAMESPACE)
     exec(compile(source, filename, "exec"), namespace)  # our own generated source
     return {k: v for k, v in namespace.items()
             if k in ("step", "forward", "backward", "check", "check_forward")}
-
-
-def _safe(name):
-    return "".join(c if c.isalnum() else "_" for c in name)[:40] or "program"

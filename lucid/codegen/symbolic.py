@@ -26,8 +26,9 @@ class Atom:
 
     ``kind``: ``input`` (a placeholder), ``reduce`` (``sum`` of ``expr``, a
     monomial, over ``axes``, keeping dims), ``op`` (structural op ``node``
-    applied to ``args``, expressions) or ``cast`` (``args[0]`` converted to
-    ``dtype``).
+    applied to ``args``, expressions), ``cast`` (``args[0]`` converted to
+    ``dtype``) or ``let`` (``expr`` computed as a statement of its own: a cut
+    in a deep chain).
     """
 
     symbol: sp.Symbol
@@ -40,6 +41,10 @@ class Atom:
     args: tuple = ()
     nodes: list = field(default_factory=list)  # graph nodes this atom implements
 
+
+#: How deeply an expression may nest before it is cut into a statement of its own: far below
+#: Python's 200 nested parentheses and sympy's printer recursion, far above what fusion needs.
+MAX_DEPTH = 40
 
 #: Size symbol -> the symbolic dim it stands for (``size_N`` -> ``"N"``): how codegen tells
 #: a size from a value, without reading names.
@@ -72,8 +77,44 @@ class Symbolic:
         self.casts = {}  # (node, dtype) -> symbol of the converted value
         self.named = {}  # symbol naming a subexpression (a CSE temporary) -> the atoms it reads
         self._shape_cache = {}
+        self.depths = {}  # subexpression -> its depth (sympy atoms are 0)
         for name in graph.topo():
-            self.value[name] = self._evaluate(name)
+            self.value[name] = self._bounded(name, self._evaluate(name))
+
+    def _bounded(self, name, value):
+        """``value``, or a statement holding it once its expression is :data:`MAX_DEPTH` deep.
+
+        A long elementwise chain would otherwise become one expression that
+        sympy's printer recurses through and Python's parser refuses (too
+        many nested parentheses); a cut keeps both far away. The depth is that
+        of the expression itself, after sympy's simplifications (a backward
+        chain often collapses), counted once per subexpression.
+        """
+        if self._depth(value) <= MAX_DEPTH:
+            return value
+        sym = sp.Symbol(f"_d{sum(a.kind == 'let' for a in self.atoms.values())}", real=True)
+        self.atoms[sym] = Atom(sym, "let", self.shape_of(value), self.dtype_of(value),
+                               expr=value, nodes=[name])
+        return sym
+
+    def _depth(self, expr):
+        """Nesting depth of ``expr``, without recursion, each subexpression measured once."""
+        depths, stack = self.depths, [expr]
+        while stack:
+            e = stack[-1]
+            if e in depths:
+                stack.pop()
+            elif not e.args:
+                depths[e] = 0
+                stack.pop()
+            else:
+                todo = [a for a in e.args if a not in depths]
+                if todo:
+                    stack.extend(todo)
+                else:
+                    depths[e] = 1 + max(depths[a] for a in e.args)
+                    stack.pop()
+        return depths[expr]
 
     # -- shapes ---------------------------------------------------------------------
     def shape_of(self, expr):

@@ -19,6 +19,7 @@ from .. import frontend
 from ..frontend import Var, context
 from ..ops import REGISTRY, Kind, method_op, operators, reserve
 from .grad import is_grad_enabled, no_grad
+from ..ops.attributes import number
 from .programs import call_function
 from .tensor import Tensor, as_dtype, check_inplace, write
 
@@ -80,6 +81,7 @@ def _scalar(value, other):
     if dtype is None:  # frontend.as_var is the one place that rule lives
         like = frontend.placeholder((), other.data.dtype.name)
         dtype = _SCALAR_DTYPES[key] = np.dtype(frontend.as_var(value, like).dtype)
+    number(value, dtype.name)  # finite and representable, as a constant would have to be
     return Tensor._wrap(np.asarray(value, dtype))
 
 

@@ -135,13 +135,15 @@ def to_graph(outputs, updates=None, checks=(), inputs=(), names=None):
     needed = set()
     for v in [*inputs, *outputs.values()]:
         _mark(v, needed)
+    keys = unique_keys([v for v in order if v.op == "placeholder"])
     for var in order:
         phase = Phase.FORWARD if var.uid in needed else Phase.UPDATE
         inputs = [names[i.uid] for i in var.inputs]
+        key = keys.get(var.uid, var.key)
         names[var.uid] = g.add(var.op, inputs, var.shape, var.dtype, var.attrs,
                                name=var.hint or "n", phase=phase, scope=var.scope,
-                               label=var.key or var.hint, rule=REGISTRY[var.op].rule(inputs),
-                               role=var.role, key=var.key)
+                               label=key or var.hint, rule=REGISTRY[var.op].rule(inputs),
+                               role=var.role, key=key)
     for key, v in outputs.items():
         g.set_output(key, names[v.uid])
     for key, v in (updates or {}).items():
@@ -150,6 +152,26 @@ def to_graph(outputs, updates=None, checks=(), inputs=(), names=None):
         dims = tuple(subject.shape[ax] for ax in axes)
         g.checks.append(Check(dims, minimum, subject.shape, message))
     return g
+
+
+def unique_keys(placeholders):
+    """Var uid -> key, unique: a user input whose name is taken is shown as ``x_1``, ``x_2``.
+
+    Names are labels only (inputs are bound by identity), but keys name gradients
+    (``grad:x``), so two placeholders both called ``x`` must not share one. Lifted
+    tensors keep their dotted keys: state is saved and updated under them.
+    """
+    taken = {v.key for v in placeholders if v.role is not Role.INPUT and v.key}
+    out = {}
+    for v in placeholders:
+        if v.role is Role.INPUT and v.key:
+            key, i = v.key, 0
+            while key in taken:
+                i += 1
+                key = f"{v.key}_{i}"
+            taken.add(key)
+            out[v.uid] = key
+    return out
 
 
 def _mark(v, seen):

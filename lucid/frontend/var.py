@@ -16,6 +16,8 @@ import operator
 
 from ..graph import Role
 from ..ops import DTYPES, FLOATS, REGISTRY, infer, method_op, operators, reserve
+from ..ops.attributes import dtype_name
+from ..ops.shapes import attributes
 from ..ops.shapes import normalize_axes
 from . import context
 
@@ -30,7 +32,10 @@ class Var:
 
     def __init__(self, op, inputs=(), attrs=None, *, shape=None, dtype=None, hint="",
                  role=None, key=""):
-        self.op, self.inputs, self.attrs = op, tuple(inputs), dict(attrs or {})
+        self.op, self.inputs = op, tuple(inputs)
+        if shape is not None:
+            dtype = dtype_name(dtype)
+        self.attrs = attributes(op, attrs, dtype)  # plain built-ins: they reach the source
         if shape is None:
             shape, dtype = infer(op, [v.shape for v in self.inputs],
                                  [v.dtype for v in self.inputs], self.attrs)
@@ -124,9 +129,7 @@ def placeholder(shape, dtype="float32", name=None):
     >>> x.shape
     ('N', 4)
     """
-    if str(dtype) not in DTYPES:
-        raise ValueError(f"placeholder dtype must be float32, float64, int64 or bool, "
-                         f"got {dtype!r}")
+    dtype = dtype_name(dtype, "placeholder dtype")  # looked at once: lucid's own string
     if not isinstance(shape, (tuple, list)):
         raise TypeError(f"placeholder shape must be a tuple, got {type(shape).__name__}")
     dims = []
@@ -141,7 +144,7 @@ def placeholder(shape, dtype="float32", name=None):
         dims.append(str(d) if isinstance(d, str) else int(d))
     if name is not None and not isinstance(name, str):
         raise TypeError(f"placeholder name must be a string, got {type(name).__name__}")
-    return Var("placeholder", shape=tuple(dims), dtype=str(dtype), hint=name or "x",
+    return Var("placeholder", shape=tuple(dims), dtype=dtype, hint=name or "x",
                role=Role.INPUT, key=name or "")
 
 

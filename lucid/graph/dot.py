@@ -62,7 +62,16 @@ def node_label(graph, name: str) -> str:
         if d.label and d.label != name:
             lines.append(d.label)
     lines += [f"\u2192 {k}" for k in outputs]
-    return "\n".join(lines)
+    return "\n".join(_short(line) for line in lines)
+
+
+#: Label lines are cut here, tooltips at TOOLTIP_MAX: Graphviz 2.43 refuses a quoted
+#: string of 16384 characters, and a name can be any length.
+LABEL_MAX, TOOLTIP_MAX = 80, 4000
+
+
+def _short(text, limit=LABEL_MAX):
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 def node_tooltip(graph, name: str) -> str:
@@ -76,7 +85,9 @@ def node_tooltip(graph, name: str) -> str:
     if rule:
         lines.append("gradient rule:")
         lines += [f"  d/d{i}: {expr}" for i, expr in rule]
-    return "\n".join(lines)
+    if len(str(d.key)) > LABEL_MAX:
+        lines.append(f"key {d.key}")  # the label shows it cut short
+    return _short("\n".join(lines), TOOLTIP_MAX)
 
 
 def _node_statement(graph, name: str) -> str:
@@ -163,7 +174,7 @@ def _cluster_lines(graph, group_by_module):
         for inner in children.get(cluster, []):
             # cluster ids are ours, the user's key only reaches the (quoted) label
             lines.append(f"{pad}subgraph {quote(f'cluster_{inner[0]}_{len(lines)}')} {{")
-            style = attrs(label=_cluster_label(graph, inner), **CLUSTER_STYLE[inner[0]])
+            style = attrs(label=_short(_cluster_label(graph, inner)), **CLUSTER_STYLE[inner[0]])
             lines.append(f"{pad}  graph {style};")
             emit(inner, pad + "  ")
             lines.append(pad + "}")

@@ -29,6 +29,10 @@ RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset
     | {"np", "numpy"}
 
 
+#: Longer hints give ``n<k>`` names: the key keeps the user's name, the code stays readable.
+MAX_NAME = 64
+
+
 def _free(name):
     """Whether a node may be called ``name`` in generated code.
 
@@ -138,9 +142,9 @@ class Graph:
 
     # -- building -------------------------------------------------------
     def fresh_name(self, hint: str = "n") -> str:
-        """Return an unused node name: ``hint`` if free and legal, else ``n<k>``."""
-        if hint != "n" and isinstance(hint, str) and _IDENT.match(hint) and \
-                hint not in self.nx and _free(hint):
+        """Return an unused node name: ``hint`` if free, legal and short, else ``n<k>``."""
+        if hint != "n" and isinstance(hint, str) and len(hint) <= MAX_NAME and \
+                _IDENT.match(hint) and hint not in self.nx and _free(hint):
             return hint
         while True:
             name, self._next = f"n{self._next}", self._next + 1
@@ -285,6 +289,10 @@ class Graph:
                     raise ValueError(f"node {name!r}: its gradient rule names "
                                      f"{[str(i) for i, _ in node.rule]}, its inputs are "
                                      f"{list(node.inputs)}")
+                try:  # attributes and dtype reach generated source: the op's schema says
+                    op.check_node(node)
+                except ValueError as e:
+                    raise ValueError(f"node {name!r}: {e}") from None
         for p in self.inputs:
             if p not in g or self.node(p).op != "placeholder":
                 raise ValueError(f"input {p!r} is not a placeholder of the graph")

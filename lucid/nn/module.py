@@ -17,6 +17,7 @@ from ..frontend import Var, trace
 from ..eager import Tensor, as_dtype
 
 _INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "_version", "training")
+_TABLES = ("_parameters", "_buffers", "_modules")
 
 
 _REQUIRES_GRAD = Tensor.requires_grad  # the slot Parameter's property stores into
@@ -75,6 +76,8 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError("call super().__init__() before assigning attributes")
         params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, (Parameter, Module)) or name in params or name in buffers:
+            _check_name(self, name, value)
         if isinstance(value, Parameter) or (name in params and value is None):
             _drop(name, buffers, modules, self.__dict__)
             params[name] = value
@@ -104,6 +107,8 @@ class Module:
     def register_buffer(self, name, tensor):
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer {name!r} must be a Tensor or None")
+        name = _check_name(self, name, tensor)  # before anything changes
+        _not_held(self, name, "_buffers")
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
         _touch(self)
@@ -111,6 +116,8 @@ class Module:
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter {name!r} must be a Parameter or None")
+        name = _check_name(self, name, param)  # before anything changes
+        _not_held(self, name, "_parameters")
         self.__dict__.pop(name, None)
         self._parameters[name] = param
         _touch(self)
@@ -128,10 +135,24 @@ class Module:
         return list(self._modules.values())
 
     def _named(self, table):
+        seen = set()
         for path, module in self.named_modules():
             for name, t in getattr(module, table).items():
                 if t is not None:
-                    yield (f"{path}.{name}" if path else name), t
+                    key = f"{path}.{name}" if path else name
+                    if key in seen:  # registration refuses this; a later edit deeper down can't be
+                        raise ValueError(f"two {table[1:-1]} have the path {key!r}: rename one")
+                    seen.add(key)
+                    yield key, t
+
+    def _paths(self, skip=None):
+        """Every dotted path in this module's tree (entries, and their contents), but ``skip``."""
+        for table in _TABLES:
+            for name, value in getattr(self, table).items():
+                if name != skip:
+                    yield name
+                    if isinstance(value, Module):
+                        yield from (f"{name}.{p}" for p in value._paths())
 
     def named_parameters(self):
         return list(self._named("_parameters"))
@@ -158,19 +179,22 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def _state(self):
+        state = self.named_parameters() + self.named_buffers()
+        if len({key for key, _ in state}) != len(state):
+            raise ValueError("a parameter and a buffer have the same path: rename one")
+        return OrderedDict(state)
+
     def state_dict(self):
         """Parameters and buffers by dotted name, as copies."""
-        out = OrderedDict()
-        for key, t in self.named_parameters() + self.named_buffers():
-            out[key] = t.data.copy()
-        return out
+        return OrderedDict((key, t.data.copy()) for key, t in self._state().items())
 
     def load_state_dict(self, state_dict):
         """Copy values in; all or nothing: every entry is checked before any is written."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict takes a mapping of names to arrays, "
                             f"got {type(state_dict).__name__}")
-        own = OrderedDict(self.named_parameters() + self.named_buffers())
+        own = self._state()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if missing or unexpected:
@@ -188,6 +212,12 @@ class Module:
                                  f"the module's has {t.shape}")
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: entry {key!r} is not numeric ({value.dtype})")
+            if t.dtype.kind in "iu" and value.dtype.kind == "f":  # a count: cast exactly or not at all
+                info = np.iinfo(t.dtype)
+                if not (np.isfinite(value).all() and (value == np.round(value)).all()
+                        and (value >= info.min).all() and (value <= info.max).all()):
+                    raise ValueError(f"load_state_dict: entry {key!r} must hold whole numbers "
+                                     f"for its {t.dtype} buffer, got {value.tolist()!r}")
             staged[key] = value.astype(t.dtype, copy=True)
         for key, value in staged.items():
             own[key].data = value
@@ -264,6 +294,36 @@ class Module:
 def _touch(module):
     """Give ``module`` a new version: the programs that traced it re-check before running."""
     object.__setattr__(module, "_version", eager.changed())
+
+
+def _check_name(module, name, value):
+    """``name`` for a parameter, buffer or child ``value``; ValueError if it would collide.
+
+    Refused: names that shadow the module's own machinery (``_parameters``,
+    ``training``, methods), and names whose dotted paths would equal another
+    entry's (a parameter ``"a.b"`` beside a child ``a`` holding ``b``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a parameter, buffer or module name must be a non-empty string, "
+                         f"got {name!r}")
+    name = str.__str__(name)
+    if name in _INTERNAL or hasattr(type(module), name):
+        raise ValueError(f"{name!r} would shadow {type(module).__name__}'s own attribute; "
+                         "choose another name")
+    new = {name} | ({f"{name}.{p}" for p in value._paths()} if isinstance(value, Module) else set())
+    clash = sorted(new & set(module._paths(skip=name)))
+    if clash:
+        raise ValueError(f"registering {name!r} would make path {clash[0]!r} name two "
+                         "entries of the module; choose another name")
+    return name
+
+
+def _not_held(module, name, table):
+    """Refuse to register ``name`` in ``table`` while another table holds it (as PyTorch does)."""
+    for other in _TABLES:
+        if other != table and name in getattr(module, other):
+            raise ValueError(f"{name!r} is already a {other[1:-1].rstrip('s')} of "
+                             f"{type(module).__name__}; delete it first")
 
 
 def _drop(name, *tables):

@@ -10,11 +10,35 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import attributes as at_
 from .shapes import axes_source, broadcast_shapes, reduced_shape, result_dtype
 from .structural import structural
 
 # A key item: ("slice", start, stop, step), ("int", i), ("new",) or ("array", k), where k is
 # the position of the index input among the op's inputs after the first.
+
+
+def key_items(what, key):
+    """An ``index`` key as plain values: each item a tagged tuple of exact ints and Nones."""
+    if not isinstance(key, (tuple, list)):
+        raise ValueError(f"{what} must be a tuple of key items, got {type(key).__name__}")
+    out = []
+    for item in key:
+        tag = item[0] if isinstance(item, (tuple, list)) and item else None
+        if tag == "slice" and len(item) == 4:
+            out.append(("slice",) + tuple(None if v is None else at_.integer(what, v)
+                                          for v in item[1:]))
+        elif tag in ("int", "array") and len(item) == 2:
+            out.append((tag, at_.integer(what, item[1])))
+        elif tag == "new" and len(item) == 1:
+            out.append(("new",))
+        else:
+            raise ValueError(f"{what}: {item!r} is not a key item")
+    return tuple(out)
+
+
+def _optional_int(what, value):
+    return None if value is None else at_.integer(what, value)
 
 
 def _slice_len(dim, start, stop, step):
@@ -97,14 +121,15 @@ structural(
     shape=_index_shape, vjp=_index_vjp,
     run=lambda at, dims, x, *ix: x[_key_value(at["key"], ix)],
     lower=lambda at, shape, x, *ix: f"{x}[{_key_source(at['key'], ix)}]",
-    grad="index_grad(g, key) | none (indices)", view=True, logical=True)
+    grad="index_grad(g, key) | none (indices)", view=True, logical=True,
+    attributes=at_.schema("index", key=key_items))
 
 structural(
     "index_grad", None, doc="zeros of attrs shape with g added at x[attrs key] (repeats add up)",
     shape=lambda shapes, dtypes, attrs: (attrs["shape"], dtypes[0]),
     vjp=lambda b, n, g: (b.apply("index", g, *n.inputs[1:], key=n.attrs["key"]),) +
                         (None,) * (len(n.inputs) - 1),
-    run=_scatter_run,
+    run=_scatter_run, attributes=at_.schema("index_grad", key=key_items, shape=at_.dims),
     # one expression: np.add.at accumulates where an index repeats, and returns None
     lower=lambda at, shape, g, *ix: (
         f"(_acc := np.zeros_like({g}, shape={shape(at['shape'])}), "
@@ -151,7 +176,8 @@ structural(
     "pow", 1, doc="a ** attrs exponent (a constant)", shape=_pow_shape, vjp=_pow_vjp,
     run=lambda at, dims, x: np.power(x, at["exponent"]),
     lower=lambda at, shape, x: f"np.power({x}, {at['exponent']!r})",
-    grad="g * k * a ** (k - 1)")
+    grad="g * k * a ** (k - 1)",
+    attributes=at_.schema("pow", exponent=lambda what, v: at_.number(v, "float64")))
 
 
 # -- where: the gradient goes to the side that was chosen ---------------------------------
@@ -198,7 +224,8 @@ structural(
     run=lambda at, dims, x: np.max(x, axis=at["axes"], keepdims=at["keepdims"]),
     lower=lambda at, shape, x: f"np.max({x}, axis={axes_source(at['axes'])}"
                                f"{', keepdims=True' if at['keepdims'] else ''})",
-    grad="g / (number of maxima) at each maximum, else 0")
+    grad="g / (number of maxima) at each maximum, else 0",
+    attributes=at_.schema("max", axes=at_.ints, keepdims=at_.flag))
 
 
 # -- argmax: a position, piecewise constant in the values: no gradient ---------------------
@@ -210,4 +237,5 @@ structural(
     run=lambda at, dims, x: np.argmax(x, axis=at["axis"], keepdims=at["keepdims"]),
     lower=lambda at, shape, x: f"np.argmax({x}, axis={at['axis']!r}"
                                f"{', keepdims=True' if at['keepdims'] else ''})",
-    grad="0 (a position)", differentiable=False)
+    grad="0 (a position)", differentiable=False,
+    attributes=at_.schema("argmax", axis=_optional_int, keepdims=at_.flag))

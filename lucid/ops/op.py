@@ -18,9 +18,11 @@ from typing import Callable
 
 import sympy as sp
 
+from ..graph.graph import Attrs
 from .reference import evaluate
 
 ARGS = sp.symbols("a b", real=True)
+#: The dtypes lucid computes in; a node's dtype is always one of these exact strings.
 FLOATS = ("float32", "float64")
 DTYPES = FLOATS + ("int64", "bool")
 
@@ -58,6 +60,13 @@ def _no_vjp(b, node, g):
     return (None,) * len(node.inputs)
 
 
+def plain(value):
+    """Whether ``value`` is made only of exact built-in scalars and tuples."""
+    if type(value) is tuple:
+        return all(plain(v) for v in value)
+    return type(value) in (int, float, bool, str) or value is None
+
+
 @dataclass(eq=False)
 class Op:
     """One primitive.
@@ -89,6 +98,9 @@ class Op:
     logical : bool
         Takes bool inputs as they are (moves, comparisons); any other op sees a bool
         input converted to int64 first, as torch counts ``mask.sum()`` in integers.
+    attributes : callable ``(attrs, dtype) -> attrs``
+        The attribute schema: returns the attributes as plain built-in values
+        (:mod:`.attributes`), or raises ValueError. None: the op takes none.
     """
 
     name: str
@@ -107,12 +119,39 @@ class Op:
     dunder: str = ""
     method: bool = False
     logical: bool = False
+    attributes: Callable = None
     partials: tuple = field(default=(), init=False)
 
     def __post_init__(self):
         if self.kind is Kind.ELEMENTWISE:
             args = ARGS[: self.arity]
             self.partials = tuple(apply_conventions(sp.diff(self.expr, s)) for s in args)
+
+    def normalize(self, attrs, dtype=None):
+        """``attrs`` as plain built-in values by this op's schema; ValueError if ill-formed.
+
+        ``dtype`` is the node's, for leaves (a constant must fit it).
+        """
+        attrs = dict(attrs or {})
+        if self.attributes is None:
+            if attrs:
+                raise ValueError(f"{self.name} takes no attributes, got {sorted(map(str, attrs))}")
+            return attrs
+        return self.attributes(attrs, dtype)
+
+    def check_node(self, node):
+        """Raise ValueError unless a graph node's attributes and dtype are this op's plain values.
+
+        What ``Graph.lint`` asks of every node: a hand-built node cannot carry
+        anything into generated source that node creation would not have made.
+        """
+        if type(node.dtype) is not str or node.dtype not in DTYPES:
+            raise ValueError(f"dtype {node.dtype!r} is not one of {DTYPES}")
+        if type(node.attrs) not in (dict, Attrs) or not all(
+                type(k) is str and plain(v) for k, v in node.attrs.items()):
+            raise ValueError(f"attributes {node.attrs!r} are not plain built-in values")
+        if self.normalize(node.attrs, node.dtype) != node.attrs:
+            raise ValueError(f"attributes {node.attrs!r} do not match the {self.name} schema")
 
     @property
     def elementwise(self):

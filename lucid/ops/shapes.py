@@ -70,11 +70,22 @@ def reduced_shape(shape, axes, keepdims):
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def infer(op_name, shapes, dtypes, attrs):
-    """Return (shape, dtype) of applying ``op_name``; raise ValueError if ill-formed."""
+def attributes(op_name, attrs, dtype=None):
+    """``attrs`` of a new ``op_name`` node as plain built-in values (the op's schema).
+
+    What a node is made from: never the caller's objects, whose ``repr`` could
+    be anything. ``dtype`` is a leaf's own (a constant must fit it).
+    """
     op = REGISTRY.get(op_name)
     if op is None:
         raise ValueError(f"unknown op {op_name!r}")
+    return op.normalize(attrs, dtype)
+
+
+def infer(op_name, shapes, dtypes, attrs):
+    """Return (shape, dtype) of applying ``op_name``; raise ValueError if ill-formed."""
+    attrs = attributes(op_name, attrs)
+    op = REGISTRY[op_name]
     if op.arity is not None and op.arity != len(shapes):
         raise ValueError(f"{op_name} takes {op.arity} inputs, got {len(shapes)}")
     if op.elementwise:

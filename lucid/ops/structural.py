@@ -13,9 +13,10 @@ from math import prod
 
 import numpy as np
 
+from . import attributes as at_
 from .op import REGISTRY, Kind, Op
-from .shapes import (axes_source, broadcast_shapes, check_dims, reduced_shape, result_dtype,
-                     static_size)
+from .shapes import (axes_source, broadcast_shapes, check_dims, normalize_axes, reduced_shape,
+                     result_dtype, static_size)
 from .op import DTYPES
 
 
@@ -33,12 +34,23 @@ def _inverse(perm):
 
 # -- leaves: a program input and a scalar constant ---------------------------------------
 structural("placeholder", 0, kind=Kind.LEAF, doc="a program input")
-structural("constant", 0, kind=Kind.LEAF, doc="a scalar constant, attrs value")
+structural("constant", 0, kind=Kind.LEAF, doc="a scalar constant, attrs value",
+           attributes=at_.constant_schema)
 
 
 # -- sum: the gradient is the upstream gradient spread back over the reduced axes ------------
+def _axes(op, attrs, shape):
+    """The axes attribute, which must be sorted, distinct and in range (as ``normalize_axes``
+    gives them)."""
+    axes = attrs["axes"]
+    if normalize_axes(op, axes, len(shape)) != axes:
+        raise ValueError(f"{op}: axes {axes!r} must be sorted, distinct and in range(0, "
+                         f"{len(shape)})")
+    return axes
+
+
 def _sum_shape(shapes, dtypes, attrs):
-    return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
+    return reduced_shape(shapes[0], _axes("sum", attrs, shapes[0]), attrs["keepdims"]), dtypes[0]
 
 
 def _sum_vjp(b, n, g):
@@ -51,15 +63,18 @@ structural(
     run=lambda at, dims, x: np.sum(x, axis=at["axes"], keepdims=at["keepdims"]),
     lower=lambda at, shape, x: f"np.sum({x}, axis={axes_source(at['axes'])}"
                                f"{', keepdims=True' if at['keepdims'] else ''})",
-    grad="broadcast_to(g, x.shape)", view=True)
+    grad="broadcast_to(g, x.shape)", view=True,
+    attributes=at_.schema("sum", axes=at_.ints, keepdims=at_.flag))
 
 # -- numel: a count of positions, constant in the values: no gradient ------------------------
 structural(
     "numel", 1, doc="number of elements of the input over attrs axes",
-    shape=lambda shapes, dtypes, attrs: ((), result_dtype([dtypes[0], "float32"])),
+    shape=lambda shapes, dtypes, attrs: (reduced_shape((), _axes("numel", attrs, shapes[0]), 0),
+                                         result_dtype([dtypes[0], "float32"])),
     run=lambda at, dims, x: prod(x.shape[i] for i in at["axes"]),
     lower=lambda at, shape, x: " * ".join(f"{x}.shape[{i}]" for i in at["axes"]) or "1",
-    grad="0 (a count does not depend on values)", differentiable=False)
+    grad="0 (a count does not depend on values)", differentiable=False,
+    attributes=at_.schema("numel", axes=at_.ints))
 
 
 # -- broadcast_to: summing over the broadcast axes undoes the copies --------------------------
@@ -75,7 +90,8 @@ structural(
     vjp=lambda b, n, g: (b.sum_to(g, b.shape(n.inputs[0])),),
     run=lambda at, dims, x: np.broadcast_to(x, dims(at["shape"])),
     lower=lambda at, shape, x: f"np.broadcast_to({x}, {shape(at['shape'])})",
-    grad="sum g over the broadcast axes", view=True, logical=True)
+    grad="sum g over the broadcast axes", view=True, logical=True,
+    attributes=at_.schema("broadcast_to", shape=at_.dims))
 
 
 # -- reshape and transpose: linear bijections, the gradient is moved back -------------------
@@ -97,7 +113,8 @@ structural(
     vjp=lambda b, n, g: (b.apply("reshape", g, shape=b.shape(n.inputs[0])),),
     run=lambda at, dims, x: np.reshape(x, dims(at["shape"])),
     lower=lambda at, shape, x: f"{x}.reshape({shape(at['shape'])})",
-    grad="reshape(g, x.shape)", view=True, logical=True)
+    grad="reshape(g, x.shape)", view=True, logical=True,
+    attributes=at_.schema("reshape", shape=at_.dims))
 
 
 def _transpose_shape(shapes, dtypes, attrs):
@@ -114,7 +131,8 @@ structural(
     run=lambda at, dims, x: np.transpose(x, at["perm"]),
     lower=lambda at, shape, x: f"{x}.T" if tuple(at["perm"]) == (1, 0) else
                                f"{x}.transpose({tuple(int(p) for p in at['perm'])})",
-    grad="transpose(g, inverse perm)", view=True, logical=True)
+    grad="transpose(g, inverse perm)", view=True, logical=True,
+    attributes=at_.schema("transpose", perm=at_.ints))
 
 
 # -- matmul: d(A @ B) = dY @ B^T for A, A^T @ dY for B ----------------------------------------
@@ -148,4 +166,5 @@ structural(
     vjp=lambda b, n, g: (b.apply("cast", g, dtype=b.dtype(n.inputs[0])),),
     run=lambda at, dims, x: x.astype(at["dtype"]),
     lower=lambda at, shape, x: f"{x}.astype(np.{at['dtype']})",
-    grad="cast(g, x.dtype)", logical=True)
+    grad="cast(g, x.dtype)", logical=True,
+    attributes=at_.schema("cast", dtype=at_.dtype))

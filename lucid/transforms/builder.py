@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..graph import Phase
 from ..ops import REGISTRY, decompose, infer
 from ..ops.decompose import fold
-from ..ops.shapes import normalize_axes
+from ..ops.shapes import attributes, normalize_axes
 
 
 class Builder:
@@ -25,13 +25,15 @@ class Builder:
         return self.g.node(n).dtype
 
     def apply(self, op, *inputs, name="n", **attrs):
+        attrs = attributes(op, attrs)
         shape, dtype = infer(op, [self.shape(i) for i in inputs],
                              [self.dtype(i) for i in inputs], attrs)
         return self.g.add(op, inputs, shape, dtype, attrs, name=name, phase=self.phase,
                           scope=self.scope, rule=REGISTRY[op].rule(inputs))
 
     def const(self, value, dtype):
-        return self.g.add("constant", [], (), dtype, {"value": value}, phase=self.phase,
+        attrs = attributes("constant", {"value": value}, dtype)
+        return self.g.add("constant", [], (), dtype, attrs, phase=self.phase,
                           scope=self.scope)
 
     # -- shape helpers used by the VJP rules ---------------------------------------
