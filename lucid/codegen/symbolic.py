@@ -168,6 +168,11 @@ class Symbolic:
         op = REGISTRY[d.op]
         if op.elementwise:
             args = [self._promote(i, a, d.dtype) for i, a in zip(d.inputs, args)]
+            if op.expr.func in (sp.Max, sp.Min, sp.Heaviside) and set(op.expr.args) & set(ARGS):
+                # relu and step: sympy would ask a dozen assumptions of a large argument only
+                # to find it cannot decide its sign; the value is the same unevaluated
+                env = dict(zip(ARGS, args))
+                return op.expr.func(*[env.get(x, x) for x in op.expr.args], evaluate=False)
             return op.expr.xreplace(dict(zip(ARGS, args)))
         special = SPECIAL.get(d.op)
         value = special(self, d, args) if special is not None else None
