@@ -153,9 +153,11 @@ def _per_class(v, ndim):
     return v if ndim == 1 else fe.reshape(v, (1, v.shape[0]) + (1,) * (ndim - 2))
 
 
-def _select(logp, target, classes, weight):
+def _select(logp, target, classes, weight, ignore_index):
     """``(-w[t] * logp[t], w[t], 1)`` per sample; all 0 where ``t`` is no class."""
     logp, ndim = as_var(logp), len(logp.shape)
+    if 0 <= ignore_index < classes.shape[0]:  # a real class to ignore: make it select nothing
+        target = where(fe.apply("eq", target, ignore_index), -1, target)
     t = as_var(target) if ndim == 1 else fe.reshape(target, (target.shape[0], 1) +
                                                       tuple(target.shape[1:]))
     hit = fe.apply("eq", t, _per_class(as_var(classes), ndim))
@@ -166,8 +168,8 @@ def _select(logp, target, classes, weight):
     return -picked, fe.reduce_sum(w, axis), fe.reduce_sum(valid, axis)
 
 
-def _nll(logp, target, classes, weight, reduction, label_smoothing=0.0):
-    loss, w, valid = _select(logp, target, classes, weight)
+def _nll(logp, target, classes, weight, reduction, ignore_index, label_smoothing=0.0):
+    loss, w, valid = _select(logp, target, classes, weight, ignore_index)
     if reduction == "mean":
         loss = fe.reduce_sum(loss) / fe.reduce_sum(w)
     elif reduction == "sum":
@@ -187,10 +189,10 @@ def _nll(logp, target, classes, weight, reduction, label_smoothing=0.0):
     return loss * (1 - label_smoothing) + smooth * (label_smoothing / c)
 
 
-def _nll_from_logits(x, target, classes, weight, reduction, label_smoothing):
+def _nll_from_logits(x, target, classes, weight, reduction, ignore_index, label_smoothing):
     x = as_var(x)
     logp = _log_softmax(x, 0 if x.ndim == 1 else 1)
-    return _nll(logp, target, classes, weight, reduction, label_smoothing)
+    return _nll(logp, target, classes, weight, reduction, ignore_index, label_smoothing)
 
 
 def _prob_targets(x, target, weight, reduction, label_smoothing):
@@ -222,7 +224,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     reduction = _reduction(reduction)
     c = _check_class_target("nll_loss", input, target, weight, ignore_index)
     return dispatch("nll_loss", _nll, (input, target, _classes(c), weight),
-                    {"reduction": reduction})
+                    {"reduction": reduction, "ignore_index": int(ignore_index)})
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -245,7 +247,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                         {"reduction": reduction, "label_smoothing": smoothing})
     c = _check_class_target("cross_entropy", input, target, weight, ignore_index)
     return dispatch("cross_entropy", _nll_from_logits, (input, target, _classes(c), weight),
-                    {"reduction": reduction, "label_smoothing": smoothing})
+                    {"reduction": reduction, "label_smoothing": smoothing,
+                     "ignore_index": int(ignore_index)})
 
 
 def _bce_logits(x, y, weight, pos_weight, reduction):
