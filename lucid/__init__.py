@@ -11,8 +11,9 @@ from .frontend import placeholder
 from .eager import Tensor
 
 from . import nn  # noqa: E402  (nn builds on the names above)
+from . import optim  # noqa: E402  (optim updates nn's Parameters)
 
-__all__ = ["Tensor", "placeholder", "compile", "trace_graph", "nn"]
+__all__ = ["Tensor", "placeholder", "compile", "trace_graph", "nn", "optim"]
 __version__ = "0.1.0"
 ops.reserve(*globals())  # no op may be called lucid.compile or lucid.nn
 

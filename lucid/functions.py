@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 
 from . import frontend
-from .eager import apply_op, binary, checkpoint, dispatch, grad
+from .eager import apply_op, binary, checkpoint, dispatch, grad, random
 from .ops import REGISTRY, Kind, reserve
 
 #: Functions composed from primitives (names as in PyTorch): ``frontend.COMPOSED``; every
@@ -43,7 +43,7 @@ def _composed(name, fn):
 #: Autograd state and files, as in torch.
 EXTRA = {"no_grad": grad.no_grad, "enable_grad": grad.enable_grad,
          "is_grad_enabled": grad.is_grad_enabled, "save": checkpoint.save,
-         "load": checkpoint.load}
+         "load": checkpoint.load, "manual_seed": random.manual_seed}
 
 
 def public(name):

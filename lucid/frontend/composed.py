@@ -85,6 +85,18 @@ def log_softmax(x, dim):
     return apply("sub", shifted, apply("log", reduce_sum(apply("exp", shifted), dim, True)))
 
 
+def softplus(x, beta=1.0, threshold=20.0):
+    """torch's ``softplus``: ``log(1 + exp(beta x)) / beta``, and ``x`` where ``beta x >
+    threshold``. The exponent is capped at ``threshold`` so that neither the value nor its
+    derivative (``sigmoid(beta x)``) overflows, even on the side ``where`` drops."""
+    x = as_var(x)
+    bx = x if beta == 1 else apply("mul", x, beta)
+    capped = apply("sub", threshold, apply("relu", apply("sub", threshold, bx)))
+    soft = apply("log", apply("add", 1, apply("exp", capped)))
+    soft = soft if beta == 1 else apply("div", soft, beta)
+    return where(apply("gt", bx, threshold), x, soft)
+
+
 def reshape(x, *shape):
     """``x`` with ``shape``; one dim may be -1 (inferred from the others)."""
     x, shape = as_var(x), _shape_arg(shape)
@@ -274,6 +286,7 @@ COMPOSED = {
     "where": (where, False),
     "softmax": (softmax, True),
     "log_softmax": (log_softmax, True),
+    "softplus": (softplus, True),
     "reshape": (reshape, True),
     "view": (reshape, True),
     "flatten": (flatten, True),

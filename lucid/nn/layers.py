@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import frontend as F
+from ..eager.random import generator
 from ..ops.shapes import format_shape
 from .module import Module, Parameter
 
@@ -33,7 +34,7 @@ class Linear(Module):
         self.in_features = check_count("in_features", in_features)
         self.out_features = check_count("out_features", out_features)
         bound = 1.0 / np.sqrt(self.in_features)
-        rng = np.random.default_rng()
+        rng = generator()
         self.weight = Parameter(rng.uniform(-bound, bound, (self.out_features, self.in_features)),
                                 dtype=dtype)
         self.bias = Parameter(rng.uniform(-bound, bound, (self.out_features,)), dtype=dtype) \

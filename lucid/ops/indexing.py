@@ -239,3 +239,25 @@ structural(
                                f"{', keepdims=True' if at['keepdims'] else ''})",
     grad="0 (a position)", differentiable=False,
     attributes=at_.schema("argmax", axis=_optional_int, keepdims=at_.flag))
+
+
+# -- uniform: random numbers that are a pure function of a key input ------------------------
+def _uniform_shape(shapes, dtypes, attrs):
+    if shapes[0] != () or dtypes[0] != "int64":
+        raise ValueError(f"uniform: the key must be an int64 scalar, got {dtypes[0]}"
+                         f"{list(shapes[0])}")
+    if dtypes[1] not in ("float32", "float64"):
+        raise ValueError(f"uniform: the shape source must be floating, got {dtypes[1]}")
+    return shapes[1], dtypes[1]
+
+
+structural(
+    "uniform", 2, doc="numbers in [0, 1) of b's shape and dtype, drawn by a generator seeded "
+                      "with the key a (the same key gives the same numbers)",
+    shape=_uniform_shape,
+    run=lambda at, dims, key, like: np.random.default_rng(int(key)).random(like.shape)
+    .astype(like.dtype),
+    lower=lambda at, shape, key, like: f"np.random.default_rng(int({key})).random("
+                                       f"{like}.shape).astype({like}.dtype)",
+    grad="0 (random numbers do not depend on the values) | 0", differentiable=False,
+    logical=True)  # the int64 key must reach it as it is, not promoted to float

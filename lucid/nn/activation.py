@@ -1,0 +1,171 @@
+"""Activations, shape helpers, Dropout, LayerNorm and ModuleList, composed from primitives."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import frontend as F
+from ..eager import Tensor
+from ..eager.random import new_key
+from ..frontend import trace
+from ..frontend.composed import flatten, log_softmax, softmax
+from ..ops.shapes import format_shape
+from .module import Module, Parameter
+
+
+class Identity(Module):
+    """Returns its input (extra constructor arguments are ignored, as torch's)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return F.as_var(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.as_var(x).tanh()
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.as_var(x).sigmoid()
+
+
+def _legacy_dim(dim, ndim):
+    # torch's rule when no dim is given (deprecated there): 0 for 0-, 1- and 3-D input, else 1
+    return dim if dim is not None else 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        x = F.as_var(x)
+        return softmax(x, _legacy_dim(self.dim, x.ndim))
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    def forward(self, x):
+        x = F.as_var(x)
+        return log_softmax(x, _legacy_dim(self.dim, x.ndim))
+
+
+class Flatten(Module):
+    """Joins dims ``start_dim..end_dim`` (by default all but the batch dim)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def forward(self, x):
+        return flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Zeroes each element with probability ``p`` in train mode and scales the rest by
+    ``1 / (1 - p)``; in eval mode it is the identity (the eval graph has no node for it).
+
+    The mask is drawn inside the program by the ``uniform`` op from the buffer
+    ``generator_key`` (a program input, which the program advances by one each call),
+    so the program stays a pure function of its inputs. The first key comes from
+    lucid's generator: ``lucid.manual_seed`` before building the model makes the
+    masks reproducible.
+    """
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+        self.p = float(p)
+        self.register_buffer("generator_key", Tensor(new_key(), dtype="int64"))
+
+    def forward(self, x):
+        x = F.as_var(x)
+        if not self.training or self.p == 0:
+            return x
+        key = F.as_var(self.generator_key)
+        trace.record_update(self.generator_key, key + 1)
+        if self.p == 1:
+            return x * 0
+        keep = F.cast(F.apply("ge", F.apply("uniform", key, x), self.p), x.dtype)
+        return x * keep * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace=False"
+
+
+class LayerNorm(Module):
+    """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last dims
+    ``normalized_shape`` (biased variance), as torch's LayerNorm."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype="float32"):
+        super().__init__()
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        self.eps, self.elementwise_affine = float(eps), bool(elementwise_affine)
+        self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype) \
+            if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype) \
+            if elementwise_affine and bias else None
+
+    def forward(self, x):
+        x = F.as_var(x)
+        k = len(self.normalized_shape)
+        if tuple(x.shape[x.ndim - k:]) != self.normalized_shape:
+            raise ValueError(f"LayerNorm{self.normalized_shape}: input of shape "
+                             f"{format_shape(x.shape)} does not end in {self.normalized_shape}")
+        axes = tuple(range(x.ndim - k, x.ndim))
+        mean = F.mean(x, axes, keepdims=True, name="mean")
+        xc = x - mean
+        var = F.mean(xc * xc, axes, keepdims=True, name="var")
+        y = xc * (var + self.eps).rsqrt()
+        if self.weight is not None:
+            y = y * self.weight
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, " \
+               f"elementwise_affine={self.elementwise_affine}"
+
+
+class ModuleList(Module):
+    """Modules held in a list, registered as children ``"0"``, ``"1"``, ..."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, i):
+        items = list(self._modules.values())
+        return ModuleList(items[i]) if isinstance(i, slice) else items[i]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(list(self._modules.values()))

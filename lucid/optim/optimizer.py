@@ -1,0 +1,105 @@
+"""The optimizer base: parameter groups, ``zero_grad`` and ``state_dict``, as torch's.
+
+A step updates ``p.data`` in place (views of a parameter see it) and keeps
+per-parameter state (``exp_avg``, ``momentum_buffer``, ...) as NumPy arrays of
+the parameter's dtype.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..eager import Tensor, changed
+from ..eager.tensor import write
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}  # Parameter -> {name: value}
+        self.param_groups = []
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group):
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor) or p.data.dtype.kind != "f":
+                raise TypeError(f"optimizer can only optimize floating Tensors, got "
+                                f"{type(p).__name__}")
+            if id(p) in seen:
+                raise ValueError("some parameters appear in more than one parameter group")
+            seen.add(id(p))
+        full = {**self.defaults, **group, "params": params}
+        self._check(full)
+        self.param_groups.append(full)
+
+    def _check(self, group):
+        if not group["lr"] >= 0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+
+    def zero_grad(self, set_to_none=True):
+        """Drop every gradient (``None``), or with ``set_to_none=False`` fill it with zeros."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None:
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad = np.zeros_like(p.grad)
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = np.asarray(p.grad, p.data.dtype)
+                    new = self._update(p.data.astype(p.data.dtype, copy=True), g,
+                                       self.state.setdefault(p, {}), group)
+                    write(p, new)
+
+    def _update(self, x, g, state, group):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``,
+        parameters numbered in group order, as torch's."""
+        index = {}
+        groups = []
+        for g in self.param_groups:
+            ids = [index.setdefault(id(p), len(index)) for p in g["params"]]
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {index[id(p)]: copy.deepcopy(s) for p, s in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             "or parameters in a group")
+        params = {i: p for saved, g in zip(groups, self.param_groups)
+                  for i, p in zip(saved["params"], g["params"])}
+        state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            state[p] = {k: np.array(v, p.data.dtype) if isinstance(v, np.ndarray) and
+                        v.dtype.kind == "f" else copy.deepcopy(v) for k, v in s.items()}
+        self.state = state
+        for saved, g in zip(groups, self.param_groups):
+            g.update({k: v for k, v in saved.items() if k != "params"})
+        changed()
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines) + "\n)"
