@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 import lucid
+import lucid.nn as nn
+import lucid.nn.functional as F
+from lucid import Tensor
 from lucid.nn import Parameter
 
 GRADS = [np.random.default_rng(i).normal(size=(3, 2)) for i in range(5)]
@@ -98,3 +101,27 @@ def test_zero_grad_and_bad_arguments():
         lucid.optim.Adam([p], betas=(1.0, 0.9))
     with pytest.raises(ValueError):
         lucid.optim.SGD([], lr=0.1)
+
+
+def test_a_torch_style_training_loop_learns_a_separable_problem():
+    """The loop of examples/train_digits.py on two Gaussian blobs: model, cross_entropy on int64
+    labels, Adam, no_grad evaluation, argmax."""
+    lucid.manual_seed(1)
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(-2, 1, (64, 4)), rng.normal(2, 1, (64, 4))]).astype(np.float32)
+    y = np.repeat(np.array([0, 1], np.int64), 64)
+    model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    optimizer = lucid.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for step in range(60):
+        batch = rng.permutation(128)[:32]
+        loss = F.cross_entropy(model(Tensor(x[batch])), Tensor(y[batch]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = loss.item() if first is None else first
+    model.eval()
+    with lucid.no_grad():
+        predicted = model(Tensor(x)).argmax(1).numpy()
+    assert loss.item() < 0.1 < first
+    assert (predicted == y).mean() == 1.0
