@@ -16,7 +16,7 @@ import sympy as sp
 from ..ops import REGISTRY
 from ..ops.shapes import fit, strip_units
 from .plan import VIEWS
-from .printer import to_numpy_source
+from .printer import is_mask, mask_source, to_numpy_source
 
 LARGE = 256  # static element count from which a value is computed in place
 
@@ -224,6 +224,8 @@ class Emitter:
                               else f"np.{op}({joined}, out={dest})")
 
         terms = self.linear_terms(expr, shape)
+        if terms is None and self.product(expr, dest, shape, first):
+            return
         if terms is None:  # not linear in its large operands: let NumPy evaluate it
             if allocate:
                 self.lines.append(f"{dest} = np.asarray({self.src(expr)}, dtype=np.{dtype})")
@@ -270,6 +272,33 @@ class Emitter:
             emit(f"np.{'subtract' if negative else 'add'}({dest}, {tmp}, out={dest})")
         if const != 0:
             self.signed(dest, const, dest, shape)
+
+    def product(self, expr, dest, shape, first):
+        """A product of arrays and steps (``k * g * step(y)``, a ReLU backward) as one
+        multiply per array: no temporary beyond the boolean of each mask."""
+        if not expr.is_Mul:
+            return False
+        arrays, masks, small = [], [], []
+        for f in sp.Mul.make_args(expr):
+            if is_mask(f) and f.args[0].is_Symbol:
+                masks.append(f)
+            elif self.plan.sym.shape_of(f) == tuple(shape) and f.is_Symbol:
+                arrays.append(f)
+            elif not is_large(self.plan.sym.shape_of(f)) and not f.has(sp.Heaviside):
+                small.append(f)
+            else:
+                return False
+        if not arrays or len(arrays) + len(masks) < 2:
+            return False
+        operands = arrays[1:] + [mask_source(m) for m in masks]
+        k = sp.Mul(*small)
+        if k != 1:
+            first("multiply", arrays[0], self.operand(k, shape))
+        else:
+            first("multiply", arrays[0], operands.pop(0))
+        for f in operands:
+            self.lines.append(f"np.multiply({dest}, {f}, out={dest})")
+        return True
 
     def signed(self, a, value, dest, shape):
         """``a + value`` as an add or, for a negated value, a subtract."""
