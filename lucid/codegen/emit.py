@@ -223,15 +223,27 @@ class Emitter:
             self.lines.append(f"{dest} = np.{op}({joined})" if allocate
                               else f"np.{op}({joined}, out={dest})")
 
-        terms = self.linear_terms(expr, shape)
-        if terms is None and self.product(expr, dest, shape, first):
+        if is_mask(expr) and expr.args[0].is_Symbol:  # a mask alone: compare into dest
+            compare = "greater" if expr.args[1] == 0 else "greater_equal"
+            if allocate:
+                self.lines.append(f"{dest} = np.empty({shape_source(shape)}, np.{dtype})")
+            self.lines.append(f"np.{compare}({expr.args[0]}, 0, out={dest})")
             return
+        if expr.is_Mul and self.product(expr, dest, shape, first):
+            return
+        terms = self.linear_terms(expr, shape)
         if terms is None:  # not linear in its large operands: let NumPy evaluate it
             if allocate:
                 self.lines.append(f"{dest} = np.asarray({self.src(expr)}, dtype=np.{dtype})")
             else:
                 self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
             return
+        for i, (k, f) in enumerate(terms):
+            if f != 1 and f.is_Mul:  # a product of arrays (and masks): a scratch array first
+                tmp = self.scratch_buffer(tuple(shape), dtype)
+                self.product(f, tmp, shape, lambda op, *a, _d=tmp: self.lines.append(
+                    f"np.{op}({', '.join(map(str, a))}, out={_d})"))
+                terms[i] = (k, sp.Symbol(tmp))
         const = sp.Add(*[k for k, f in terms if f == 1])
         terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
         if not terms:
@@ -361,6 +373,9 @@ class Emitter:
                 if inner is None:
                     return None
                 out.extend((small * k, f) for k, f in inner)
+            elif all(f.is_Symbol or (is_mask(f) and f.args[0].is_Symbol) for f in big) and \
+                    any(f.is_Symbol for f in big):
+                out.append((small, sp.Mul(*big)))  # a product of arrays: see into()
             else:
                 return None
         merged = {}
