@@ -110,3 +110,29 @@ def test_a_centred_sum_that_does_not_cancel_stays_centred():
     y = np.full((8, 300), 0.5, np.float32)
     np.testing.assert_array_equal(program(x, y)["out"], 4.0)
     agree_with_reference(program, x, y)
+
+
+def test_bias_add_goes_into_the_fresh_matmul_result():
+    program = lucid.compile(mlp(1), lucid.placeholder((None, 16), name="x"), mode="train")
+    step = program.source[program.source.index("def step("):]
+    matmul = next(l.split(" = ")[0].strip() for l in step.splitlines() if " @ " in l)
+    assert f"np.add({matmul}, p0_bias, out={matmul})" in step.replace("_t0", matmul)
+
+
+def test_scratch_held_is_the_peak_live_set_and_results_survive_reuse():
+    program = lucid.compile(mlp(4), lucid.placeholder((None, 16), name="x"), mode="train")
+    assert program.memory() == {"bytes_held": 0, "peak_live_bytes": 0, "buffers": 0}
+    rng = np.random.default_rng(4)
+    x, dy = (rng.standard_normal((64, 16), dtype=np.float32) for _ in range(2))
+    first = {k: np.array(v, copy=True) for k, v in program.run(program.feeds((x, dy), {})).items()}
+    again = agree_with_reference(program, x, dy)  # every slot reused by a second call
+    for key in first:
+        np.testing.assert_array_equal(again[key], first[key], err_msg=key)
+    mem = program.memory()
+    one = 64 * 16 * 4
+    assert mem["peak_live_bytes"] <= mem["bytes_held"] <= 1.5 * mem["peak_live_bytes"]
+    # one full-size slot per value would be about 3 per block and pass, in step alone
+    step = program.source[program.source.index("def step("):program.source.index("def check_")]
+    values = step.count(" = _buffer(")
+    assert mem["buffers"] < values and mem["bytes_held"] < values * one
+

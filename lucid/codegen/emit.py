@@ -15,6 +15,7 @@ import sympy as sp
 
 from ..ops import REGISTRY
 from ..ops.shapes import fit, strip_units
+from .memory import Pool
 from .plan import VIEWS
 from .printer import is_mask, mask_source, to_numpy_source
 
@@ -51,10 +52,15 @@ def src(expr, scalars=None) -> str:
 class Emitter:
     """Writes the statements of one generated function."""
 
-    def __init__(self, plan, fn_name, fresh, returned=(), params=()):
+    def __init__(self, plan, fn_name, fresh, returned=(), params=(), last=None):
         self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
         self.returned = set(returned)
         self.defined = {sp.Symbol(str(p), real=True) for p in params}  # names bound so far
+        self.computed = set()  # symbols this function computes (not its parameters)
+        self.last = {str(s): i for s, i in (last or {}).items()}  # symbol -> last reader
+        self.pool = Pool(fn_name)  # scratch slots, taken and given back by live range
+        self.index = 0  # position of the item being emitted
+        self.passing = []  # scratch arrays that live only inside the current item
         self.lines = []
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
@@ -68,22 +74,47 @@ class Emitter:
 
     # -- buffers ------------------------------------------------------------------------
     def buffer(self, symbol, shape, dtype):
-        """Destination for a large value: fresh when returned, else a reused buffer."""
+        """Destination for a large value: fresh when returned, else a scratch slot that is
+        free over the value's live range (see :mod:`lucid.codegen.memory`)."""
         if symbol in self.fresh:
             return f"np.empty({shape_source(shape)}, np.{dtype})"
-        return f"_buffer({self.fn + '.' + str(symbol)!r}, {shape_source(shape)}, np.{dtype})"
+        slot = self.pool.take(str(symbol), str(symbol), (shape_source(shape), dtype), self.index)
+        return f"_buffer({slot!r}, {shape_source(shape)}, np.{dtype})"
 
     def place(self, name, it):
         """Compute a large item: into a reused buffer, or, when it is returned, into a new
-        array that its first ufunc allocates (no separate np.empty call)."""
+        array that its first ufunc allocates (no separate np.empty call), or into the
+        fresh result of an op that dies here (a bias added into its matmul's result)."""
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
         if it.symbol in self.fresh and same:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
-        self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+        target = None if it.symbol in self.fresh else self.epilogue_target(it)
+        if target is not None:
+            self.lines.append(f"{name} = {target}")  # its memory, now this value's
+        else:
+            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
         self.into(it.expr, name, it.shape, it.dtype)
+
+    def epilogue_target(self, it):
+        """The operand ``it`` may be computed into: its first large term, when that is the
+        fresh result of an op (not a view) computed here, of the same shape and dtype, and
+        read by nothing after ``it``. ``into`` reads it in its first statement only."""
+        terms = self.linear_terms(it.expr, it.shape)
+        if not terms:
+            return None
+        terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
+        f = terms[0][1] if terms else None
+        atom = self.plan.sym.atoms.get(f)
+        if atom is None or atom.kind != "op" or f not in self.computed or f in self.fresh:
+            return None
+        if self.plan.graph.node(atom.nodes[0]).op in VIEWS or self.last.get(str(f)) != self.index:
+            return None
+        if tuple(atom.shape) != tuple(it.shape) or atom.dtype != it.dtype:
+            return None
+        return str(f)
 
     def scratch_buffer(self, shape, dtype, fresh=False):
         self.scratch += 1
@@ -91,8 +122,9 @@ class Emitter:
         if fresh:  # a view of it may be returned
             self.lines.append(f"{name} = np.empty({shape_source(shape)}, np.{dtype})")
         else:
-            self.lines.append(f"{name} = _buffer({self.fn + '.' + name!r}, "
-                              f"{shape_source(shape)}, np.{dtype})")
+            slot = self.pool.take(name, name, (shape_source(shape), dtype), self.index)
+            self.passing.append(name)
+            self.lines.append(f"{name} = _buffer({slot!r}, {shape_source(shape)}, np.{dtype})")
         return name
 
     # -- items ----------------------------------------------------------------------------
@@ -100,6 +132,14 @@ class Emitter:
         self.current = it.symbol
         self._item(it)
         self.defined.add(it.symbol)
+        self.computed.add(it.symbol)
+        # give back the slots of values read for the last time (a never-read one at once)
+        for owner in self.passing + [o for o in list(self.pool.live)
+                                     if self.last.get(o, self.index) <= self.index]:
+            if owner in self.pool.live:
+                self.pool.give(owner, self.index)
+        self.passing = []
+        self.index += 1
 
     def _item(self, it):
         if not (it.kind == "output" and it.expr.is_Symbol):  # a bare alias needs no comment

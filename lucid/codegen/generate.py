@@ -13,6 +13,7 @@ import sympy as sp
 from dataclasses import replace
 
 from .emit import Emitter, function_source, is_large, size_name
+from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
 
@@ -172,9 +173,11 @@ def _function(plan, graph, name, params, items, returns, given=()):
     # residuals are handed to our own backward, not to the caller: they may be views
     outputs = [r for r in returns if r in plan.output_symbols]
     emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
-                      returned=_escaping(plan, items, outputs, views=False), params=params)
+                      returned=_escaping(plan, items, outputs, views=False), params=params,
+                      last=last_uses(plan, items))
     for it in items:
         emitter.item(it)
+    plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
     sizes = {}
     available = _sizes_available(plan, graph, params)
     by_name = {size_name(d): d for d in available}

@@ -106,6 +106,7 @@ class Plan:
             {f for it in self.items for e in it.exprs() for f in e.free_symbols if f in SIZES}
         self._mark_backward()
         self.provenance = self._trace_provenance()
+        self.memory = {}  # function -> [(scratch slot, first item, last item)], by generate
 
     def _reuse_roots(self, items):
         """Write b**(k/2) with a temporary that already holds 1/sqrt(b): rstd**3, not a pow."""
