@@ -136,3 +136,9 @@ def test_scratch_held_is_the_peak_live_set_and_results_survive_reuse():
     values = step.count(" = _buffer(")
     assert mem["buffers"] < values and mem["bytes_held"] < values * one
 
+
+def test_weight_gradients_are_c_contiguous():
+    program = lucid.compile(mlp(2), lucid.placeholder((None, 16), name="x"), mode="train")
+    rng = np.random.default_rng(5)
+    got = program(*(rng.standard_normal((32, 16), dtype=np.float32) for _ in range(2)))
+    assert got["grad:0.weight"].flags.c_contiguous and got["grad:3.weight"].flags.c_contiguous

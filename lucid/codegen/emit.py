@@ -52,7 +52,7 @@ def src(expr, scalars=None) -> str:
 class Emitter:
     """Writes the statements of one generated function."""
 
-    def __init__(self, plan, fn_name, fresh, returned=(), params=(), last=None):
+    def __init__(self, plan, fn_name, fresh, returned=(), params=(), last=None, readers=None):
         self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
         self.returned = set(returned)
         self.defined = {sp.Symbol(str(p), real=True) for p in params}  # names bound so far
@@ -61,6 +61,7 @@ class Emitter:
         self.pool = Pool(fn_name)  # scratch slots, taken and given back by live range
         self.index = 0  # position of the item being emitted
         self.passing = []  # scratch arrays that live only inside the current item
+        self.readers = readers or {}  # symbol -> the items reading it
         self.lines = []
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
@@ -243,6 +244,11 @@ class Emitter:
                 # constant along a kept axis (a broadcast lower-rank value): spread it first
                 args[0] = f"np.broadcast_to({args[0]}, {shape_source(kept)})"
             value = f"({args[0]}).reshape({shape_source(g.shape)})"
+        elif self.transposed_only(it, g):
+            # read only as its transpose (a weight gradient, x.T @ dy): compute that
+            # transpose C-ordered, (dy.T @ x), and let this be its free .T view
+            a, b = [a if _simple(a) else f"({a})" for a in args]
+            value = f"({b}.T @ {a}.T).T"
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
             value = REGISTRY[g.op].lower(g.attrs, shape_source, *args)
@@ -250,6 +256,16 @@ class Emitter:
                 self.plan.aliases_input(a) or a in self.returned for a in it.args):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
+
+    def transposed_only(self, it, g):
+        """Whether a 2-D matmul item is read only by 2-D transposes (and is no result)."""
+        readers = self.readers.get(it.symbol)
+        if g.op != "matmul" or not readers or it.symbol in self.returned or len(g.shape) != 2:
+            return False
+        if any(len(self.plan.graph.node(i).shape) != 2 for i in g.inputs):
+            return False
+        return all(r.kind == "op" and self.plan.graph.node(r.node).op == "transpose" and
+                   tuple(self.plan.graph.node(r.node).attrs["perm"]) == (1, 0) for r in readers)
 
     # -- large expressions -----------------------------------------------------------------
     def into(self, expr, dest, shape, dtype, allocate=False):

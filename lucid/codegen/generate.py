@@ -174,7 +174,7 @@ def _function(plan, graph, name, params, items, returns, given=()):
     outputs = [r for r in returns if r in plan.output_symbols]
     emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
                       returned=_escaping(plan, items, outputs, views=False), params=params,
-                      last=last_uses(plan, items))
+                      last=last_uses(plan, items), readers=_readers(items))
     for it in items:
         emitter.item(it)
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
@@ -188,6 +188,15 @@ def _function(plan, graph, name, params, items, returns, given=()):
             sizes[s] = available[s]
     names = [str(emitter.alias.get(sp.Symbol(str(r), real=True), r)) for r in returns]
     return function_source(name, params, sizes, emitter.lines, names)
+
+
+def _readers(items):
+    """Symbol -> the items that read it."""
+    found = {}
+    for it in items:
+        for f in {f for e in it.exprs() for f in e.free_symbols}:
+            found.setdefault(f, []).append(it)
+    return found
 
 
 def _sizes_needed(plan, items):
