@@ -26,7 +26,12 @@ import statistics
 import sys
 import time
 
-import numpy as np
+# torch's OpenMP threads spin between calls by default; interleaved with NumPy's BLAS threads
+# on a 2-core machine that oversubscribes the cores and a whole row can run 40x slow. Passive
+# waiting keeps the comparison about the code (set before numpy or torch start threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
