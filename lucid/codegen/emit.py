@@ -18,22 +18,9 @@ from ..ops.shapes import fit, strip_units
 from .memory import Pool
 from .plan import VIEWS
 from .printer import is_mask, mask_source, to_numpy_source
+from .text import comment, describe, shape_source
 
 LARGE = 256  # static element count from which a value is computed in place
-
-
-def comment(text: str) -> str:
-    """Make ``text`` safe inside a one-line ``#`` comment."""
-    return text.encode("unicode_escape").decode("ascii")
-
-
-def size_name(symbol: str) -> str:
-    return f"size_{symbol}"
-
-
-def shape_source(shape) -> str:
-    dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def is_large(shape) -> bool:
@@ -440,29 +427,6 @@ class Emitter:
         return [(k, f) for f, k in merged.items() if k != 0]
 
 
-def describe(plan, it):
-    """Comment lines naming the graph nodes an item implements, a few nodes a line.
-
-    A shared factor that no node computes on its own is described by the
-    nodes it is part of.
-    """
-    graph = plan.graph
-    nodes, prefix = it.nodes, ""
-    if not nodes:
-        nodes, prefix = plan.part_of(it)[:3], "part of: "
-    parts = []
-    for n in nodes:
-        d = graph.node(n)
-        parts.append(f"{n} = {d.op}({', '.join(d.inputs)})")
-    lines, line = [], prefix
-    for p in parts:
-        if line and line != prefix and len(line) + len(p) > 90:
-            lines.append(line)
-            line = ""
-        line = f"{line}; {p}" if line and line != prefix else line + p
-    return lines + [line] if line else lines
-
-
 def _factors(mono):
     if mono.is_Pow and mono.exp == 2:
         return [mono.base, mono.base]
@@ -475,14 +439,3 @@ def _simple(s):
 
 def _same_size(a, b):
     return sorted(map(str, (d for d in a if d != 1))) == sorted(map(str, (d for d in b if d != 1)))
-
-
-def function_source(fn_name, params, sizes, body, returns):
-    """A complete ``def``: bind the size symbols, run the body, return a tuple."""
-    lines = [f"def {fn_name}({', '.join(params)}):"]
-    for dim, (param, axis) in sizes.items():
-        lines.append(f"    {size_name(dim)} = {param}.shape[{axis}]")
-    lines.extend(f"    {line}" for line in body)
-    ret = ", ".join(returns)
-    lines.append(f"    return ({ret}{',' if len(returns) == 1 else ''})")
-    return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ import sympy as sp
 
 from dataclasses import replace
 
-from .emit import Emitter, function_source, is_large, size_name
+from .emit import Emitter, is_large
+from .text import function_source, size_name
 from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
