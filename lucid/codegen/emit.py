@@ -15,24 +15,12 @@ import sympy as sp
 
 from ..ops import REGISTRY
 from ..ops.shapes import fit, strip_units
+from .memory import Pool
 from .plan import VIEWS
-from .printer import to_numpy_source
+from .printer import is_mask, mask_source, to_numpy_source
+from .text import comment, describe, shape_source
 
 LARGE = 256  # static element count from which a value is computed in place
-
-
-def comment(text: str) -> str:
-    """Make ``text`` safe inside a one-line ``#`` comment."""
-    return text.encode("unicode_escape").decode("ascii")
-
-
-def size_name(symbol: str) -> str:
-    return f"size_{symbol}"
-
-
-def shape_source(shape) -> str:
-    dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def is_large(shape) -> bool:
@@ -51,10 +39,16 @@ def src(expr, scalars=None) -> str:
 class Emitter:
     """Writes the statements of one generated function."""
 
-    def __init__(self, plan, fn_name, fresh, returned=(), params=()):
+    def __init__(self, plan, fn_name, fresh, returned=(), params=(), last=None, readers=None):
         self.plan, self.fn, self.fresh = plan, fn_name, set(fresh)
         self.returned = set(returned)
         self.defined = {sp.Symbol(str(p), real=True) for p in params}  # names bound so far
+        self.computed = set()  # symbols this function computes (not its parameters)
+        self.last = {str(s): i for s, i in (last or {}).items()}  # symbol -> last reader
+        self.pool = Pool(fn_name)  # scratch slots, taken and given back by live range
+        self.index = 0  # position of the item being emitted
+        self.passing = []  # scratch arrays that live only inside the current item
+        self.readers = readers or {}  # symbol -> the items reading it
         self.lines = []
         self.scratch = 0
         self._k_names = sp.numbered_symbols("_k", real=True)
@@ -68,22 +62,47 @@ class Emitter:
 
     # -- buffers ------------------------------------------------------------------------
     def buffer(self, symbol, shape, dtype):
-        """Destination for a large value: fresh when returned, else a reused buffer."""
+        """Destination for a large value: fresh when returned, else a scratch slot that is
+        free over the value's live range (see :mod:`lucid.codegen.memory`)."""
         if symbol in self.fresh:
             return f"np.empty({shape_source(shape)}, np.{dtype})"
-        return f"_buffer({self.fn + '.' + str(symbol)!r}, {shape_source(shape)}, np.{dtype})"
+        slot = self.pool.take(str(symbol), str(symbol), (shape_source(shape), dtype), self.index)
+        return f"_buffer({slot!r}, {shape_source(shape)}, np.{dtype})"
 
     def place(self, name, it):
         """Compute a large item: into a reused buffer, or, when it is returned, into a new
-        array that its first ufunc allocates (no separate np.empty call)."""
+        array that its first ufunc allocates (no separate np.empty call), or into the
+        fresh result of an op that dies here (a bias added into its matmul's result)."""
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
         if it.symbol in self.fresh and same:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
-        self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+        target = None if it.symbol in self.fresh else self.epilogue_target(it)
+        if target is not None:
+            self.lines.append(f"{name} = {target}")  # its memory, now this value's
+        else:
+            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
         self.into(it.expr, name, it.shape, it.dtype)
+
+    def epilogue_target(self, it):
+        """The operand ``it`` may be computed into: its first large term, when that is the
+        fresh result of an op (not a view) computed here, of the same shape and dtype, and
+        read by nothing after ``it``. ``into`` reads it in its first statement only."""
+        terms = self.linear_terms(it.expr, it.shape)
+        if not terms:
+            return None
+        terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
+        f = terms[0][1] if terms else None
+        atom = self.plan.sym.atoms.get(f)
+        if atom is None or atom.kind != "op" or f not in self.computed or f in self.fresh:
+            return None
+        if self.plan.graph.node(atom.nodes[0]).op in VIEWS or self.last.get(str(f)) != self.index:
+            return None
+        if tuple(atom.shape) != tuple(it.shape) or atom.dtype != it.dtype:
+            return None
+        return str(f)
 
     def scratch_buffer(self, shape, dtype, fresh=False):
         self.scratch += 1
@@ -91,8 +110,9 @@ class Emitter:
         if fresh:  # a view of it may be returned
             self.lines.append(f"{name} = np.empty({shape_source(shape)}, np.{dtype})")
         else:
-            self.lines.append(f"{name} = _buffer({self.fn + '.' + name!r}, "
-                              f"{shape_source(shape)}, np.{dtype})")
+            slot = self.pool.take(name, name, (shape_source(shape), dtype), self.index)
+            self.passing.append(name)
+            self.lines.append(f"{name} = _buffer({slot!r}, {shape_source(shape)}, np.{dtype})")
         return name
 
     # -- items ----------------------------------------------------------------------------
@@ -100,6 +120,14 @@ class Emitter:
         self.current = it.symbol
         self._item(it)
         self.defined.add(it.symbol)
+        self.computed.add(it.symbol)
+        # give back the slots of values read for the last time (a never-read one at once)
+        for owner in self.passing + [o for o in list(self.pool.live)
+                                     if self.last.get(o, self.index) <= self.index]:
+            if owner in self.pool.live:
+                self.pool.give(owner, self.index)
+        self.passing = []
+        self.index += 1
 
     def _item(self, it):
         if not (it.kind == "output" and it.expr.is_Symbol):  # a bare alias needs no comment
@@ -203,6 +231,11 @@ class Emitter:
                 # constant along a kept axis (a broadcast lower-rank value): spread it first
                 args[0] = f"np.broadcast_to({args[0]}, {shape_source(kept)})"
             value = f"({args[0]}).reshape({shape_source(g.shape)})"
+        elif self.transposed_only(it, g):
+            # read only as its transpose (a weight gradient, x.T @ dy): compute that
+            # transpose C-ordered, (dy.T @ x), and let this be its free .T view
+            a, b = [a if _simple(a) else f"({a})" for a in args]
+            value = f"({b}.T @ {a}.T).T"
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
             value = REGISTRY[g.op].lower(g.attrs, shape_source, *args)
@@ -210,6 +243,16 @@ class Emitter:
                 self.plan.aliases_input(a) or a in self.returned for a in it.args):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
+
+    def transposed_only(self, it, g):
+        """Whether a 2-D matmul item is read only by 2-D transposes (and is no result)."""
+        readers = self.readers.get(it.symbol)
+        if g.op != "matmul" or not readers or it.symbol in self.returned or len(g.shape) != 2:
+            return False
+        if any(len(self.plan.graph.node(i).shape) != 2 for i in g.inputs):
+            return False
+        return all(r.kind == "op" and self.plan.graph.node(r.node).op == "transpose" and
+                   tuple(self.plan.graph.node(r.node).attrs["perm"]) == (1, 0) for r in readers)
 
     # -- large expressions -----------------------------------------------------------------
     def into(self, expr, dest, shape, dtype, allocate=False):
@@ -223,6 +266,14 @@ class Emitter:
             self.lines.append(f"{dest} = np.{op}({joined})" if allocate
                               else f"np.{op}({joined}, out={dest})")
 
+        if is_mask(expr) and expr.args[0].is_Symbol:  # a mask alone: compare into dest
+            compare = "greater" if expr.args[1] == 0 else "greater_equal"
+            if allocate:
+                self.lines.append(f"{dest} = np.empty({shape_source(shape)}, np.{dtype})")
+            self.lines.append(f"np.{compare}({expr.args[0]}, 0, out={dest})")
+            return
+        if expr.is_Mul and self.product(expr, dest, shape, first):
+            return
         terms = self.linear_terms(expr, shape)
         if terms is None:  # not linear in its large operands: let NumPy evaluate it
             if allocate:
@@ -230,6 +281,12 @@ class Emitter:
             else:
                 self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
             return
+        for i, (k, f) in enumerate(terms):
+            if f != 1 and f.is_Mul:  # a product of arrays (and masks): a scratch array first
+                tmp = self.scratch_buffer(tuple(shape), dtype)
+                self.product(f, tmp, shape, lambda op, *a, _d=tmp: self.lines.append(
+                    f"np.{op}({', '.join(map(str, a))}, out={_d})"))
+                terms[i] = (k, sp.Symbol(tmp))
         const = sp.Add(*[k for k, f in terms if f == 1])
         terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
         if not terms:
@@ -270,6 +327,33 @@ class Emitter:
             emit(f"np.{'subtract' if negative else 'add'}({dest}, {tmp}, out={dest})")
         if const != 0:
             self.signed(dest, const, dest, shape)
+
+    def product(self, expr, dest, shape, first):
+        """A product of arrays and steps (``k * g * step(y)``, a ReLU backward) as one
+        multiply per array: no temporary beyond the boolean of each mask."""
+        if not expr.is_Mul:
+            return False
+        arrays, masks, small = [], [], []
+        for f in sp.Mul.make_args(expr):
+            if is_mask(f) and f.args[0].is_Symbol:
+                masks.append(f)
+            elif self.plan.sym.shape_of(f) == tuple(shape) and f.is_Symbol:
+                arrays.append(f)
+            elif not is_large(self.plan.sym.shape_of(f)) and not f.has(sp.Heaviside):
+                small.append(f)
+            else:
+                return False
+        if not arrays or len(arrays) + len(masks) < 2:
+            return False
+        operands = arrays[1:] + [mask_source(m) for m in masks]
+        k = sp.Mul(*small)
+        if k != 1:
+            first("multiply", arrays[0], self.operand(k, shape))
+        else:
+            first("multiply", arrays[0], operands.pop(0))
+        for f in operands:
+            self.lines.append(f"np.multiply({dest}, {f}, out={dest})")
+        return True
 
     def signed(self, a, value, dest, shape):
         """``a + value`` as an add or, for a negated value, a subtract."""
@@ -332,35 +416,15 @@ class Emitter:
                 if inner is None:
                     return None
                 out.extend((small * k, f) for k, f in inner)
+            elif all(f.is_Symbol or (is_mask(f) and f.args[0].is_Symbol) for f in big) and \
+                    any(f.is_Symbol for f in big):
+                out.append((small, sp.Mul(*big)))  # a product of arrays: see into()
             else:
                 return None
         merged = {}
         for k, f in out:
             merged[f] = merged.get(f, 0) + k
         return [(k, f) for f, k in merged.items() if k != 0]
-
-
-def describe(plan, it):
-    """Comment lines naming the graph nodes an item implements, a few nodes a line.
-
-    A shared factor that no node computes on its own is described by the
-    nodes it is part of.
-    """
-    graph = plan.graph
-    nodes, prefix = it.nodes, ""
-    if not nodes:
-        nodes, prefix = plan.part_of(it)[:3], "part of: "
-    parts = []
-    for n in nodes:
-        d = graph.node(n)
-        parts.append(f"{n} = {d.op}({', '.join(d.inputs)})")
-    lines, line = [], prefix
-    for p in parts:
-        if line and line != prefix and len(line) + len(p) > 90:
-            lines.append(line)
-            line = ""
-        line = f"{line}; {p}" if line and line != prefix else line + p
-    return lines + [line] if line else lines
 
 
 def _factors(mono):
@@ -375,14 +439,3 @@ def _simple(s):
 
 def _same_size(a, b):
     return sorted(map(str, (d for d in a if d != 1))) == sorted(map(str, (d for d in b if d != 1)))
-
-
-def function_source(fn_name, params, sizes, body, returns):
-    """A complete ``def``: bind the size symbols, run the body, return a tuple."""
-    lines = [f"def {fn_name}({', '.join(params)}):"]
-    for dim, (param, axis) in sizes.items():
-        lines.append(f"    {size_name(dim)} = {param}.shape[{axis}]")
-    lines.extend(f"    {line}" for line in body)
-    ret = ", ".join(returns)
-    lines.append(f"    return ({ret}{',' if len(returns) == 1 else ''})")
-    return "\n".join(lines) + "\n"

@@ -12,7 +12,9 @@ import sympy as sp
 
 from dataclasses import replace
 
-from .emit import Emitter, function_source, is_large, size_name
+from .emit import Emitter, is_large
+from .text import function_source, size_name
+from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
 
@@ -172,9 +174,11 @@ def _function(plan, graph, name, params, items, returns, given=()):
     # residuals are handed to our own backward, not to the caller: they may be views
     outputs = [r for r in returns if r in plan.output_symbols]
     emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
-                      returned=_escaping(plan, items, outputs, views=False), params=params)
+                      returned=_escaping(plan, items, outputs, views=False), params=params,
+                      last=last_uses(plan, items), readers=_readers(items))
     for it in items:
         emitter.item(it)
+    plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
     sizes = {}
     available = _sizes_available(plan, graph, params)
     by_name = {size_name(d): d for d in available}
@@ -185,6 +189,15 @@ def _function(plan, graph, name, params, items, returns, given=()):
             sizes[s] = available[s]
     names = [str(emitter.alias.get(sp.Symbol(str(r), real=True), r)) for r in returns]
     return function_source(name, params, sizes, emitter.lines, names)
+
+
+def _readers(items):
+    """Symbol -> the items that read it."""
+    found = {}
+    for it in items:
+        for f in {f for e in it.exprs() for f in e.free_symbols}:
+            found.setdefault(f, []).append(it)
+    return found
 
 
 def _sizes_needed(plan, items):

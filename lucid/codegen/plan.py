@@ -99,12 +99,14 @@ class Plan:
             self.outputs[n] = sym
         self.output_symbols = set(self.outputs.values())
         self._reuse_roots(items)
+        self._reuse_products(items)
         self.items = self._order(items)
         self.scalars = {s for s in self.sym.atoms if self.sym.atoms[s].shape == ()} | \
             {it.symbol for it in self.items if it.shape == ()} | \
             {f for it in self.items for e in it.exprs() for f in e.free_symbols if f in SIZES}
         self._mark_backward()
         self.provenance = self._trace_provenance()
+        self.memory = {}  # function -> [(scratch slot, first item, last item)], by generate
 
     def _reuse_roots(self, items):
         """Write b**(k/2) with a temporary that already holds 1/sqrt(b): rstd**3, not a pow."""
@@ -123,6 +125,34 @@ class Plan:
                 it.expr = it.expr.replace(half_power, lambda e: roots[e.base] ** int(-2 * e.exp))
             it.args = tuple(a.replace(half_power, lambda e: roots[e.base] ** int(-2 * e.exp))
                             for a in it.args)
+
+    def _reuse_products(self, items):
+        """Read a product a temporary holds from it: ``t*k`` for ``a*b*k`` once ``t = a*b``.
+
+        ``sympy.cse`` matches the factors common to several products only
+        sometimes (it depends on the order it meets them); a backward that
+        multiplies ``dy*mask`` again where a temporary already holds it pays one
+        more pass over the data.
+        """
+        products = [(t, frozenset(e.args)) for t, e in self.temps.items()
+                    if e.is_Mul and not e.args[0].is_Number and len(e.args) >= 2]
+        if not products:
+            return
+
+        def holds(e):
+            return e.is_Mul and any(f < frozenset(e.args) for _, f in products)
+
+        def reuse(e):
+            args = frozenset(e.args)
+            for t, f in products:  # several may apply: t5*w*mask*dy is t6*t9
+                if f <= args and len(f) < len(args):
+                    args = (args - f) | {t}
+            return sp.Mul(*args)
+
+        for sym, it in items.items():
+            if it.expr is not None:
+                it.expr = it.expr.replace(holds, reuse)
+            it.args = tuple(a.replace(holds, reuse) for a in it.args)
 
     # -- helpers ------------------------------------------------------------------------
     def _reachable(self, exprs):

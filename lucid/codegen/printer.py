@@ -3,7 +3,8 @@
 Function heads print as the NumPy functions the op records name
 (:data:`lucid.ops.NUMPY_FUNCTIONS`); powers that NumPy computes faster another
 way (``x**-0.5``, ``x**2``) are spelled that way; products group Python
-scalars first, so array operations are not spent on scalar factors.
+scalars first, so array operations are not spent on scalar factors, and
+print a step taken of an array last as a comparison (``g*(x > 0)``).
 """
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ class LucidPrinter(NumPyPrinter):
         at0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
         return f"np.heaviside({self._print(expr.args[0])}, {self._print(at0)})"
 
+    def _mask(self, step):
+        """``Heaviside(x, 0)`` as ``(x > 0)``, ``Heaviside(x, 1)`` as ``(x >= 0)``."""
+        compare = ">" if step.args[1] == 0 else ">="
+        return f"({self._print(step.args[0])} {compare} 0)"
+
     def _print_Max(self, expr):
         return self._fold("maximum", expr)
 
@@ -62,20 +68,33 @@ class LucidPrinter(NumPyPrinter):
         return super()._print_Pow(expr, rational)
 
     def _print_Mul(self, expr):
-        """Python scalars first, then arrays: ``(-0.5*k)*a*b/c`` costs one array op per array."""
-        if not self.scalars:
+        """Python scalars first, then arrays: ``(-0.5*k)*a*b/c`` costs one array op per array.
+
+        A step of an array (a ReLU mask) multiplies last, as a comparison:
+        ``g*(x > 0)`` is a boolean pass about twenty times cheaper than
+        ``np.heaviside``, and multiplying a float array by a boolean one keeps
+        the float's dtype. (Alone, or against scalars only, a boolean would
+        turn into int64 or float64, so there it stays ``np.heaviside``.)
+        """
+        masks = [f for f in sp.Mul.make_args(expr) if is_mask(f)]
+        if not self.scalars and not masks:
             return super()._print_Mul(expr)
         coeff, rest = expr.as_coeff_Mul()
         num_s, num_a, den_s, den_a = [], [], [], []
         for f in sp.Mul.make_args(rest):
+            if f in masks:
+                continue
             inverse = f.is_Pow and f.exp.is_negative and f.exp.is_Rational
             term = f.base ** -f.exp if inverse else f
             scalar = term.free_symbols <= self.scalars
             ((den_s if scalar else den_a) if inverse else (num_s if scalar else num_a)).append(term)
+        if not num_a:  # nothing to carry the float dtype: the masks stay np.heaviside
+            num_a, masks = masks, []
         scalar = coeff * sp.Mul(*num_s) / sp.Mul(*den_s)
         if not num_a and not den_a:
             return super()._print_Mul(expr) if expr.is_Mul else self._print(expr)
         parts = [self.parenthesize(a, 50) for a in num_a] or ["1"]
+        parts += [self._mask(m) for m in masks]
         out = "*".join(parts)
         if scalar != 1:
             out = f"{self._scalar(scalar)}*{out}"
@@ -85,6 +104,11 @@ class LucidPrinter(NumPyPrinter):
 
     def _scalar(self, value):
         return "-1" if value == -1 else self.parenthesize(value, PRECEDENCE["Mul"])
+
+
+def is_mask(f):
+    """A step whose value at 0 is 0 or 1: a comparison gives it exactly."""
+    return f.func is sp.Heaviside and len(f.args) == 2 and f.args[1] in (0, 1)
 
 
 PRINTER = LucidPrinter()
@@ -97,3 +121,8 @@ def to_numpy_source(expr, scalars=None) -> str:
     that array operations are not spent on scalar factors.
     """
     return (LucidPrinter(scalars) if scalars else PRINTER).doprint(expr)
+
+
+def mask_source(step) -> str:
+    """A step (:func:`is_mask`) as a boolean comparison, ``(x > 0)``."""
+    return PRINTER._mask(step)

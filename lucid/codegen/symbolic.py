@@ -213,10 +213,42 @@ class Symbolic:
         if any(not varying for _, varying in terms) and len(terms) > 1:
             # sum(x - c) = sum(x) - c*M subtracts two large numbers: keep the centred sum,
             # unless the two cancel exactly, as sum(x - mean(x)) = sum(x) - sum(x) = 0 does
-            if self._distribute(terms, axes, in_shape, node, create=False) == 0:
+            if self._distribute(terms, axes, in_shape, node, create=False) == 0 or \
+                    self._centred(body, axes, in_shape) == 0:
                 return sp.Integer(0)
             return self._reduction(body, axes, in_shape, node, create)
         return self._distribute(terms, axes, in_shape, node, create)
+
+    def _centred(self, body, axes, in_shape):
+        """``sum(body)`` when ``body`` is ``k*v + c`` for a ``v`` of several terms whose sum
+        exists, ``c`` constant along ``axes``: ``k*sum(v) + c*M``; else None.
+
+        This is how ``sum(x + b - mean(x + b))`` is seen to be exactly 0: ``x`` alone
+        has no sum, ``x + b`` has. The caller keeps the value only if it is 0, so a sum
+        is never split into two large numbers that nearly cancel.
+        """
+        ndim = len(in_shape)
+        parts = {}
+        for term in sp.Add.make_args(body):
+            coeff, rest = term.as_coeff_Mul()
+            parts[rest] = coeff
+        for (mono, summed, n), sym in self.reductions.items():
+            if n != ndim or not mono.is_Add:
+                continue
+            first_coeff, first = sp.Add.make_args(mono)[0].as_coeff_Mul()
+            if first not in parts:
+                continue
+            k = parts[first] / first_coeff
+            rest = sp.Add(body, *[-k * t for t in sp.Add.make_args(mono)])
+            if any(self.varies(t, axes, ndim) for t in sp.Add.make_args(rest)):
+                continue
+            padded = fit(self.shape_of(mono), ndim)
+            if summed != tuple(a for a in axes if padded[a] != 1):
+                continue
+            count = sp.Mul(*[dim_expr(in_shape[a]) for a in axes])
+            constant = sp.Mul(*[dim_expr(in_shape[a]) for a in axes if padded[a] == 1])
+            return k * sym * constant + rest * count
+        return None
 
     def _distribute(self, terms, axes, in_shape, node, create):
         total = sp.Integer(0)

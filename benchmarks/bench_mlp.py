@@ -1,0 +1,176 @@
+"""k blocks of Linear(256, 256) -> BatchNorm1d(256) -> ReLU: one train step, four ways.
+
+Every implementation runs the same float32 data and the same parameters;
+calls are interleaved in a shuffled order inside each round, so machine
+noise hits all of them alike. The table reports medians and ratios to eager
+NumPy.
+
+    python benchmarks/bench_mlp.py            # k = 1, 4, 16, 32 at N = 256
+    python benchmarks/bench_mlp.py --quick    # fewer rounds
+
+Train step = forward + backward (gradients of the input and every parameter)
++ running-statistics update. Columns:
+  lucid compiled - lucid.compile(model, placeholder, mode="train") called on (x, dy)
+  lucid Tensor   - model(Tensor(x, requires_grad=True)).backward(Tensor(dy))
+  eager NumPy    - the same network written out in NumPy, one statement per operation
+                   (the closed-form BatchNorm backward an engineer writes by hand)
+  torch          - the same network in torch on the CPU with its default thread count,
+                   when torch is installed (an optional column, not a dependency)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+
+# torch's OpenMP threads spin between calls by default; interleaved with NumPy's BLAS threads
+# on a 2-core machine that oversubscribes the cores and a whole row can run 40x slow. Passive
+# waiting keeps the comparison about the code (set before numpy or torch start threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import lucid  # noqa: E402
+import lucid.nn as nn  # noqa: E402
+from lucid import Tensor  # noqa: E402
+
+WIDTH, EPS, MOMENTUM = 256, 1e-5, 0.1
+
+
+def network(k):
+    layers = []
+    for _ in range(k):
+        layers += [nn.Linear(WIDTH, WIDTH), nn.BatchNorm1d(WIDTH), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def eager_step(x, dy, params, stats):
+    """Train step of the network in eager NumPy: forward, then backward block by block."""
+    saved = []
+    h = x
+    for (w, b, g, beta), (rm, rv) in zip(params, stats):
+        z = h @ w.T
+        z += b
+        mean = z.mean(axis=0, dtype=np.float64).astype(np.float32)
+        xc = z - mean
+        var = np.einsum("ij,ij->j", xc, xc) / len(z)
+        rstd = 1 / np.sqrt(var + EPS)
+        xhat = xc * rstd
+        y = xhat * g + beta
+        out = np.maximum(y, 0)
+        rm *= 1 - MOMENTUM
+        rm += MOMENTUM * mean
+        rv *= 1 - MOMENTUM
+        rv += MOMENTUM * var * len(z) / (len(z) - 1)
+        saved.append((h, w, g, xhat, rstd, y))
+        h = out
+    grads = []
+    d = dy
+    for inp, w, g, xhat, rstd, y in reversed(saved):
+        d = d * (y > 0)
+        dbeta = d.sum(axis=0)
+        dg = np.einsum("ij,ij->j", d, xhat)
+        dz = (g * rstd / len(d)) * (len(d) * d - dbeta - xhat * dg)
+        grads.append((dz.T @ inp, dz.sum(axis=0), dg, dbeta))
+        d = dz @ w
+    return h, d, grads
+
+
+def implementations(k, n, rng):
+    x = rng.standard_normal((n, WIDTH), dtype=np.float32)
+    dy = rng.standard_normal((n, WIDTH), dtype=np.float32)
+    model = network(k)
+    program = lucid.compile(model, lucid.placeholder((None, WIDTH), name="x"), mode="train")
+    face = network(k)
+    face.load_state_dict(model.state_dict())
+    blocks = [model[3 * i: 3 * i + 2] for i in range(k)]
+    params = [(lin.weight.data, lin.bias.data, bn.weight.data, bn.bias.data) for lin, bn in blocks]
+    stats = [(bn.running_mean.data.copy(), bn.running_var.data.copy()) for _, bn in blocks]
+    impls = {
+        "lucid compiled": lambda: program(x, dy),
+        "lucid Tensor": lambda: face(Tensor(x, requires_grad=True)).backward(Tensor(dy)),
+        "eager NumPy": lambda: eager_step(x, dy, params, stats),
+    }
+    torch_impl = _torch(model, x, dy)
+    if torch_impl is not None:
+        impls["torch"] = torch_impl
+    return impls
+
+
+def _torch(model, x, dy):
+    try:
+        import torch
+    except ImportError:
+        return None
+    layers = []
+    for m in model:
+        if isinstance(m, nn.Linear):
+            t = torch.nn.Linear(WIDTH, WIDTH)
+            with torch.no_grad():
+                t.weight.copy_(torch.from_numpy(m.weight.data))
+                t.bias.copy_(torch.from_numpy(m.bias.data))
+        elif isinstance(m, nn.BatchNorm1d):
+            t = torch.nn.BatchNorm1d(WIDTH)
+        else:
+            t = torch.nn.ReLU()
+        layers.append(t)
+    net = torch.nn.Sequential(*layers).train()
+    xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
+
+    def step():
+        net.zero_grad(set_to_none=True)
+        net(xt.detach().requires_grad_()).backward(dyt)
+    return step
+
+
+def measure(impls, rounds, order):
+    times = {name: [] for name in impls}
+    names = list(impls)
+    for f in impls.values():  # warm up: compile caches, first-touch allocations
+        f()
+    for _ in range(rounds):
+        order.shuffle(names)
+        for name in names:
+            t0 = time.perf_counter()
+            impls[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    ap.add_argument("-k", type=int, nargs="*", default=[1, 4, 16, 32], help="block counts")
+    ap.add_argument("-n", type=int, default=256, help="batch size")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    order = random.Random(0)
+    try:
+        import torch
+        threads = f"torch {torch.__version__} with {torch.get_num_threads()} threads"
+    except ImportError:
+        threads = "torch not installed"
+    print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+          f"{threads}; N = {args.n}, float32; median of interleaved rounds; "
+          "ratio = time / eager NumPy time\n")
+    rows, columns = [], None
+    for k in args.k:
+        impls = implementations(k, args.n, rng)
+        columns = columns or list(impls)
+        rounds = max(5, (200 if k <= 4 else 60) // (4 if args.quick else 1))
+        rows.append((k, measure(impls, rounds, order)))
+    print("| k | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for k, med in rows:
+        ref = med["eager NumPy"]
+        print(f"| {k} | " + " | ".join(f"{med[c] * 1e3:.2f} ms ({med[c] / ref:.2f}x)"
+                                        for c in columns) + " |")
+
+
+if __name__ == "__main__":
+    main()
