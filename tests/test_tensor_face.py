@@ -578,3 +578,35 @@ def test_load_refuses_foreign_and_truncated_archives(tmp_path):
     cut.write_bytes(good.getvalue()[:-40])
     with pytest.raises(ValueError, match="not a lucid checkpoint"):
         lucid.load(cut)
+
+
+# -- review findings: in-place writes that autograd must see -----------------------------
+def test_adding_a_tensor_with_history_to_itself_in_place():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y += y
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 4.0, 4.0])
+
+
+@pytest.mark.parametrize("write", [lambda y: y.zero_(), lambda y: y.__iadd__(100.0),
+                                   lambda y: y.__setitem__(0, 5.0),
+                                   lambda y: y.copy_(Tensor([1.0, 1.0, 1.0]))])
+def test_writing_a_saved_output_under_no_grad_makes_backward_refuse(write):
+    x = Tensor([0.0, 1.0, 2.0], requires_grad=True)
+    y = x.exp()  # exp's backward reads its own output
+    with lucid.no_grad():
+        write(y)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    assert x.grad is None
+
+
+def test_writing_through_a_detached_alias_makes_backward_refuse():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    d = x.detach()
+    d += 10
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    assert x.grad is None

@@ -10,10 +10,36 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import weakref
 
 import numpy as np
 
 _seq = itertools.count()
+#: id of a base array -> in-place writes into it (through any Tensor, view or detached alias)
+_WRITES = {}
+
+
+def _root(array):
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def note_write(array):
+    """Count an in-place write into ``array``'s memory (what a backward compares)."""
+    root = _root(array)
+    key = id(root)
+    if key not in _WRITES:
+        weakref.finalize(root, _WRITES.pop, key, None)
+    _WRITES[key] = _WRITES.get(key, 0) + 1
+
+
+def written(arrays):
+    """The write counts of the memory under ``arrays`` (a tuple to compare later)."""
+    if not _WRITES:
+        return ()
+    return tuple(_WRITES.get(id(_root(a)), 0) if isinstance(a, np.ndarray) else 0
+                 for a in arrays)
 _FREED = ("Trying to backward through the graph a second time: the saved values of this "
           "call were freed by the first backward. Pass retain_graph=True to the first "
           "backward to backward through it again.")
@@ -27,11 +53,19 @@ class Call:
     torch does, instead of differentiating at values that are gone.
     """
 
-    __slots__ = ("entry", "outs", "tensors", "seq", "versions")
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "writes")
 
     def __init__(self, entry, outs, tensors):
         self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
         self.versions = [t._version for t in tensors] + [t._version for t in entry.bound]
+        self.writes = written(self.saved())  # its own outputs too, and any alias of them
+
+    def saved(self):
+        """The arrays this call keeps for its backward (residuals come last in ``outs``)."""
+        program = self.entry.program
+        if self.outs is None or not program.residuals:
+            return ()
+        return self.outs[len(program._fwd_outputs) - len(program.residuals):]
 
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
@@ -61,6 +95,10 @@ class Call:
                 g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
             seeds.append(g)
         start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
+        if written(self.saved()) != self.writes:
+            raise RuntimeError("one of the variables needed for gradient computation has been "
+                               "modified by an inplace operation (an output of this call, or "
+                               "a detached alias of what it saved, was written after it ran)")
         if self.versions != [t._version for t in self.tensors] + \
                 [t._version for t in entry.bound]:
             self.check_saved(self.outs[start:])

@@ -18,8 +18,9 @@ import numpy as np
 from .. import frontend
 from ..frontend import Var, context
 from ..ops import REGISTRY, Kind, method_op, operators, reserve
-from .grad import is_grad_enabled, no_grad
 from ..ops.attributes import number
+from .autograd import note_write
+from .grad import is_grad_enabled, no_grad
 from .programs import call_function
 from .tensor import Tensor, as_dtype, check_inplace, write
 
@@ -162,8 +163,8 @@ def _inplace(op):
         check_inplace(self, f"{op}_")
         records = is_grad_enabled() and (
             self.requires_grad or isinstance(other, Tensor) and other.requires_grad)
-        result = binary(op, Tensor._wrap(self.data, self._origin) if records else
-                        self.detach(), other)
+        before = Tensor._wrap(self.data, self._origin) if records else self.detach()
+        result = binary(op, before, before if other is self else other)  # t += t reads t once
         if result.shape != self.shape:
             raise RuntimeError(f"output with shape {self.shape} doesn't match the broadcast "
                                f"shape {result.shape}")
@@ -207,6 +208,7 @@ def _setitem(self, key, value):
         self.data = self.data.copy()
     self.data[key] = value
     self._version += 1
+    note_write(self.data)
 
 
 for _dunder, _reflected, _op in operators():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autograd import run_backward
+from .autograd import note_write, run_backward
 from .grad import is_grad_enabled
 
 _DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
@@ -245,5 +245,6 @@ def write(tensor, value):
     if tensor.data.flags.writeable:
         np.copyto(tensor.data, value, casting="same_kind")
         tensor._version += 1
+        note_write(tensor.data)
     else:
         tensor.data = np.array(np.broadcast_to(value, tensor.shape), tensor.data.dtype)
