@@ -49,7 +49,7 @@ def to_array(data, dtype=None, copy=True):
     gives int64 and bool data bool.
 
     A NumPy array that already has the wanted dtype is used as it is when
-    ``copy`` is False (lucid never writes into an array it was given).
+    ``copy`` is False (only in-place operations on the Tensor write into it).
     """
     if not copy and data.__class__ is not np.ndarray and isinstance(data, Tensor):
         data = data.data
@@ -91,8 +91,9 @@ class Tensor:
     Notes
     -----
     Like ``torch.as_tensor``, a NumPy array that already has the dtype asked
-    for (or a float32, float64, int64 or bool one when none is asked) is shared, not copied: lucid
-    never writes into it, but changing it in place changes the Tensor.
+    for (or a float32, float64, int64 or bool one when none is asked) is shared, not copied:
+    computing with it never writes into it, but in-place operations on the Tensor
+    (``t += 1``, ``t[0] = 5``, an optimizer step) do, as in torch.
     Lists, other dtypes and Tensors are copied.
 
     Examples
