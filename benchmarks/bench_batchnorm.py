@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -33,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lucid  # noqa: E402
+from timing import measure  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
 from lucid.runtime import executor  # noqa: E402
@@ -102,20 +101,6 @@ def _torch(x, dy, g, b, rm, rv, mode):
         with torch.no_grad():
             bn(xt)
     return forward
-
-
-def measure(impls, rounds, rng):
-    times = {k: [] for k in impls}
-    names = list(impls)
-    for f in impls.values():  # warm up: compile caches, first-touch allocations
-        f()
-    for _ in range(rounds):
-        rng.shuffle(names)
-        for name in names:
-            t0 = time.perf_counter()
-            impls[name]()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def rounds_for(shape, quick):

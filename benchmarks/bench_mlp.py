@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
-import time
 
 # torch's OpenMP threads spin between calls by default; interleaved with NumPy's BLAS threads
 # on a 2-core machine that oversubscribes the cores and a whole row can run 40x slow. Passive
@@ -36,6 +34,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lucid  # noqa: E402
+from timing import measure  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
 
@@ -126,20 +125,6 @@ def _torch(model, x, dy):
         net.zero_grad(set_to_none=True)
         net(xt.detach().requires_grad_()).backward(dyt)
     return step
-
-
-def measure(impls, rounds, order):
-    times = {name: [] for name in impls}
-    names = list(impls)
-    for f in impls.values():  # warm up: compile caches, first-touch allocations
-        f()
-    for _ in range(rounds):
-        order.shuffle(names)
-        for name in names:
-            t0 = time.perf_counter()
-            impls[name]()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None):

@@ -6,6 +6,7 @@ the parameter's dtype.
 """
 from __future__ import annotations
 
+import abc
 import copy
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..eager import Tensor, changed
 from ..eager.tensor import write
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}  # Parameter -> {name: value}
@@ -65,8 +66,9 @@ class Optimizer:
                                        self.state.setdefault(p, {}), group)
                     write(p, new)
 
+    @abc.abstractmethod
     def _update(self, x, g, state, group):
-        raise NotImplementedError
+        """The new value of one parameter ``x`` from its gradient ``g`` (each optimizer's rule)."""
 
     def state_dict(self):
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``,
