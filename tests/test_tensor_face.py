@@ -610,3 +610,13 @@ def test_writing_through_a_detached_alias_makes_backward_refuse():
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
     assert x.grad is None
+
+
+def test_writing_an_unrelated_tensor_does_not_stop_a_backward():
+    x = Tensor([0.0, 1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    other = Tensor([1.0, 2.0])
+    with lucid.no_grad():
+        other += 1  # the first in-place write of the process may come after the forward
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([0.0, 1.0, 2.0]), rtol=1e-6)

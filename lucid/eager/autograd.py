@@ -35,11 +35,20 @@ def note_write(array):
 
 
 def written(arrays):
-    """The write counts of the memory under ``arrays`` (a tuple to compare later)."""
+    """The write counts of the memory under ``arrays`` (a tuple to compare later; None
+    while nothing anywhere has been written, the common case, at no cost)."""
     if not _WRITES:
-        return ()
+        return None
     return tuple(_WRITES.get(id(_root(a)), 0) if isinstance(a, np.ndarray) else 0
                  for a in arrays)
+
+
+def rewritten(arrays, before):
+    """Whether any of ``arrays`` was written since :func:`written` gave ``before``."""
+    now = written(arrays)
+    if now is None or before == now:
+        return False
+    return before is not None or any(now)
 _FREED = ("Trying to backward through the graph a second time: the saved values of this "
           "call were freed by the first backward. Pass retain_graph=True to the first "
           "backward to backward through it again.")
@@ -95,7 +104,7 @@ class Call:
                 g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
             seeds.append(g)
         start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
-        if written(self.saved()) != self.writes:
+        if rewritten(self.saved(), self.writes):
             raise RuntimeError("one of the variables needed for gradient computation has been "
                                "modified by an inplace operation (an output of this call, or "
                                "a detached alias of what it saved, was written after it ran)")
