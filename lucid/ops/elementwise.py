@@ -141,4 +141,6 @@ define_many([
     ("sin", sp.sin(a), {}),
     ("cos", sp.cos(a), {}),
     ("sigmoid", 1 / (1 + sp.exp(-a)), {}),
+    # NumPy has no erf: the lowering calls lucid's helper (reference.HELPERS, special.erf)
+    ("erf", sp.erf(a), {}),
 ])
