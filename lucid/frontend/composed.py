@@ -7,6 +7,7 @@ methods. Reductions take ``dim``/``keepdim`` and the NumPy spellings
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from math import prod
@@ -50,18 +51,67 @@ def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     return apply("max", x, axes=normalize_axes("max", dim, x.ndim), keepdims=keep)
 
 
+def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The minimum over ``dim``; its gradient is shared evenly among tied minima."""
+    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    x = as_var(x)
+    return apply("min", x, axes=normalize_axes("min", dim, x.ndim), keepdims=keep)
+
+
+def _position(op, x, dim, keepdim):
+    x = as_var(x)
+    axis = None if dim is None else normalize_axes(op, dim, x.ndim)[0]
+    return apply(op, x, axis=axis, keepdims=bool(keepdim and dim is not None))
+
+
 def argmax(x, dim=None, keepdim=False):
     """The position of the first maximum along ``dim`` (of the flattened input if None)."""
+    return _position("argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """The position of the first minimum along ``dim`` (of the flattened input if None)."""
+    return _position("argmin", x, dim, keepdim)
+
+
+def _extreme(op, x, dim, keepdim):
+    """``(values, indices)`` along ``dim``: the values taken *at* the indices, so the
+    gradient reaches only the returned position, as torch's ``max(dim)``."""
     x = as_var(x)
-    axis = None if dim is None else normalize_axes("argmax", dim, x.ndim)[0]
-    return apply("argmax", x, axis=axis, keepdims=bool(keepdim and dim is not None))
+    (axis,) = normalize_axes(op, dim, x.ndim)
+    at = apply(f"arg{op}", x, axis=axis, keepdims=True)
+    values = apply("take_along", x, at, axis=axis)
+    if keepdim:
+        return values, at
+    shape = x.shape[:axis] + x.shape[axis + 1:]
+    return _reshape(values, shape), _reshape(at, shape)
 
 
 def max_(x, dim=None, keepdim=False):
-    """``x.max()``: the maximum; ``x.max(dim)``: ``(values, indices)`` along ``dim``, as torch."""
-    if dim is None:
-        return amax(x)
-    return amax(x, dim, keepdim), argmax(x, dim, keepdim)
+    """``x.max()``: the maximum (gradient shared among ties, as ``amax``);
+    ``x.max(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only."""
+    return amax(x) if dim is None else _extreme("max", x, dim, keepdim)
+
+
+def min_(x, dim=None, keepdim=False):
+    """``x.min()``: the minimum (gradient shared among ties, as ``amin``);
+    ``x.min(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only."""
+    return amin(x) if dim is None else _extreme("min", x, dim, keepdim)
+
+
+def clamp(x, min=None, max=None):
+    """``x`` limited to ``[min, max]`` (numbers or tensors, broadcast), as ``torch.clamp``.
+
+    The gradient reaches ``x`` where ``min <= x <= max``, and a bound where it was taken.
+    """
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    out = as_var(x)
+    if min is not None:
+        out = where(apply("lt", out, min), min, out)
+    if max is not None:
+        out = where(apply("gt", out, max), max, out)
+    return out
 
 
 def where(condition, x, y):
@@ -95,6 +145,24 @@ def softplus(x, beta=1.0, threshold=20.0):
     soft = apply("log", apply("add", 1, apply("exp", capped)))
     soft = soft if beta == 1 else apply("div", soft, beta)
     return where(apply("gt", bx, threshold), x, soft)
+
+
+_GELU = ("none", "tanh")
+
+
+def gelu(x, approximate="none"):
+    """torch's GELU: ``x/2 (1 + erf(x/sqrt(2)))``, or with ``approximate="tanh"``
+    ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    if approximate not in _GELU:
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = as_var(x)
+    if approximate == "tanh":
+        cube = apply("mul", apply("mul", x, x), x)
+        inner = apply("add", x, apply("mul", cube, 0.044715))
+        curve = apply("tanh", apply("mul", inner, math.sqrt(2 / math.pi)))
+    else:
+        curve = apply("erf", apply("mul", x, math.sqrt(0.5)))
+    return apply("mul", apply("mul", x, 0.5), apply("add", curve, 1))
 
 
 def reshape(x, *shape):
@@ -170,8 +238,8 @@ def t(x):
 
 
 def pow_(x, exponent):
-    """``x ** exponent``; a constant exponent is the ``pow`` primitive, a tensor one
-    ``exp(exponent * log(x))`` (defined where ``x > 0``)."""
+    """``x ** exponent``; a constant exponent is the ``pow`` primitive, a tensor one the
+    ``power`` primitive (the real power: ``(-2) ** 2 = 4``, ``0 ** 0 = 1``, as torch)."""
     if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
         k = int(exponent) if float(exponent).is_integer() else float(exponent)
         if k == 1:
@@ -179,12 +247,12 @@ def pow_(x, exponent):
         if k == 2:
             return apply("mul", x, x)
         return apply("pow", x, exponent=k)
-    return apply("exp", apply("mul", exponent, apply("log", x)))
+    return apply("power", x, exponent)
 
 
 def rpow(x, base):
     """``base ** x`` for a number ``base``."""
-    return apply("exp", apply("mul", x, apply("log", apply("add", apply("mul", x, 0), base))))
+    return apply("power", base, x)
 
 
 def clone(x):
@@ -281,12 +349,18 @@ COMPOSED = {
     "mean": (mean_, True),
     "numel": (numel, False),
     "amax": (amax, True),
+    "amin": (amin, True),
     "argmax": (argmax, True),
+    "argmin": (argmin, True),
     "max": (max_, True),
+    "min": (min_, True),
+    "clamp": (clamp, True),
+    "clip": (clamp, True),
     "where": (where, False),
     "softmax": (softmax, True),
     "log_softmax": (log_softmax, True),
     "softplus": (softplus, True),
+    "gelu": (gelu, False),
     "reshape": (reshape, True),
     "view": (reshape, True),
     "flatten": (flatten, True),
