@@ -136,15 +136,14 @@ def log_softmax(x, dim):
 
 
 def softplus(x, beta=1.0, threshold=20.0):
-    """torch's ``softplus``: ``log(1 + exp(beta x)) / beta``, and ``x`` where ``beta x >
+    """torch's ``softplus``: ``log1p(exp(beta x)) / beta``, and ``x`` where ``beta x >
     threshold``. The exponent is capped at ``threshold`` so that neither the value nor its
     derivative (``sigmoid(beta x)``) overflows, even on the side ``where`` drops."""
     x = as_var(x)
     bx = x if beta == 1 else apply("mul", x, beta)
-    capped = apply("sub", threshold, apply("relu", apply("sub", threshold, bx)))
-    soft = apply("log", apply("add", 1, apply("exp", capped)))
-    soft = soft if beta == 1 else apply("div", soft, beta)
-    return where(apply("gt", bx, threshold), x, soft)
+    over = apply("gt", bx, threshold)
+    soft = apply("log1p", apply("exp", where(over, threshold, bx)))
+    return where(over, x, soft if beta == 1 else apply("div", soft, beta))
 
 
 _GELU = ("none", "tanh")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from . import special
 
@@ -23,6 +24,7 @@ HELPERS = {"_erf": special.erf}
 NUMPY_FUNCTIONS = {
     sp.exp: "exp",
     sp.log: "log",
+    log1p: "log1p",  # log(1 + x), exact for tiny x
     sp.tanh: "tanh",
     sp.sin: "sin",
     sp.cos: "cos",
