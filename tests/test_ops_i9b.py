@@ -204,6 +204,22 @@ def test_clamp_tensor_bounds_broadcast_with_torchs_gradients():
     np.testing.assert_array_equal(ghi, ((x > hi) | (hi < lo)).sum(1, keepdims=True))
 
 
+def test_clamp_gradient_where_torch_gives_none_nan_and_equal_bounds():
+    x = np.array([-1.0, 0.5, 2.0, np.nan, 0.2])
+    lo = np.array([0.5, 0.5, 0.5, 0.0, 0.0])
+    hi = np.array([0.5, 0.5, 0.5, 1.0, 1.0])
+    out = lucid.clamp(t64(x), t64(lo), t64(hi))
+    np.testing.assert_array_equal(out.data, [0.5, 0.5, 0.5, np.nan, 0.2])
+    gx, glo, ghi = grad_of(lambda a, b, c: lucid.clamp(a, b, c), x, lo, hi)
+    # x < min == max: torch's gradient reaches neither bound; a NaN x gets none either
+    np.testing.assert_array_equal(gx, [0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(glo, [0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(ghi, [0, 0, 1, 0, 0])
+    for kw in [dict(min=0.0, max=1.0), dict(min=0.0), dict(max=1.0)]:
+        (g,) = grad_of(lambda a: a.clamp(**kw), x)
+        assert g[3] == 0 and np.isnan(t64(x).clamp(**kw).data[3])
+
+
 def test_clamp_gradient_three_ways_away_from_the_kinks():
     rng = rng_for("clamp3")
     x = rng.uniform(-2, 2, (4, 3))

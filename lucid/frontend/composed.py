@@ -99,19 +99,41 @@ def min_(x, dim=None, keepdim=False):
     return amin(x) if dim is None else _extreme("min", x, dim, keepdim)
 
 
+def _both(p, q):
+    return apply("eq", apply("add", p, q), 2)  # bools add as integers
+
+
+def _either(p, q):
+    return apply("gt", apply("add", p, q), 0)
+
+
 def clamp(x, min=None, max=None):
     """``x`` limited to ``[min, max]`` (numbers or tensors, broadcast), as ``torch.clamp``.
 
-    The gradient reaches ``x`` where ``min <= x <= max``, and a bound where it was taken.
+    torch's gradient convention: ``x`` gets it where ``min <= x <= max`` (not where ``x``
+    is NaN), ``min`` where ``x < min < max``, ``max`` where ``x > max`` or ``max < min``;
+    elsewhere (``x < min == max``, NaN) nothing does.
     """
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
-    out = as_var(x)
+    x = as_var(x)
+    value = x  # max(x, min) then min(., max): NaN stays NaN, max wins when max < min
     if min is not None:
-        out = where(apply("lt", out, min), min, out)
+        value = where(apply("lt", x, min), min, value)
     if max is not None:
-        out = where(apply("gt", out, max), max, out)
-    return out
+        value = where(apply("gt", value, max), max, value)
+    out = apply("detach", value)
+    if max is not None:
+        take = apply("gt", x, max) if min is None else \
+            _either(apply("gt", x, max), apply("lt", max, min))
+        out = where(take, max, out)
+    if min is not None:
+        take = apply("lt", x, min) if max is None else \
+            _both(apply("lt", x, min), apply("lt", min, max))
+        out = where(take, min, out)
+    keep = apply("ge", x, min) if max is None else apply("le", x, max) if min is None else \
+        _both(apply("ge", x, min), apply("le", x, max))
+    return where(keep, x, out)
 
 
 def where(condition, x, y):

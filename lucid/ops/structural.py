@@ -200,3 +200,11 @@ structural(
     lower=lambda at, shape, x: f"{x}.astype(np.{at['dtype']})",
     grad="cast(g, x.dtype)", logical=True,
     attributes=at_.schema("cast", dtype=at_.dtype))
+
+
+# -- detach: the value, with no gradient (torch's detach, for conventions such as clamp's) -----
+structural(
+    "detach", 1, doc="the input's value, through which no gradient flows",
+    shape=lambda shapes, dtypes, attrs: (shapes[0], dtypes[0]),
+    run=lambda at, dims, x: x, lower=lambda at, shape, x: f"{x}.view()",
+    grad="0 (cut off)", view=True, differentiable=False, logical=True)
