@@ -16,7 +16,7 @@ import pytest
 import sympy as sp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_ops import EPS, check_program_gradients, compile_weighted_sum, rng_for  # noqa: E402
+from test_ops import check_program_gradients, compile_weighted_sum, rng_for  # noqa: E402
 
 import lucid  # noqa: E402
 import lucid.nn as nn  # noqa: E402
@@ -92,6 +92,15 @@ def test_erf_through_generated_code_and_reference_executor():
         # d erf / dx = 2/sqrt(pi) exp(-x^2), written out here from the maths
         np.testing.assert_allclose(result["grad:x"], 2 / math.sqrt(math.pi) * np.exp(-x * x),
                                    rtol=1e-13, atol=1e-300)
+
+
+def test_erf_helper_cannot_be_shadowed_by_a_placeholder_name():
+    ph = lucid.placeholder((3,), "float64", name="_erf")
+    program = lucid.compile(lambda v: lucid.erf(v) + v, ph)
+    assert "_erf" not in program.graph.inputs  # names starting with _ belong to codegen
+    x = np.array([-1.0, 0.25, 3.0])
+    out = program.run({program.graph.inputs[0]: x, program.seeds[0]: np.ones(3)})["out"]
+    np.testing.assert_allclose(out, MATH_ERF(x) + x, rtol=1e-15)
 
 
 def test_erf_derivative_is_sympys_diff_and_matches_finite_differences():
@@ -448,3 +457,23 @@ def test_regression_losses_refuse_shapes_that_do_not_broadcast():
     for fn in (F.mse_loss, F.l1_loss):
         with pytest.raises(ValueError, match="cannot broadcast"):
             fn(t64(np.ones((3, 4))), t64(np.ones(3)))
+
+
+# ----------------------------------------------------------------------------- log1p, detach
+def test_log1p_is_exact_for_tiny_arguments():
+    x = np.array([1e-20, -1e-18, 1e-10, 0.5, 3.0])
+    out = lucid.log1p(t64(x))
+    np.testing.assert_allclose(out.data, [1e-20, -1e-18, 1e-10 - 5e-21, math.log(1.5),
+                                          math.log(4.0)], rtol=1e-15)
+    (g,) = grad_of(lucid.log1p, x)
+    np.testing.assert_allclose(g, 1 / (1 + x), rtol=1e-15)
+
+
+def test_detach_passes_the_value_and_no_gradient():
+    rng = rng_for("detach")
+    x = rng.normal(size=(4, 3))
+    program, feeds = compile_weighted_sum(
+        lambda v: v * lucid.frontend.apply("detach", v), {"x": (("N", 3), x)})
+    for result in (program.run(feeds), reference_run(program.graph, feeds)):
+        np.testing.assert_allclose(result["out"], np.sum(x * x * feeds["w"]), rtol=1e-14)
+        np.testing.assert_allclose(result["grad:x"], x * feeds["w"], rtol=1e-14)  # not 2 x w

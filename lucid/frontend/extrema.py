@@ -65,7 +65,18 @@ def _extreme(op, x, dim, keepdim):
 
 def max_(x, dim=None, keepdim=False):
     """``x.max()``: the maximum (gradient shared among ties, as ``amax``);
-    ``x.max(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only."""
+    ``x.max(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> x = lucid.Tensor([[1.0, 3.0, 3.0]], dtype="float64", requires_grad=True)
+    >>> values, indices = x.max(1)
+    >>> values.data.tolist(), indices.data.tolist()
+    ([3.0], [1])
+    >>> values.sum().backward(); x.grad.tolist()
+    [[0.0, 1.0, 0.0]]
+    """
     return amax(x) if dim is None else _extreme("max", x, dim, keepdim)
 
 
@@ -89,6 +100,16 @@ def clamp(x, min=None, max=None):
     torch's gradient convention: ``x`` gets it where ``min <= x <= max`` (not where ``x``
     is NaN), ``min`` where ``x < min < max``, ``max`` where ``x > max`` or ``max < min``;
     elsewhere (``x < min == max``, NaN) nothing does.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> x = lucid.Tensor([-2.0, 0.5, 1.0, 3.0], dtype="float64", requires_grad=True)
+    >>> y = x.clamp(0.0, 1.0)
+    >>> y.data.tolist()
+    [0.0, 0.5, 1.0, 1.0]
+    >>> y.sum().backward(); x.grad.tolist()
+    [0.0, 1.0, 1.0, 0.0]
     """
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
