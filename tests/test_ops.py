@@ -18,7 +18,7 @@ from lucid.ops import ARGS
 
 EPS = 1e-6
 ELEMENTWISE = sorted(n for n, op in REGISTRY.items() if op.kind == "elementwise")
-POSITIVE = {"log", "sqrt", "rsqrt"}  # smooth only for a > 0
+POSITIVE = {"log", "log1p", "sqrt", "rsqrt"}  # smooth only for a > 0 (log1p: a > -1)
 
 def rng_for(*key):
     return np.random.default_rng(zlib.crc32(repr(key).encode()))

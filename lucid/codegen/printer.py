@@ -13,6 +13,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..ops import NUMPY_FUNCTIONS
+from ..ops.reference import HELPERS
 
 
 class LucidPrinter(NumPyPrinter):
@@ -22,9 +23,10 @@ class LucidPrinter(NumPyPrinter):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self.scalars = frozenset(scalars)  # symbols known to be Python scalars
         # the ops' table, not sympy's defaults, says which NumPy function computes a head
+        # (or which of lucid's helpers, by the name the program namespace binds)
         self.known_functions = dict(self.known_functions, **{
-            f.__name__: f"numpy.{name}" for f, name in NUMPY_FUNCTIONS.items()
-            if f not in (sp.Max, sp.Min, sp.Heaviside)})
+            f.__name__: name if name in HELPERS else f"numpy.{name}"
+            for f, name in NUMPY_FUNCTIONS.items() if f not in (sp.Max, sp.Min, sp.Heaviside)})
 
     def _module_format(self, fqn, register=True):
         name = super()._module_format(fqn, register)

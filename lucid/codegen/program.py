@@ -15,13 +15,14 @@ import numpy as np
 
 from ..graph import OutKind, Role
 from ..ops import REGISTRY
+from ..ops.reference import HELPERS
 from ..runtime import bind_sizes
 from .cache import filename_for
 from .generate import generate
 from .memory import peak_bytes
 from .plan import Plan
 
-_NAMESPACE = {"np": np}
+_NAMESPACE = {"np": np, **HELPERS}  # helpers for what NumPy lacks (erf)
 STATE_LOCK = threading.RLock()
 
 

@@ -40,6 +40,12 @@ def dispatch(name, fn, args, kwargs):
     """
     if context.current() is not None or any(isinstance(a, Var) for a in args):
         return fn(*args, **kwargs)
+    keywords = tuple(k for k, v in kwargs.items() if isinstance(v, (Tensor, Var)))
+    if keywords:  # a tensor given by keyword (clamp(x, min=t)) is an input like the others
+        args = args + tuple(kwargs[k] for k in keywords)
+        kwargs = {k: v for k, v in kwargs.items() if k not in keywords}
+        fn, name = functools.partial(_by_keyword, fn, len(args) - len(keywords), keywords), \
+            (name, keywords)
     arrays = [i for i, a in enumerate(args)
               if a is not None and not isinstance(a, (numbers.Number, tuple, list, str))]
     fixed = {i: a for i, a in enumerate(args) if i not in arrays}
@@ -51,6 +57,11 @@ def dispatch(name, fn, args, kwargs):
     key = (name, tuple(arrays), tuple((i, _frozen(v)) for i, v in fixed.items()),
            tuple((k, _frozen(v)) for k, v in sorted(kwargs.items())))
     return call_function(traced, [args[i] for i in arrays], key)
+
+
+def _by_keyword(fn, count, keywords, *args, **kwargs):
+    """``fn`` with the trailing ``args`` passed as the ``keywords`` they came by."""
+    return fn(*args[:count], **kwargs, **dict(zip(keywords, args[count:])))
 
 
 def binary(op, x, y):

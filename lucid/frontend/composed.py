@@ -7,6 +7,7 @@ methods. Reductions take ``dim``/``keepdim`` and the NumPy spellings
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from math import prod
@@ -14,26 +15,19 @@ from math import prod
 import numpy as np
 
 from ..ops.shapes import normalize_axes
+from .extrema import amax, amin, argmax, argmin, clamp, dim_args, max_, min_, where
 from .var import (Var, apply, as_var, broadcast_to, cast, matmul, mean, numel, reduce_sum,
                   reshape as _reshape)
 
 
-def _dim(dim, axis, keepdim, keepdims):
-    if axis is not None:
-        if dim is not None:
-            raise TypeError("give dim or its alias axis, not both")
-        dim = axis
-    return dim, bool(keepdim if keepdims is None else keepdims)
-
-
 def sum_(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """Sum over ``dim`` (an int, a tuple, or None for all), as ``torch.sum``."""
-    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    dim, keep = dim_args(dim, axis, keepdim, keepdims)
     return reduce_sum(x, dim, keep)
 
 
 def mean_(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    dim, keep = _dim(dim, axis, keepdim, keepdims)
+    dim, keep = dim_args(dim, axis, keepdim, keepdims)
     return mean(x, dim, keep)
 
 
@@ -41,37 +35,6 @@ def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return tuple(d if isinstance(d, str) else operator.index(d) for d in shape)
-
-
-def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
-    """The maximum over ``dim``; its gradient is shared evenly among tied maxima."""
-    dim, keep = _dim(dim, axis, keepdim, keepdims)
-    x = as_var(x)
-    return apply("max", x, axes=normalize_axes("max", dim, x.ndim), keepdims=keep)
-
-
-def argmax(x, dim=None, keepdim=False):
-    """The position of the first maximum along ``dim`` (of the flattened input if None)."""
-    x = as_var(x)
-    axis = None if dim is None else normalize_axes("argmax", dim, x.ndim)[0]
-    return apply("argmax", x, axis=axis, keepdims=bool(keepdim and dim is not None))
-
-
-def max_(x, dim=None, keepdim=False):
-    """``x.max()``: the maximum; ``x.max(dim)``: ``(values, indices)`` along ``dim``, as torch."""
-    if dim is None:
-        return amax(x)
-    return amax(x, dim, keepdim), argmax(x, dim, keepdim)
-
-
-def where(condition, x, y):
-    """``x`` where ``condition`` holds, else ``y`` (broadcast; numbers take the other's dtype)."""
-    like = next((v for v in (x, y) if isinstance(v, Var)), None)
-    x, y = as_var(x, like), as_var(y, like)
-    if x.dtype != y.dtype:
-        dtype = sorted({x.dtype, y.dtype} & {"float32", "float64"} or {"int64"})[-1]
-        x, y = cast(x, dtype), cast(y, dtype)
-    return apply("where", condition, x, y)
 
 
 def softmax(x, dim):
@@ -86,15 +49,32 @@ def log_softmax(x, dim):
 
 
 def softplus(x, beta=1.0, threshold=20.0):
-    """torch's ``softplus``: ``log(1 + exp(beta x)) / beta``, and ``x`` where ``beta x >
+    """torch's ``softplus``: ``log1p(exp(beta x)) / beta``, and ``x`` where ``beta x >
     threshold``. The exponent is capped at ``threshold`` so that neither the value nor its
     derivative (``sigmoid(beta x)``) overflows, even on the side ``where`` drops."""
     x = as_var(x)
     bx = x if beta == 1 else apply("mul", x, beta)
-    capped = apply("sub", threshold, apply("relu", apply("sub", threshold, bx)))
-    soft = apply("log", apply("add", 1, apply("exp", capped)))
-    soft = soft if beta == 1 else apply("div", soft, beta)
-    return where(apply("gt", bx, threshold), x, soft)
+    over = apply("gt", bx, threshold)
+    soft = apply("log1p", apply("exp", where(over, threshold, bx)))
+    return where(over, x, soft if beta == 1 else apply("div", soft, beta))
+
+
+_GELU = ("none", "tanh")
+
+
+def gelu(x, approximate="none"):
+    """torch's GELU: ``x/2 (1 + erf(x/sqrt(2)))``, or with ``approximate="tanh"``
+    ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    if approximate not in _GELU:
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = as_var(x)
+    if approximate == "tanh":
+        cube = apply("mul", apply("mul", x, x), x)
+        inner = apply("add", x, apply("mul", cube, 0.044715))
+        curve = apply("tanh", apply("mul", inner, math.sqrt(2 / math.pi)))
+    else:
+        curve = apply("erf", apply("mul", x, math.sqrt(0.5)))
+    return apply("mul", apply("mul", x, 0.5), apply("add", curve, 1))
 
 
 def reshape(x, *shape):
@@ -170,8 +150,8 @@ def t(x):
 
 
 def pow_(x, exponent):
-    """``x ** exponent``; a constant exponent is the ``pow`` primitive, a tensor one
-    ``exp(exponent * log(x))`` (defined where ``x > 0``)."""
+    """``x ** exponent``; a constant exponent is the ``pow`` primitive, a tensor one the
+    ``power`` primitive (the real power: ``(-2) ** 2 = 4``, ``0 ** 0 = 1``, as torch)."""
     if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
         k = int(exponent) if float(exponent).is_integer() else float(exponent)
         if k == 1:
@@ -179,12 +159,12 @@ def pow_(x, exponent):
         if k == 2:
             return apply("mul", x, x)
         return apply("pow", x, exponent=k)
-    return apply("exp", apply("mul", exponent, apply("log", x)))
+    return apply("power", x, exponent)
 
 
 def rpow(x, base):
     """``base ** x`` for a number ``base``."""
-    return apply("exp", apply("mul", x, apply("log", apply("add", apply("mul", x, 0), base))))
+    return apply("power", base, x)
 
 
 def clone(x):
@@ -281,12 +261,18 @@ COMPOSED = {
     "mean": (mean_, True),
     "numel": (numel, False),
     "amax": (amax, True),
+    "amin": (amin, True),
     "argmax": (argmax, True),
+    "argmin": (argmin, True),
     "max": (max_, True),
+    "min": (min_, True),
+    "clamp": (clamp, True),
+    "clip": (clamp, True),
     "where": (where, False),
     "softmax": (softmax, True),
     "log_softmax": (log_softmax, True),
     "softplus": (softplus, True),
+    "gelu": (gelu, False),
     "reshape": (reshape, True),
     "view": (reshape, True),
     "flatten": (flatten, True),

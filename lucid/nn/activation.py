@@ -9,7 +9,7 @@ from .. import frontend as F
 from ..eager import Tensor
 from ..eager.random import new_key
 from ..frontend import trace
-from ..frontend.composed import flatten, log_softmax, softmax
+from ..frontend.composed import flatten, gelu, log_softmax, softmax
 from ..ops.shapes import format_shape
 from .module import Module, Parameter
 
@@ -32,6 +32,31 @@ class Tanh(Module):
 class Sigmoid(Module):
     def forward(self, x):
         return F.as_var(x).sigmoid()
+
+
+class GELU(Module):
+    """``x/2 (1 + erf(x/sqrt(2)))``, or its tanh approximation (``approximate="tanh"``),
+    as torch's GELU.
+
+    >>> import lucid
+    >>> import lucid.nn as nn
+    >>> nn.GELU(approximate="tanh")
+    GELU(approximate='tanh')
+    >>> nn.GELU()(lucid.Tensor([1.0], dtype="float64")).data.round(6).tolist()
+    [0.841345]
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 def _legacy_dim(dim, ndim):

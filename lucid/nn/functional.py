@@ -28,8 +28,9 @@ import numpy as np
 from .. import frontend as fe
 from ..eager import Tensor, dispatch
 from ..frontend import as_var
-from ..frontend.composed import (log_softmax as _log_softmax, softmax as _softmax, softplus,
-                                 where)
+from ..frontend.composed import (gelu as _gelu, log_softmax as _log_softmax,
+                                 softmax as _softmax, softplus as _softplus, where)
+from ..ops.shapes import broadcast_shapes
 
 _REDUCTIONS = ("none", "mean", "sum")
 _CLASSES = {}  # C -> the int64 Tensor arange(C): one per class count, shared by every call
@@ -69,6 +70,33 @@ def sigmoid(input):
     return dispatch("sigmoid", lambda x: as_var(x).sigmoid(), (input,), {})
 
 
+def gelu(input, approximate="none"):
+    """torch's ``gelu``: ``x/2 (1 + erf(x/sqrt(2)))``; ``approximate="tanh"``:
+    ``x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    >>> import lucid
+    >>> import lucid.nn.functional as F
+    >>> x = lucid.Tensor([-1.0, 0.0, 2.0], dtype="float64")
+    >>> F.gelu(x).data.round(6).tolist()
+    [-0.158655, 0.0, 1.9545]
+    >>> F.gelu(x, approximate="tanh").data.round(6).tolist()
+    [-0.158808, 0.0, 1.954598]
+    """
+    return dispatch("gelu", _gelu, (input,), {"approximate": approximate})
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """torch's ``softplus``: ``log(1 + exp(beta x)) / beta``, and ``x`` where
+    ``beta x > threshold``.
+
+    >>> import lucid
+    >>> import lucid.nn.functional as F
+    >>> F.softplus(lucid.Tensor([0.0, 30.0], dtype="float64")).data.round(6).tolist()
+    [0.693147, 30.0]
+    """
+    return dispatch("softplus", _softplus, (input,), {"beta": beta, "threshold": threshold})
+
+
 def softmax(input, dim):
     return dispatch("softmax", _softmax, (input,), {"dim": dim})
 
@@ -88,9 +116,8 @@ def linear(input, weight, bias=None):
 
 # -- regression losses ---------------------------------------------------------------------
 def _pair(name, fn, input, target, reduction):
-    if _shape(input) != _shape(target):
-        raise ValueError(f"{name}: target size {_shape(target)} must be the same as input "
-                         f"size {_shape(input)}")
+    # torch broadcasts a target of another shape against the input (with a warning)
+    broadcast_shapes(name, _shape(input), _shape(target))
     return dispatch(name, fn, (input, target), {"reduction": _reduction(reduction)})
 
 
@@ -255,7 +282,7 @@ def _bce_logits(x, y, weight, pos_weight, reduction):
     x = as_var(x)
     # torch's stable form: (1 - y) x + (1 + (pw - 1) y) softplus(-x)
     scale = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
-    loss = (1 - as_var(y)) * x + scale * softplus(-x)
+    loss = (1 - as_var(y)) * x + scale * _softplus(-x)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -272,5 +299,5 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
                     (input, target, weight, pos_weight), {"reduction": reduction})
 
 
-__all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "mse_loss",
-           "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
+__all__ = ["relu", "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "linear",
+           "mse_loss", "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy_with_logits"]

@@ -5,7 +5,7 @@ partials derived) from :mod:`.elementwise`, the structural ones (shape rule,
 VJP, reference run, NumPy lowering) from :mod:`.structural`.
 :func:`define_elementwise` adds one.
 """
-from . import elementwise, indexing, structural  # noqa: F401  (registers the primitives)
+from . import elementwise, gather, indexing, structural  # noqa: F401  (registers the primitives)
 from .decompose import NotBuildable, decompose
 from .elementwise import define_elementwise, define_many
 from .op import (ARGS, CONVENTIONS, DTYPES, FLOATS, REGISTRY, RESERVED_NAMES, Kind, Op,

@@ -39,7 +39,7 @@ def decompose(expr, emit, table=None):
     table = heads() if table is None else table
     if expr.is_Symbol:
         return emit.leaf(expr)
-    if expr.is_Number:
+    if expr.is_number:  # a number, or a constant expression such as 2/sqrt(pi)
         if not expr.is_real or not expr.is_finite:
             raise NotBuildable(f"no primitive builds the constant {expr}")
         return emit.const(int(expr) if expr.is_Integer else float(expr))

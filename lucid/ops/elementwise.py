@@ -16,6 +16,7 @@ import keyword
 import re
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from .decompose import DryRun, NotBuildable, decompose, heads
 from .op import ARGS, REGISTRY, RESERVED_NAMES, Kind, Op
@@ -131,6 +132,7 @@ define_many([
     ("neg", -a, dict(integer=True, dunder="neg", method=False)),
     ("exp", sp.exp(a), {}),
     ("log", sp.log(a), {}),
+    ("log1p", log1p(a), dict(doc="log(1 + a), exact for tiny a")),
     ("sqrt", sp.sqrt(a), {}),
     ("rsqrt", 1 / sp.sqrt(a), {}),
     ("tanh", sp.tanh(a), {}),
@@ -141,4 +143,6 @@ define_many([
     ("sin", sp.sin(a), {}),
     ("cos", sp.cos(a), {}),
     ("sigmoid", 1 / (1 + sp.exp(-a)), {}),
+    # NumPy has no erf: the lowering calls lucid's helper (reference.HELPERS, special.erf)
+    ("erf", sp.erf(a), {}),
 ])

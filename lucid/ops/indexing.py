@@ -1,4 +1,4 @@
-"""Indexing, selection, comparisons and powers: structural records, one each.
+"""Indexing, selection, comparisons, powers and extrema: structural records, one each.
 
 ``index`` is NumPy's ``x[key]``: the key (``attrs["key"]``) holds slices,
 ints, new axes and *index inputs* (the op's further inputs, integer arrays),
@@ -180,6 +180,32 @@ structural(
     attributes=at_.schema("pow", exponent=lambda what, v: at_.number(v, "float64")))
 
 
+# -- power with a tensor exponent: NumPy's real power; torch's values where 0**y is special ---
+def _power_vjp(b, n, g):
+    x, y = n.inputs
+    dtype = b.dtype(n.name)
+    zero = b.const(0, dtype)
+    # d/dx = y x**(y-1), but 0 where y == 0 (also at x == 0, where the formula gives 0 * inf)
+    slope = b.apply("mul", y, b.apply("power", x, b.apply("sub", y, b.const(1, dtype))))
+    dx = b.apply("where", b.apply("eq", y, zero), zero, slope)
+    # d/dy = x**y log x, but 0 where x == 0 and y >= 0 (NaN where log x is: x < 0)
+    rate = b.apply("mul", n.name, b.apply("log", x))
+    dy = b.apply("where", b.apply("eq", x, zero),
+                 b.apply("where", b.apply("ge", y, zero), zero, rate), rate)
+    return (b.sum_to(b.apply("mul", g, dx), b.shape(x)),
+            b.sum_to(b.apply("mul", g, dy), b.shape(y)))
+
+
+structural(
+    "power", 2, doc="a ** b, elementwise (real: NaN for a negative base and a fractional b)",
+    shape=lambda shapes, dtypes, attrs: (broadcast_shapes("power", *shapes),
+                                         result_dtype(dtypes)),
+    vjp=_power_vjp,
+    run=lambda at, dims, x, y: np.power(x, y),
+    lower=lambda at, shape, x, y: f"np.power({x}, {y})",
+    grad="g * where(b == 0, 0, b * a ** (b - 1)) | g * where(a == 0 and b >= 0, 0, a ** b * log a)")
+
+
 # -- where: the gradient goes to the side that was chosen ---------------------------------
 def _where_shape(shapes, dtypes, attrs):
     if dtypes[0] != "bool":
@@ -203,12 +229,12 @@ structural(
     grad="none (condition) | where(c, g, 0) | where(c, 0, g)", logical=True)
 
 
-# -- max over axes: the gradient is shared evenly among the maxima (torch's amax) -------------
-def _max_shape(shapes, dtypes, attrs):
+# -- max and min over axes: the gradient is shared evenly among the extrema (torch's amax) ---
+def _extreme_shape(shapes, dtypes, attrs):
     return reduced_shape(shapes[0], attrs["axes"], attrs["keepdims"]), dtypes[0]
 
 
-def _max_vjp(b, n, g):
+def _extreme_vjp(b, n, g):
     x, axes = n.inputs[0], n.attrs["axes"]
     shape, dtype = b.shape(x), b.dtype(n.name)
     top = b.apply("broadcast_to", b.keepdims(n.name, shape, axes), shape=shape)
@@ -219,26 +245,31 @@ def _max_vjp(b, n, g):
                     b.apply("broadcast_to", ties, shape=shape)),)
 
 
-structural(
-    "max", 1, doc="maximum over attrs axes, attrs keepdims", shape=_max_shape, vjp=_max_vjp,
-    run=lambda at, dims, x: np.max(x, axis=at["axes"], keepdims=at["keepdims"]),
-    lower=lambda at, shape, x: f"np.max({x}, axis={axes_source(at['axes'])}"
-                               f"{', keepdims=True' if at['keepdims'] else ''})",
-    grad="g / (number of maxima) at each maximum, else 0",
-    attributes=at_.schema("max", axes=at_.ints, keepdims=at_.flag))
+for _name, _word in [("max", "maximum"), ("min", "minimum")]:
+    structural(
+        _name, 1, doc=f"{_word} over attrs axes, attrs keepdims", shape=_extreme_shape,
+        vjp=_extreme_vjp,
+        run=lambda at, dims, x, f=getattr(np, _name): f(x, axis=at["axes"],
+                                                        keepdims=at["keepdims"]),
+        lower=lambda at, shape, x, f=_name: f"np.{f}({x}, axis={axes_source(at['axes'])}"
+                                            f"{', keepdims=True' if at['keepdims'] else ''})",
+        grad=f"g / (number of {_word}s) at each {_word}, else 0",
+        attributes=at_.schema(_name, axes=at_.ints, keepdims=at_.flag))
 
 
-# -- argmax: a position, piecewise constant in the values: no gradient ---------------------
-structural(
-    "argmax", 1, doc="position of the first maximum along attrs axis (None: flattened)",
-    shape=lambda shapes, dtypes, attrs: (
-        () if attrs["axis"] is None else
-        reduced_shape(shapes[0], (attrs["axis"],), attrs["keepdims"]), "int64"),
-    run=lambda at, dims, x: np.argmax(x, axis=at["axis"], keepdims=at["keepdims"]),
-    lower=lambda at, shape, x: f"np.argmax({x}, axis={at['axis']!r}"
-                               f"{', keepdims=True' if at['keepdims'] else ''})",
-    grad="0 (a position)", differentiable=False,
-    attributes=at_.schema("argmax", axis=_optional_int, keepdims=at_.flag))
+# -- argmax and argmin: a position, piecewise constant in the values: no gradient -----------
+for _name, _word in [("argmax", "maximum"), ("argmin", "minimum")]:
+    structural(
+        _name, 1, doc=f"position of the first {_word} along attrs axis (None: flattened)",
+        shape=lambda shapes, dtypes, attrs: (
+            () if attrs["axis"] is None else
+            reduced_shape(shapes[0], (attrs["axis"],), attrs["keepdims"]), "int64"),
+        run=lambda at, dims, x, f=getattr(np, _name): f(x, axis=at["axis"],
+                                                        keepdims=at["keepdims"]),
+        lower=lambda at, shape, x, f=_name: f"np.{f}({x}, axis={at['axis']!r}"
+                                            f"{', keepdims=True' if at['keepdims'] else ''})",
+        grad="0 (a position)", differentiable=False,
+        attributes=at_.schema(_name, axis=_optional_int, keepdims=at_.flag))
 
 
 # -- uniform: random numbers that are a pure function of a key input ------------------------

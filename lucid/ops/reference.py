@@ -4,17 +4,27 @@
 functions: codegen's printer writes them, :func:`evaluate` calls them (the
 reference executor's elementwise semantics, deliberately a tree walk and not
 the printer, so generated code is checked against an independent path).
-An elementwise op may use only these heads.
+An elementwise op may use only these heads. A head NumPy lacks (``erf``) is
+computed by a runtime helper of :mod:`.special`: :data:`HELPERS` binds the name
+generated code calls it by, which codegen puts in a program's namespace.
 """
 from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from . import special
+
+#: Functions NumPy lacks: the name generated code calls -> lucid's vectorised helper.
+#: The names start with ``_``, which no graph node's name may (they cannot be shadowed).
+HELPERS = {"_erf": special.erf}
 
 #: sympy head -> name of the NumPy function computing it elementwise.
 NUMPY_FUNCTIONS = {
     sp.exp: "exp",
     sp.log: "log",
+    log1p: "log1p",  # log(1 + x), exact for tiny x
     sp.tanh: "tanh",
     sp.sin: "sin",
     sp.cos: "cos",
@@ -23,7 +33,13 @@ NUMPY_FUNCTIONS = {
     sp.Max: "maximum",  # n-ary heads fold pairwise
     sp.Min: "minimum",
     sp.Heaviside: "heaviside",  # Heaviside(x, h): h at 0
+    sp.erf: "_erf",  # a helper (HELPERS), not a NumPy function
 }
+
+
+def numpy_function(name):
+    """The function a :data:`NUMPY_FUNCTIONS` name calls: ``np.<name>`` or a helper."""
+    return HELPERS[name] if name in HELPERS else getattr(np, name)
 
 
 def unsupported_heads(expr):
@@ -38,7 +54,7 @@ def evaluate(expr, env):
     """Evaluate ``expr`` with NumPy, symbols bound to arrays by ``env``."""
     if expr.is_Symbol:
         return env[expr]
-    if expr.is_Number:
+    if expr.is_number:  # also pi and sqrt(pi), which derivatives bring in
         return int(expr) if expr.is_Integer else float(expr)
     args = [evaluate(x, env) for x in expr.args]
     if expr.is_Add:
@@ -62,7 +78,7 @@ def evaluate(expr, env):
         return np.power(base, exp)
     if expr.func is sp.Heaviside and len(args) == 1:
         args.append(0.5)  # sympy's value at 0
-    fn = getattr(np, NUMPY_FUNCTIONS[expr.func])
+    fn = numpy_function(NUMPY_FUNCTIONS[expr.func])
     out = args[0]
     for x in args[1:]:
         out = fn(out, x)

@@ -136,22 +136,54 @@ structural(
 
 
 # -- matmul: d(A @ B) = dY @ B^T for A, A^T @ dY for B ----------------------------------------
+def _as_matrices(x, y):
+    """torch's matmul rule: a 1-D left operand is a row (1, k), a 1-D right one a column."""
+    return ((1,) + tuple(x) if len(x) == 1 else tuple(x)), \
+        (tuple(y) + (1,) if len(y) == 1 else tuple(y))
+
+
 def _matmul_shape(shapes, dtypes, attrs):
-    (x, y) = shapes
-    if len(x) != 2 or len(y) != 2:
-        raise ValueError(f"matmul: expected two 2D operands, got shapes {x} and {y}")
-    if x[1] != y[0]:
+    x, y = shapes
+    if not x or not y:
+        raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {x} "
+                         f"and {y}")
+    x2, y2 = _as_matrices(x, y)
+    if x2[-1] != y2[-2]:
         raise ValueError(f"matmul: inner dimensions differ: {x} @ {y}")
-    return (x[0], y[1]), result_dtype(dtypes)
+    batch = broadcast_shapes("matmul", x2[:-2], y2[:-2])  # batch dims broadcast
+    return batch + x2[-2:-1] * (len(x) > 1) + y2[-1:] * (len(y) > 1), result_dtype(dtypes)
+
+
+def _swap_last(b, n):
+    ndim = len(b.shape(n))
+    return b.apply("transpose", n, perm=tuple(range(ndim - 2)) + (ndim - 1, ndim - 2))
+
+
+def _matmul_vjp(b, n, g):
+    x, y = n.inputs
+    xs, ys = b.shape(x), b.shape(y)
+    if len(xs) == len(ys) == 2:
+        return (b.apply("matmul", g, _swap_last(b, y)), b.apply("matmul", _swap_last(b, x), g))
+    # 1-D operands as matrices, the gradient as their product's shape; then back, with the
+    # gradient summed over the batch dims an operand was broadcast along
+    x2, y2 = _as_matrices(xs, ys)
+    batch = broadcast_shapes("matmul", x2[:-2], y2[:-2])
+    xm = x if len(xs) > 1 else b.apply("reshape", x, shape=x2)
+    ym = y if len(ys) > 1 else b.apply("reshape", y, shape=y2)
+    gm = b.apply("reshape", g, shape=batch + (x2[-2], y2[-1])) if min(len(xs), len(ys)) == 1 \
+        else g
+    gx = b.sum_to(b.apply("matmul", gm, _swap_last(b, ym)), x2)
+    gy = b.sum_to(b.apply("matmul", _swap_last(b, xm), gm), y2)
+    return (gx if len(xs) > 1 else b.apply("reshape", gx, shape=xs),
+            gy if len(ys) > 1 else b.apply("reshape", gy, shape=ys))
 
 
 structural(
-    "matmul", 2, doc="matrix product of two 2D arrays", shape=_matmul_shape, dunder="matmul",
-    vjp=lambda b, n, g: (b.apply("matmul", g, b.apply("transpose", n.inputs[1], perm=(1, 0))),
-                         b.apply("matmul", b.apply("transpose", n.inputs[0], perm=(1, 0)), g)),
+    "matmul", 2, doc="matrix product as torch.matmul (1-D operands, broadcast batch dims)",
+    shape=_matmul_shape, dunder="matmul", vjp=_matmul_vjp,
     run=lambda at, dims, x, y: x @ y,
     lower=lambda at, shape, x, y: f"{x} @ {y}",
-    grad="g @ b.T | a.T @ g")
+    grad="g @ b.T (summed over broadcast batch dims) | a.T @ g (likewise)")
 
 
 # -- cast: the gradient goes back in the input's dtype ------------------------------------------
@@ -168,3 +200,11 @@ structural(
     lower=lambda at, shape, x: f"{x}.astype(np.{at['dtype']})",
     grad="cast(g, x.dtype)", logical=True,
     attributes=at_.schema("cast", dtype=at_.dtype))
+
+
+# -- detach: the value, with no gradient (torch's detach, for conventions such as clamp's) -----
+structural(
+    "detach", 1, doc="the input's value, through which no gradient flows",
+    shape=lambda shapes, dtypes, attrs: (shapes[0], dtypes[0]),
+    run=lambda at, dims, x: x, lower=lambda at, shape, x: f"{x}.view()",
+    grad="0 (cut off)", view=True, differentiable=False, logical=True)

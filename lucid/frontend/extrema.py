@@ -1,0 +1,143 @@
+"""Extrema and limits composed from the primitives: amax/amin, argmax/argmin, max/min,
+``where`` and ``clamp``, with torch's conventions for their gradients.
+
+``amax``/``amin`` (and ``x.max()``) share the gradient evenly among ties;
+``x.max(dim)`` returns ``(values, indices)`` with the values taken *at* the
+indices (``take_along``), so the gradient reaches only the returned position.
+"""
+from __future__ import annotations
+
+from ..ops.shapes import normalize_axes
+from .var import Var, apply, as_var, cast, reshape as _reshape
+
+
+def dim_args(dim, axis, keepdim, keepdims):
+    """``(dim, keepdim)`` from torch's ``dim``/``keepdim`` or NumPy's ``axis``/``keepdims``."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("give dim or its alias axis, not both")
+        dim = axis
+    return dim, bool(keepdim if keepdims is None else keepdims)
+
+
+def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The maximum over ``dim``; its gradient is shared evenly among tied maxima."""
+    dim, keep = dim_args(dim, axis, keepdim, keepdims)
+    x = as_var(x)
+    return apply("max", x, axes=normalize_axes("max", dim, x.ndim), keepdims=keep)
+
+
+def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """The minimum over ``dim``; its gradient is shared evenly among tied minima."""
+    dim, keep = dim_args(dim, axis, keepdim, keepdims)
+    x = as_var(x)
+    return apply("min", x, axes=normalize_axes("min", dim, x.ndim), keepdims=keep)
+
+
+def _position(op, x, dim, keepdim):
+    x = as_var(x)
+    axis = None if dim is None else normalize_axes(op, dim, x.ndim)[0]
+    return apply(op, x, axis=axis, keepdims=bool(keepdim and dim is not None))
+
+
+def argmax(x, dim=None, keepdim=False):
+    """The position of the first maximum along ``dim`` (of the flattened input if None)."""
+    return _position("argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """The position of the first minimum along ``dim`` (of the flattened input if None)."""
+    return _position("argmin", x, dim, keepdim)
+
+
+def _extreme(op, x, dim, keepdim):
+    """``(values, indices)`` along ``dim``: the values taken *at* the indices, so the
+    gradient reaches only the returned position, as torch's ``max(dim)``."""
+    x = as_var(x)
+    (axis,) = normalize_axes(op, dim, x.ndim)
+    at = apply(f"arg{op}", x, axis=axis, keepdims=True)
+    values = apply("take_along", x, at, axis=axis)
+    if keepdim:
+        return values, at
+    shape = x.shape[:axis] + x.shape[axis + 1:]
+    return _reshape(values, shape), _reshape(at, shape)
+
+
+def max_(x, dim=None, keepdim=False):
+    """``x.max()``: the maximum (gradient shared among ties, as ``amax``);
+    ``x.max(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> x = lucid.Tensor([[1.0, 3.0, 3.0]], dtype="float64", requires_grad=True)
+    >>> values, indices = x.max(1)
+    >>> values.data.tolist(), indices.data.tolist()
+    ([3.0], [1])
+    >>> values.sum().backward(); x.grad.tolist()
+    [[0.0, 1.0, 0.0]]
+    """
+    return amax(x) if dim is None else _extreme("max", x, dim, keepdim)
+
+
+def min_(x, dim=None, keepdim=False):
+    """``x.min()``: the minimum (gradient shared among ties, as ``amin``);
+    ``x.min(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only."""
+    return amin(x) if dim is None else _extreme("min", x, dim, keepdim)
+
+
+def _both(p, q):
+    return apply("eq", apply("add", p, q), 2)  # bools add as integers
+
+
+def _either(p, q):
+    return apply("gt", apply("add", p, q), 0)
+
+
+def clamp(x, min=None, max=None):
+    """``x`` limited to ``[min, max]`` (numbers or tensors, broadcast), as ``torch.clamp``.
+
+    torch's gradient convention: ``x`` gets it where ``min <= x <= max`` (not where ``x``
+    is NaN), ``min`` where ``x < min < max``, ``max`` where ``x > max`` or ``max < min``;
+    elsewhere (``x < min == max``, NaN) nothing does.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> x = lucid.Tensor([-2.0, 0.5, 1.0, 3.0], dtype="float64", requires_grad=True)
+    >>> y = x.clamp(0.0, 1.0)
+    >>> y.data.tolist()
+    [0.0, 0.5, 1.0, 1.0]
+    >>> y.sum().backward(); x.grad.tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    """
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    x = as_var(x)
+    value = x  # max(x, min) then min(., max): NaN stays NaN, max wins when max < min
+    if min is not None:
+        value = where(apply("lt", x, min), min, value)
+    if max is not None:
+        value = where(apply("gt", value, max), max, value)
+    out = apply("detach", value)
+    if max is not None:
+        take = apply("gt", x, max) if min is None else \
+            _either(apply("gt", x, max), apply("lt", max, min))
+        out = where(take, max, out)
+    if min is not None:
+        take = apply("lt", x, min) if max is None else \
+            _both(apply("lt", x, min), apply("lt", min, max))
+        out = where(take, min, out)
+    keep = apply("ge", x, min) if max is None else apply("le", x, max) if min is None else \
+        _both(apply("ge", x, min), apply("le", x, max))
+    return where(keep, x, out)
+
+
+def where(condition, x, y):
+    """``x`` where ``condition`` holds, else ``y`` (broadcast; numbers take the other's dtype)."""
+    like = next((v for v in (x, y) if isinstance(v, Var)), None)
+    x, y = as_var(x, like), as_var(y, like)
+    if x.dtype != y.dtype:
+        dtype = sorted({x.dtype, y.dtype} & {"float32", "float64"} or {"int64"})[-1]
+        x, y = cast(x, dtype), cast(y, dtype)
+    return apply("where", condition, x, y)
