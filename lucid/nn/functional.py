@@ -274,3 +274,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "mse_loss",
            "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
+
+
+from .conv import conv1d  # noqa: E402,F401  (the convolution and layer forms live apart)
