@@ -277,3 +277,4 @@ __all__ = ["relu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "mse_l
 
 
 from .conv import conv1d  # noqa: E402,F401  (the convolution and layer forms live apart)
+from .layer_fns import batch_norm, dropout, layer_norm  # noqa: E402,F401
