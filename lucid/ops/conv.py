@@ -161,6 +161,7 @@ structural(
                          b.apply("stacked_matmul", b.apply("transpose", g, perm=(1, 0)),
                                  n.inputs[0])),
     run=lambda at, dims, a, b: np.einsum("nmp,nkp->mk", a, b),
-    # tensordot: both stacks laid out as one matrix, then one BLAS call
-    lower=lambda at, shape, a, b: f"np.tensordot({a}, {b}, axes=((0, 2), (0, 2)))",
+    # one BLAS call per pair, then a sum over the stack: faster here than np.tensordot,
+    # which first copies both stacks into matrices
+    lower=lambda at, shape, a, b: f"np.matmul({a}, {b}.transpose(0, 2, 1)).sum(0)",
     grad="stacked_matmul(g, b) | stacked_matmul(g.T, a)")
