@@ -186,7 +186,7 @@ def test_conv_bad_inputs_raise_and_change_nothing():
 
 def test_conv1d_module_defaults_repr_and_symbolic_batch():
     conv = nn.Conv1d(8, 16, 3, padding="same", bias=False)
-    assert repr(conv) == "Conv1d(8, 16, kernel_size=(3,), stride=(1,), padding='same', bias=False)"
+    assert repr(conv) == "Conv1d(8, 16, kernel_size=(3,), stride=(1,), padding=same, bias=False)"
     assert conv.weight.shape == (16, 8, 3) and conv.bias is None
     for batch in (1, 7):  # one program for every batch size
         assert conv(Tensor(np.ones((batch, 8, 5), np.float32))).shape == (batch, 16, 5)

@@ -167,8 +167,7 @@ class Conv1d(Module):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
                f"stride={self.stride}"
         if self.padding != (0,):
-            text += f", padding={self.padding!r}" if isinstance(self.padding, str) else \
-                f", padding={self.padding}"
+            text += f", padding={self.padding}"  # a string unquoted, as torch prints it
         if self.dilation != (1,):
             text += f", dilation={self.dilation}"
         return text + ("" if self.bias is not None else ", bias=False")
