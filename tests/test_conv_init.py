@@ -20,17 +20,20 @@ from lucid.runtime import run as reference_run
 
 
 # -- references ---------------------------------------------------------------------------------
-def conv_reference(x, w, b, stride=1, padding=(0, 0), dilation=1):
-    """``y[n, o, i] = b[o] + sum_{c,k} w[o, c, k] * xpad[n, c, i * stride + k * dilation]``."""
+def conv_reference(x, w, b, stride=1, padding=(0, 0), dilation=1, groups=1):
+    """``y[n, o, i] = b[o] + sum_{c,k} w[o, c, k] * xpad[n, g(o) * C/groups + c, i * stride +
+    k * dilation]``, ``g(o)`` the group of output channel ``o``."""
     n, c, length = x.shape
-    o, _, k = w.shape
+    o, cg, k = w.shape
     xp = np.zeros((n, c, length + padding[0] + padding[1]))
     xp[:, :, padding[0]:padding[0] + length] = x
     count = (xp.shape[2] - dilation * (k - 1) - 1) // stride + 1
     y = np.zeros((n, o, count))
     for i in range(count):
-        for tap in range(k):
-            y[:, :, i] += xp[:, :, i * stride + tap * dilation] @ w[:, :, tap].T
+        for out in range(o):
+            first = out // (o // groups) * cg
+            for tap in range(k):
+                y[:, out, i] += xp[:, first:first + cg, i * stride + tap * dilation] @ w[out, :, tap]
     return y if b is None else y + b[None, :, None]
 
 
@@ -43,8 +46,11 @@ def central_grad(f, x, eps=1e-6):
     return g
 
 
-CASES = [  # (N, C, L, C_out, K, stride, padding, dilation, padding as pairs)
+CASES = [  # (N, C, L, C_out, K, stride, padding, dilation, padding as pairs[, groups])
     (2, 3, 10, 4, 3, 1, 0, 1, (0, 0)),
+    (2, 4, 9, 6, 3, 2, 1, 1, (1, 1), 2),
+    (2, 3, 8, 3, 3, 1, "same", 2, (2, 2), 3),  # depthwise
+    (1, 2, 7, 4, 2, 1, 0, 1, (0, 0), 2),
     (2, 3, 11, 4, 3, 2, 1, 2, (1, 1)),
     (1, 2, 7, 3, 2, 3, 2, 1, (2, 2)),
     (3, 1, 5, 2, 1, 1, 0, 1, (0, 0)),
@@ -56,18 +62,20 @@ CASES = [  # (N, C, L, C_out, K, stride, padding, dilation, padding as pairs)
 
 @pytest.mark.parametrize("case", CASES)
 def test_conv1d_values_and_gradients_against_the_definition(case):
-    n, c, length, o, k, stride, padding, dilation, pads = case
+    n, c, length, o, k, stride, padding, dilation, pads, *groups = case
+    groups = groups[0] if groups else 1
     rng = np.random.default_rng(len(str(case)))
-    x, w, b = rng.normal(size=(n, c, length)), rng.normal(size=(o, c, k)), rng.normal(size=o)
-    ref = conv_reference(x, w, b, stride, pads, dilation)
+    x, w = rng.normal(size=(n, c, length)), rng.normal(size=(o, c // groups, k))
+    b = rng.normal(size=o)
+    ref = conv_reference(x, w, b, stride, pads, dilation, groups)
     g = rng.normal(size=ref.shape)
     xt, wt, bt = (Tensor(a, dtype="float64", requires_grad=True) for a in (x, w, b))
-    y = F.conv1d(xt, wt, bt, stride=stride, padding=padding, dilation=dilation)
+    y = F.conv1d(xt, wt, bt, stride=stride, padding=padding, dilation=dilation, groups=groups)
     np.testing.assert_allclose(y.data, ref, rtol=1e-12, atol=1e-12)
     y.backward(g)
 
     def loss(xv=x, wv=w, bv=b):
-        return float((conv_reference(xv, wv, bv, stride, pads, dilation) * g).sum())
+        return float((conv_reference(xv, wv, bv, stride, pads, dilation, groups) * g).sum())
     np.testing.assert_allclose(xt.grad, central_grad(lambda v: loss(xv=v), x), atol=1e-7)
     np.testing.assert_allclose(wt.grad, central_grad(lambda v: loss(wv=v), w), atol=1e-7)
     np.testing.assert_allclose(bt.grad, central_grad(lambda v: loss(bv=v), b), atol=1e-7)
@@ -83,9 +91,10 @@ def test_conv1d_unbatched_and_without_bias():
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_conv_bn_relu_compiles_and_agrees_with_the_executor(mode):
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_bn_relu_compiles_and_agrees_with_the_executor(mode, groups):
     lucid.manual_seed(0)
-    net = nn.Sequential(nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2,
+    net = nn.Sequential(nn.Conv1d(4, 6, 3, stride=2, padding=2, dilation=2, groups=groups,
                                   dtype="float64"),
                         nn.BatchNorm1d(6, dtype="float64"), nn.ReLU())
     rng = np.random.default_rng(2)
@@ -105,7 +114,7 @@ def test_conv_bn_relu_compiles_and_agrees_with_the_executor(mode):
     # the forward against the definition: conv, then batch (train) or running (eval) statistics
     x = feeds[program.graph.inputs[0]]
     conv = net[0]
-    z = conv_reference(x, conv.weight.data, conv.bias.data, 2, (2, 2), 2)
+    z = conv_reference(x, conv.weight.data, conv.bias.data, 2, (2, 2), 2, groups)
     if mode == "train":
         mean, var = z.mean((0, 2), keepdims=True), z.var((0, 2), keepdims=True)
     else:
@@ -156,10 +165,16 @@ def test_stacked_products_match_numpy_and_each_other():
 def test_conv_bad_inputs_raise_and_change_nothing():
     x = Tensor(np.zeros((2, 3, 8), np.float32))
     w = Tensor(np.zeros((4, 3, 3), np.float32))
-    with pytest.raises(ValueError, match="groups=1 only"):
-        nn.Conv1d(4, 4, 3, groups=2)
-    with pytest.raises(ValueError, match="groups=1 only"):
+    with pytest.raises(ValueError, match="in_channels must be divisible by groups"):
+        nn.Conv1d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="out_channels must be divisible by groups"):
+        nn.Conv1d(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="groups=3 expects input with 9 channels, got 3"):
         F.conv1d(x, w, groups=3)
+    with pytest.raises(ValueError, match="do not split into 3 groups"):
+        F.conv1d(x, Tensor(np.zeros((4, 1, 3), np.float32)), groups=3)
+    with pytest.raises(ValueError, match="groups must be a positive integer"):
+        F.conv1d(x, w, groups=0)
     with pytest.raises(ValueError, match="strided"):
         nn.Conv1d(3, 4, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="Invalid padding string"):
@@ -188,6 +203,10 @@ def test_conv1d_module_defaults_repr_and_symbolic_batch():
     conv = nn.Conv1d(8, 16, 3, padding="same", bias=False)
     assert repr(conv) == "Conv1d(8, 16, kernel_size=(3,), stride=(1,), padding=same, bias=False)"
     assert conv.weight.shape == (16, 8, 3) and conv.bias is None
+    grouped = nn.Conv1d(8, 16, 3, groups=4)
+    assert repr(grouped) == "Conv1d(8, 16, kernel_size=(3,), stride=(1,), groups=4)"
+    assert grouped.weight.shape == (16, 2, 3)
+    assert np.abs(grouped.bias.data).max() <= 1 / math.sqrt(6)  # fan_in = 8 / 4 * 3
     for batch in (1, 7):  # one program for every batch size
         assert conv(Tensor(np.ones((batch, 8, 5), np.float32))).shape == (batch, 16, 5)
 
@@ -319,6 +338,29 @@ def test_batch_norm_functional_equals_the_module():
     np.testing.assert_allclose(a.data, b.data, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(bn.running_mean.data, rm.data, rtol=1e-6)
     np.testing.assert_allclose(bn.running_var.data, rv.data, rtol=1e-6)
+
+
+def test_batch_norm_functional_in_a_traced_module_updates_its_buffers():
+    class Norm(nn.Module):  # a torch-style module written with F.batch_norm
+        def __init__(self, c):
+            super().__init__()
+            self.weight = nn.Parameter(np.ones(c, np.float32))
+            self.bias = nn.Parameter(np.zeros(c, np.float32))
+            self.register_buffer("running_mean", Tensor(np.zeros(c, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(c, np.float32)))
+
+        def forward(self, x):
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                self.bias, self.training, 0.1, 1e-5)
+    x = np.random.default_rng(8).normal(size=(8, 3, 5)).astype(np.float32)
+    mine, ref = Norm(3), nn.BatchNorm1d(3)
+    for _ in range(3):
+        np.testing.assert_allclose(mine(Tensor(x)).data, ref(Tensor(x)).data, rtol=1e-6)
+    np.testing.assert_allclose(mine.running_mean.data, ref.running_mean.data, rtol=1e-6)
+    np.testing.assert_allclose(mine.running_var.data, ref.running_var.data, rtol=1e-6)
+    assert abs(mine.running_mean.data).max() > 0.01  # they did move
+    mine.eval(), ref.eval()
+    np.testing.assert_allclose(mine(Tensor(x)).data, ref(Tensor(x)).data, rtol=1e-6)
 
 
 def test_layer_norm_functional_against_numpy():

@@ -54,20 +54,25 @@ def _padding(padding, kernel_size, stride, dilation):
 def _check_groups(groups):
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
         raise ValueError(f"groups must be a positive integer, got {groups!r}")
-    if groups != 1:
-        raise ValueError(f"lucid's conv1d supports groups=1 only, got groups={groups}")
+    return int(groups)
 
 
-def _convolve(x, w, b, stride, padding, dilation):
-    """The convolution of Vars ``x`` (N, C, L) or (C, L) and ``w`` (C_out, C, K)."""
+def _convolve(x, w, b, stride, padding, dilation, groups):
+    """The convolution of Vars ``x`` (N, C, L) or (C, L) and ``w`` (C_out, C / groups, K)."""
     x, w = fe.as_var(x), fe.as_var(w)
     batched = x.ndim == 3
     if not batched:
         x = fe.reshape(x, (1,) + tuple(x.shape))
-    c_out, c_in, k = w.shape
+    c_out, c_group, k = w.shape
     columns = fe.apply("unfold1d", x, kernel_size=k, stride=stride, padding=padding,
                        dilation=dilation)  # (N, C * K, L_out)
-    y = fe.apply("stacked_matmul", fe.reshape(w, (c_out, c_in * k)), columns)  # (N, C_out, L_out)
+    if groups == 1:
+        y = fe.apply("stacked_matmul", fe.reshape(w, (c_out, c_group * k)), columns)
+    else:  # group j's kernels meet group j's columns only (a group axis in the product)
+        n, _, length = columns.shape
+        columns = fe.reshape(columns, (n, groups, c_group * k, length))
+        kernels = fe.reshape(w, (groups, c_out // groups, c_group * k))
+        y = fe.reshape(fe.apply("stacked_matmul", kernels, columns), (n, c_out, length))
     if b is not None:
         y = y + fe.reshape(b, (c_out, 1))
     return y if batched else fe.reshape(y, tuple(y.shape[1:]))
@@ -79,8 +84,10 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
     ``weight`` is ``(C_out, C, K)``, ``bias`` ``(C_out,)``; ``padding`` is an
     int, ``'valid'`` or ``'same'`` (stride 1 only). The output length is
-    ``(L + 2 * padding - dilation * (K - 1) - 1) // stride + 1``. Only
-    ``groups=1`` is supported (a ValueError otherwise).
+    ``(L + 2 * padding - dilation * (K - 1) - 1) // stride + 1``. With
+    ``groups`` g, the channels split into g groups convolved apart: ``weight``
+    is ``(C_out, C / g, K)`` and output channels ``j * C_out / g ...`` see
+    input group ``j`` only.
 
     Examples
     --------
@@ -92,7 +99,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> F.conv1d(x, w, padding="same").data.tolist()
     [[[-2.0, -2.0, -2.0, 3.0]]]
     """
-    _check_groups(groups)
+    groups = _check_groups(groups)
     if len(weight.shape) != 3:
         raise ValueError(f"conv1d: weight must be (out_channels, in_channels, kernel_size), "
                          f"got shape {format_shape(weight.shape)}")
@@ -101,11 +108,15 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"of shape {format_shape(input.shape)}")
     if str(input.dtype) not in ("float32", "float64"):
         raise TypeError(f"conv1d: expected a floating input, got {input.dtype}")
-    c_out, c_in, k = weight.shape
-    if input.shape[-2] != c_in:
-        raise ValueError(f"conv1d: weight of shape {format_shape(weight.shape)} expects input "
-                         f"with {c_in} channels, got {input.shape[-2]} channels in input of "
-                         f"shape {format_shape(input.shape)}")
+    c_out, c_group, k = weight.shape
+    if input.shape[-2] != c_group * groups:
+        raise ValueError(f"conv1d: weight of shape {format_shape(weight.shape)} with groups="
+                         f"{groups} expects input with {c_group * groups} channels, got "
+                         f"{input.shape[-2]} channels in input of shape "
+                         f"{format_shape(input.shape)}")
+    if c_out % groups:
+        raise ValueError(f"conv1d: weight of shape {format_shape(weight.shape)}: "
+                         f"{c_out} output channels do not split into {groups} groups")
     if bias is not None and tuple(bias.shape) != (c_out,):
         raise ValueError(f"conv1d: bias must have shape ({c_out},), got "
                          f"{format_shape(bias.shape)}")
@@ -113,7 +124,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     dilation = _single("dilation", dilation, 1)
     pads = _padding(padding, k, stride, dilation)
     return dispatch("conv1d", _convolve, (input, weight, bias),
-                    {"stride": stride, "padding": pads, "dilation": dilation})
+                    {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups})
 
 
 class Conv1d(Module):
@@ -122,8 +133,8 @@ class Conv1d(Module):
     ``weight`` is ``(out_channels, in_channels, kernel_size)``; both it and
     ``bias`` are initialised as torch's (:func:`lucid.nn.init.kaiming_uniform_`
     with ``a = sqrt(5)``; the bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-    ``fan_in = in_channels * kernel_size``). Only ``groups=1`` and
-    ``padding_mode='zeros'`` are supported (a ValueError otherwise).
+    ``fan_in = in_channels / groups * kernel_size``). Only
+    ``padding_mode='zeros'`` is supported (a ValueError otherwise).
 
     Examples
     --------
@@ -138,19 +149,23 @@ class Conv1d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", dtype="float32"):
         super().__init__()
-        _check_groups(groups)
+        groups = _check_groups(groups)
         if padding_mode != "zeros":
             raise ValueError(f"lucid's Conv1d supports padding_mode='zeros' only, got "
                              f"{padding_mode!r}")
         self.in_channels = check_count("in_channels", in_channels)
         self.out_channels = check_count("out_channels", out_channels)
+        if self.in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if self.out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
         self.kernel_size = (_single("kernel_size", kernel_size, 1),)
         self.stride = (_single("stride", stride, 1),)
         self.dilation = (_single("dilation", dilation, 1),)
         _padding(padding, self.kernel_size[0], self.stride[0], self.dilation[0])  # checked now
         self.padding = padding if isinstance(padding, str) else (_single("padding", padding, 0),)
-        self.groups, self.padding_mode = 1, "zeros"
-        shape = (self.out_channels, self.in_channels, self.kernel_size[0])
+        self.groups, self.padding_mode = groups, "zeros"
+        shape = (self.out_channels, self.in_channels // groups, self.kernel_size[0])
         self.weight = Parameter(np.zeros(shape), dtype=dtype)
         self.bias = Parameter(np.zeros(self.out_channels), dtype=dtype) if bias else None
         self.reset_parameters()
@@ -161,7 +176,8 @@ class Conv1d(Module):
     def forward(self, x):
         x = fe.as_var(x)
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
-        return conv1d(x, self.weight, self.bias, self.stride[0], padding, self.dilation[0])
+        return conv1d(x, self.weight, self.bias, self.stride[0], padding, self.dilation[0],
+                      self.groups)
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
@@ -170,4 +186,6 @@ class Conv1d(Module):
             text += f", padding={self.padding}"  # a string unquoted, as torch prints it
         if self.dilation != (1,):
             text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")

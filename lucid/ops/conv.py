@@ -4,10 +4,11 @@ A 1-D convolution is ``unfold1d`` (im2col: every window of the input laid out
 as one column) followed by a matrix product with the flattened kernel for
 each batch item. ``unfold1d``'s gradient is ``fold1d`` (col2im: each column
 added back where its window came from), and ``fold1d``'s is ``unfold1d``. The
-product is ``stacked_matmul``, ``w @ x[n]`` for each matrix of a stack (a batch
-of symbolic size cannot be merged into a matrix by a reshape); its weight
-gradient sums ``g[n] @ x[n].T`` over the stack, ``stacked_matmul_nt``. The two
-products are each other's VJPs.
+product is ``stacked_matmul``, ``w @ x[n]`` for each item of a stack (a batch
+of symbolic size cannot be merged into a matrix by a reshape), with optional
+group axes pairing the kernel of group ``j`` with the columns of group ``j``;
+its weight gradient sums ``g[n] @ x[n].T`` over the stack,
+``stacked_matmul_nt``. The two products are each other's VJPs.
 
 Layout: ``unfold1d`` maps ``(N, C, L)`` to ``(N, C * K, L_out)``, the middle
 axis ordered channel-major (``c * K + k``), so a kernel ``(C_out, C, K)``
@@ -127,41 +128,48 @@ structural(
     attributes=at_.schema("fold1d", length=at_.positive, **_WINDOW))
 
 
-# -- stacked_matmul / stacked_matmul_nt: a matrix times each matrix of a stack ---------------
+# -- stacked_matmul / stacked_matmul_nt: matrices times each item of a stack of them ---------
+# a (*G, M, K) and b (N, *G, K, P): G are group axes (none for a plain convolution), which
+# pair a's matrices with b's; N is the stack, which a is broadcast over.
 def _stacked_shape(shapes, dtypes, attrs):
     a, b = shapes
-    if len(a) != 2 or len(b) != 3 or a[1] != b[1]:
-        raise ValueError(f"stacked_matmul: expected (M, K) @ (N, K, P), got {a} @ {b}")
-    return (b[0], a[0], b[2]), result_dtype(dtypes)
+    if len(a) < 2 or len(b) != len(a) + 1 or tuple(a[:-2]) != tuple(b[1:-2]) or a[-1] != b[-2]:
+        raise ValueError(f"stacked_matmul: expected (*G, M, K) @ (N, *G, K, P), got {a} @ {b}")
+    return tuple(b[:-2]) + (a[-2], b[-1]), result_dtype(dtypes)
 
 
 def _stacked_nt_shape(shapes, dtypes, attrs):
     a, b = shapes
-    if len(a) != 3 or len(b) != 3 or (a[0], a[2]) != (b[0], b[2]):
-        raise ValueError(f"stacked_matmul_nt: expected (N, M, P) and (N, K, P), got {a} and {b}")
-    return (a[1], b[1]), result_dtype(dtypes)
+    if len(a) < 3 or len(b) != len(a) or tuple(a[:-2]) != tuple(b[:-2]) or a[-1] != b[-1]:
+        raise ValueError(f"stacked_matmul_nt: expected (N, *G, M, P) and (N, *G, K, P), got "
+                         f"{a} and {b}")
+    return tuple(a[1:-1]) + (b[-2],), result_dtype(dtypes)
+
+
+def _swap(b, x):
+    """``x`` with its last two axes swapped (each matrix transposed)."""
+    r = len(b.shape(x))
+    return b.apply("transpose", x, perm=tuple(range(r - 2)) + (r - 1, r - 2))
 
 
 structural(
-    "stacked_matmul", 2, doc="a @ b[n] for an (M, K) matrix a and each matrix of an (N, K, P) "
-                             "stack b: (N, M, P)",
+    "stacked_matmul", 2, doc="a @ b[n] for every n: matrices a (*G, M, K) times each item "
+                             "of a stack b (N, *G, K, P), (N, *G, M, P)",
     shape=_stacked_shape,
     vjp=lambda b, n, g: (b.apply("stacked_matmul_nt", g, n.inputs[1]),
-                         b.apply("stacked_matmul", b.apply("transpose", n.inputs[0],
-                                                           perm=(1, 0)), g)),
-    run=lambda at, dims, a, b: np.einsum("mk,nkp->nmp", a, b),
+                         b.apply("stacked_matmul", _swap(b, n.inputs[0]), g)),
+    run=lambda at, dims, a, b: np.einsum("...mk,n...kp->n...mp", a, b),
     lower=lambda at, shape, a, b: f"np.matmul({a}, {b})",  # one BLAS call per matrix
     grad="stacked_matmul_nt(g, b) | stacked_matmul(a.T, g)")
 
 structural(
-    "stacked_matmul_nt", 2, doc="the sum over n of a[n] @ b[n].T for stacks a (N, M, P) and "
-                                "b (N, K, P): (M, K)",
+    "stacked_matmul_nt", 2, doc="the sum over n of a[n] @ b[n].T for stacks a (N, *G, M, P) "
+                                "and b (N, *G, K, P): (*G, M, K)",
     shape=_stacked_nt_shape,
     vjp=lambda b, n, g: (b.apply("stacked_matmul", g, n.inputs[1]),
-                         b.apply("stacked_matmul", b.apply("transpose", g, perm=(1, 0)),
-                                 n.inputs[0])),
-    run=lambda at, dims, a, b: np.einsum("nmp,nkp->mk", a, b),
+                         b.apply("stacked_matmul", _swap(b, g), n.inputs[0])),
+    run=lambda at, dims, a, b: np.einsum("n...mp,n...kp->...mk", a, b),
     # one BLAS call per pair, then a sum over the stack: faster here than np.tensordot,
     # which first copies both stacks into matrices
-    lower=lambda at, shape, a, b: f"np.matmul({a}, {b}.transpose(0, 2, 1)).sum(0)",
+    lower=lambda at, shape, a, b: f"np.matmul({a}, {b}.swapaxes(-1, -2)).sum(0)",
     grad="stacked_matmul(g, b) | stacked_matmul(g.T, a)")
