@@ -33,7 +33,8 @@ def conv_reference(x, w, b, stride=1, padding=(0, 0), dilation=1, groups=1):
         for out in range(o):
             first = out // (o // groups) * cg
             for tap in range(k):
-                y[:, out, i] += xp[:, first:first + cg, i * stride + tap * dilation] @ w[out, :, tap]
+                window = xp[:, first:first + cg, i * stride + tap * dilation]
+                y[:, out, i] += window @ w[out, :, tap]
     return y if b is None else y + b[None, :, None]
 
 
@@ -287,7 +288,8 @@ def test_init_statistics_reproducibility_and_bad_arguments():
 @pytest.mark.parametrize("make, shape", [(lambda: nn.Linear(5, 3), (3, 5)),
                                          (lambda: nn.Conv1d(4, 3, 2), (3, 4, 2))])
 def test_layer_defaults_are_torch_s(make, shape):
-    """weight ~ U(+-gain * sqrt(3 / fan_in)), gain = sqrt(2 / (1 + 5)); bias ~ U(+-1/sqrt(fan_in))."""
+    """weight ~ U(+-gain * sqrt(3 / fan_in)), gain = sqrt(2 / (1 + 5));
+    bias ~ U(+-1 / sqrt(fan_in))."""
     rng = _seeded(11)
     layer = make()
     fan_in = math.prod(shape[1:])

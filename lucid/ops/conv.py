@@ -102,14 +102,15 @@ def _fold_lower(at, shape, g):
     reach = s * (count - 1) + 1  # the positions one tap touches, first to last
     taps = f"_fold[:, :, _k * {d}:_k * {d} + {reach}{_step(s)}]"
     # one strided slice add per tap: no np.add.at, whose unbuffered loop is slow
-    return (f"(_fold := np.zeros(({g}.shape[0], {g}.shape[1] // {k}, {length + before + after}),"
-            f" {g}.dtype), _cols := {g}.reshape({g}.shape[0], {g}.shape[1] // {k}, {k}, {count}), "
-            f"[np.add({taps}, _cols[:, :, _k], out={taps}) "
-            f"for _k in range({k})], _fold[:, :, {before}:{before + length}])[3]")
+    padded = length + before + after
+    return (f"(_cols := (_src := {g}).reshape(_src.shape[0], _src.shape[1] // {k}, {k}, "
+            f"{count}), _fold := np.zeros((_src.shape[0], _cols.shape[1], {padded}), "
+            f"_src.dtype), [np.add({taps}, _cols[:, :, _k], out={taps}) for _k in range({k})], "
+            f"_fold[:, :, {before}:{before + length}])[3]")
 
 
 structural(
-    "unfold1d", 1, doc="the windows of an (N, C, L) input as rows (N, L_out, C * K) "
+    "unfold1d", 1, doc="the windows of an (N, C, L) input as columns (N, C * K, L_out) "
                        "(attrs kernel_size, stride, padding (before, after), dilation)",
     shape=_unfold_shape,
     vjp=lambda b, n, g: (b.apply("fold1d", g, length=b.shape(n.inputs[0])[2], **n.attrs),),
