@@ -210,6 +210,15 @@ def test_conv1d_module_defaults_repr_and_symbolic_batch():
     assert np.abs(grouped.bias.data).max() <= 1 / math.sqrt(6)  # fan_in = 8 / 4 * 3
     for batch in (1, 7):  # one program for every batch size
         assert conv(Tensor(np.ones((batch, 8, 5), np.float32))).shape == (batch, 16, 5)
+    x = Tensor(np.random.default_rng(9).normal(size=(8, 5)).astype(np.float32),
+               requires_grad=True)
+    y = conv(x)  # unbatched (C, L), as torch's
+    assert y.shape == (16, 5)
+    np.testing.assert_allclose(y.data, conv_reference(x.data[None].astype(float),
+                                                      conv.weight.data.astype(float), None,
+                                                      padding=(1, 1))[0], rtol=1e-5, atol=1e-5)
+    y.sum().backward()
+    assert x.grad.shape == (8, 5) and conv.weight.grad.shape == (16, 8, 3)
 
 
 # -- nn.init ------------------------------------------------------------------------------------

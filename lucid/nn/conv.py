@@ -14,7 +14,8 @@ import numbers
 import numpy as np
 
 from .. import frontend as fe
-from ..eager import dispatch
+from ..eager import Tensor, dispatch
+from ..frontend import trace
 from ..ops.shapes import format_shape
 from . import init
 from .layers import check_count
@@ -172,6 +173,14 @@ class Conv1d(Module):
 
     def reset_parameters(self):
         init._reset_parameters(self.weight, self.bias)
+
+    def __call__(self, *args):
+        # a module call compiles with a symbolic batch axis 0, which an unbatched (C, L)
+        # Tensor lacks: it runs as a batch of one, as torch's does
+        if len(args) == 1 and isinstance(args[0], Tensor) and args[0].ndim == 2 and \
+                trace.current() is None:
+            return super().__call__(args[0].unsqueeze(0)).squeeze(0)
+        return super().__call__(*args)
 
     def forward(self, x):
         x = fe.as_var(x)
