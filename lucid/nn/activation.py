@@ -10,7 +10,7 @@ from ..eager import Tensor
 from ..eager.random import new_key
 from ..frontend import trace
 from ..frontend.composed import flatten, gelu, log_softmax, softmax
-from ..ops.shapes import format_shape
+from .layer_fns import check_layer_input, check_probability, drop, normalize_layer
 from .module import Module, Parameter
 
 
@@ -110,9 +110,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
-        self.p = float(p)
+        self.p = check_probability(p)
         self.register_buffer("generator_key", Tensor(new_key(), dtype="int64"))
 
     def forward(self, x):
@@ -121,10 +119,7 @@ class Dropout(Module):
             return x
         key = F.as_var(self.generator_key)
         trace.record_update(self.generator_key, key + 1)
-        if self.p == 1:
-            return x * 0
-        keep = F.cast(F.apply("ge", F.apply("uniform", key, x), self.p), x.dtype)
-        return x * keep * (1.0 / (1.0 - self.p))
+        return drop(x, self.p, key)
 
     def extra_repr(self):
         return f"p={self.p}, inplace=False"
@@ -148,18 +143,8 @@ class LayerNorm(Module):
 
     def forward(self, x):
         x = F.as_var(x)
-        k = len(self.normalized_shape)
-        if tuple(x.shape[x.ndim - k:]) != self.normalized_shape:
-            raise ValueError(f"LayerNorm{self.normalized_shape}: input of shape "
-                             f"{format_shape(x.shape)} does not end in {self.normalized_shape}")
-        axes = tuple(range(x.ndim - k, x.ndim))
-        mean = F.mean(x, axes, keepdims=True, name="mean")
-        xc = x - mean
-        var = F.mean(xc * xc, axes, keepdims=True, name="var")
-        y = xc * (var + self.eps).rsqrt()
-        if self.weight is not None:
-            y = y * self.weight
-        return y if self.bias is None else y + self.bias
+        check_layer_input(x, self.normalized_shape)
+        return normalize_layer(x, len(self.normalized_shape), self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, " \

@@ -10,6 +10,7 @@ from .. import frontend as F
 from ..frontend import trace
 from ..ops.shapes import format_shape
 from ..eager import Tensor
+from .layer_fns import channel_affine, check_batch, normalize_batch, running_stats
 from .layers import check_count
 from .module import Module, Parameter
 
@@ -67,37 +68,20 @@ class BatchNorm1d(Module):
         if x.dtype == "int64":
             x = F.cast(x, self._float_dtype())
         axes = (0,) if x.ndim == 2 else (0, 2)
-        per_channel = (1, self.num_features) + (1,) * (x.ndim - 2)  # broadcasts against x
-        if self.training or not self.track_running_stats:
-            self._check_batch(x, axes)
-            mean = F.mean(x, axes, keepdims=True, name="mean")
-            xc = x - mean
-            var = F.mean(xc * xc, axes, keepdims=True, name="var")
-            xhat = xc * (var + self.eps).rsqrt()
-            if self.training and self.track_running_stats:
-                self._update_running_stats(x, axes, mean, var)
-        else:
-            mean = F.reshape(self.running_mean, per_channel)
-            var = F.reshape(self.running_var, per_channel)
-            xhat = (x - mean) * (var + self.eps).rsqrt()
-        if not self.affine:
-            return xhat
-        return xhat * F.reshape(self.weight, per_channel) + F.reshape(self.bias, per_channel)
+        batch_stats = self.training or not self.track_running_stats
+        if batch_stats:
+            check_batch(x, axes)
+        xhat, mean, var = normalize_batch(x, self.running_mean, self.running_var, batch_stats,
+                                          self.eps)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(x, mean, var)
+        return channel_affine(xhat, self.weight, self.bias)
 
     def _float_dtype(self):
         t = self.weight if self.affine else self.running_mean
         return t.data.dtype.name if t is not None else "float32"
 
-    def _check_batch(self, x, axes):
-        message = "Expected more than 1 value per channel when training, got input size {shape}"
-        dims = [x.shape[a] for a in axes]
-        if all(isinstance(d, int) for d in dims):
-            if math.prod(dims) <= 1:
-                raise ValueError(message.format(shape=tuple(x.shape)))
-        else:
-            trace.require_size(x, axes, 1, message)
-
-    def _update_running_stats(self, x, axes, mean, var):
+    def _update_running_stats(self, x, mean, var):
         count = self.num_batches_tracked
         new_count = F.as_var(count) + 1
         trace.record_update(count, new_count)
@@ -105,12 +89,9 @@ class BatchNorm1d(Module):
             f = 1.0 / F.cast(new_count, self.running_mean.data.dtype.name)
         else:
             f = self.momentum
-        c = (self.num_features,)
-        m = F.numel(x, axes)
-        unbiased = F.reshape(var, c) * (m / (m - 1))
-        trace.record_update(self.running_mean,
-                            (1 - f) * self.running_mean + f * F.reshape(mean, c))
-        trace.record_update(self.running_var, (1 - f) * self.running_var + f * unbiased)
+        new_mean, new_var = running_stats(x, mean, var, self.running_mean, self.running_var, f)
+        trace.record_update(self.running_mean, new_mean)
+        trace.record_update(self.running_var, new_var)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

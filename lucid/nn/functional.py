@@ -300,4 +300,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
 
 
 __all__ = ["relu", "tanh", "sigmoid", "gelu", "softplus", "softmax", "log_softmax", "linear",
-           "mse_loss", "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
+           "mse_loss", "l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy_with_logits",
+           "conv1d", "batch_norm", "layer_norm", "dropout"]
+
+
+from .conv import conv1d  # noqa: E402,F401  (the convolution and layer forms live apart)
+from .layer_fns import batch_norm, dropout, layer_norm  # noqa: E402,F401

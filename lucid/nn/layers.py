@@ -6,8 +6,8 @@ import numbers
 import numpy as np
 
 from .. import frontend as F
-from ..eager.random import generator
 from ..ops.shapes import format_shape
+from . import init
 from .module import Module, Parameter
 
 
@@ -20,7 +20,10 @@ def check_count(name, value):
 
 
 class Linear(Module):
-    """``y = x @ weight.T + bias``; weight ``(out, in)``, both uniform in ±1/sqrt(in).
+    """``y = x @ weight.T + bias``; weight ``(out, in)``.
+
+    Initialised as torch's: ``kaiming_uniform_(weight, a=sqrt(5))`` and the bias
+    from U(-1/sqrt(in), 1/sqrt(in)) (:func:`lucid.nn.init._reset_parameters`).
 
     Examples
     --------
@@ -33,12 +36,12 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_count("in_features", in_features)
         self.out_features = check_count("out_features", out_features)
-        bound = 1.0 / np.sqrt(self.in_features)
-        rng = generator()
-        self.weight = Parameter(rng.uniform(-bound, bound, (self.out_features, self.in_features)),
-                                dtype=dtype)
-        self.bias = Parameter(rng.uniform(-bound, bound, (self.out_features,)), dtype=dtype) \
-            if bias else None
+        self.weight = Parameter(np.zeros((self.out_features, self.in_features)), dtype=dtype)
+        self.bias = Parameter(np.zeros(self.out_features), dtype=dtype) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init._reset_parameters(self.weight, self.bias)
 
     def forward(self, x):
         x = F.as_var(x)

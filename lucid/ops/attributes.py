@@ -128,3 +128,19 @@ def dtype(what, v):
 def _keys(op, attrs, names):
     if set(attrs) != set(names):
         raise ValueError(f"{op} takes attributes {sorted(names)}, got {sorted(map(repr, attrs))}")
+
+
+def positive(what, value):
+    """A count that must be at least 1 (a kernel size, a stride, a dilation)."""
+    value = integer(what, value)
+    if value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value}")
+    return value
+
+
+def paddings(what, values):
+    """Padding before and after an axis: two non-negative ints."""
+    values = ints(what, values)
+    if len(values) != 2 or min(values) < 0:
+        raise ValueError(f"{what} must be two non-negative integers, got {values!r}")
+    return values

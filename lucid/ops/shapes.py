@@ -121,3 +121,17 @@ def static_size(shape):
 def axes_source(axes):
     """Axes as a tuple literal: ``(0,)``, ``(0, 2)``."""
     return "(" + ", ".join(str(int(a)) for a in axes) + ("," if len(axes) == 1 else "") + ")"
+
+
+def conv_length(op, length, kernel_size, stride, padding, dilation):
+    """Output length of a 1-D window of ``kernel_size`` taps ``dilation`` apart, moved by
+    ``stride`` over ``length`` padded by ``padding = (before, after)`` (torch's formula)."""
+    if not isinstance(length, int):
+        raise ValueError(f"{op}: the length must be a fixed size, got the symbolic size {length}")
+    span = dilation * (kernel_size - 1) + 1
+    out = (length + padding[0] + padding[1] - span) // stride + 1
+    if out < 1:
+        raise ValueError(f"{op}: input length {length} padded by {tuple(padding)} is shorter "
+                         f"than the kernel span {span} (kernel_size {kernel_size}, dilation "
+                         f"{dilation}): the output would be empty")
+    return out
