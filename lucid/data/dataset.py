@@ -1,4 +1,4 @@
-"""Datasets: the abstract ``Dataset``, ``TensorDataset``, ``Subset`` and ``random_split``, as torch's."""
+"""Datasets, as torch's: the abstract ``Dataset``, ``TensorDataset``, ``Subset``, ``random_split``."""
 from __future__ import annotations
 
 import abc

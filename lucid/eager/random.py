@@ -112,4 +112,5 @@ def generator(of=None):
 def new_key():
     """A fresh int64 key for a generator inside a program (a dropout mask's key),
     drawn from the default generator."""
-    return np.asarray(_DEFAULT.numpy().integers(0, 2**62), dtype=np.int64)
+    # 62 raw bits: a non-negative int64, at a fraction of ``integers``' cost (once per call)
+    return np.asarray(_DEFAULT.numpy().bit_generator.random_raw() >> 2, dtype=np.int64)

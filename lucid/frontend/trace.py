@@ -116,7 +116,8 @@ def random_key(draw):
     if t is None:
         raise RuntimeError("a random key can only be made while tracing")
     source = RandomKey(draw)
-    t.names[id(source)] = (f"key{len(t.lifted)}", Role.CAPTURED)  # lifted keeps it alive
+    n = sum(entry[1].__class__ is RandomKey for entry in t.lifted.values())
+    t.names[id(source)] = (f"key{n}", Role.CAPTURED)  # t.lifted keeps source alive
     return t.lift(source)
 
 

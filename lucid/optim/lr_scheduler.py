@@ -262,10 +262,10 @@ class LinearLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    """Anneal the rate from ``base_lr`` to ``eta_min`` along half a cosine over ``T_max``
+    """Anneal the rate from ``base_lr`` to ``eta_min`` along half a cosine over ``T = T_max``
     epochs (then back up, periodically), by torch's recursive rule
 
-    ``lr_t = eta_min + (lr_{t-1} - eta_min) * (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max))``
+    ``lr_t = eta_min + (lr_{t-1} - eta_min) * (1 + cos(pi t / T)) / (1 + cos(pi (t-1) / T))``
 
     which tracks ``eta_min + (base_lr - eta_min) * (1 + cos(pi t / T_max)) / 2`` and, as
     in torch, steps by ``(base_lr - eta_min) * (1 - cos(pi / T_max)) / 2`` where that
