@@ -211,6 +211,16 @@ def test_a_subset_is_gathered_as_its_samples_collate():
     np.testing.assert_array_equal(fast[0][0].numpy(), X[train.indices[:6]])
 
 
+def test_a_tensor_dataset_subclass_keeps_its_items():
+    class Doubled(TensorDataset):
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            return Tensor(x.numpy() * 2), y
+
+    (x, y), = DataLoader(Doubled(Tensor(X), Tensor(Y)), batch_size=26)
+    np.testing.assert_array_equal(x.numpy(), 2 * X)
+
+
 def test_default_collate_follows_torch_rules():
     P = collections.namedtuple("P", "a b")
     x, y = default_collate([(np.float32([1, 2]), 3), (np.float32([4, 5]), 6)])

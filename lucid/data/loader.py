@@ -107,11 +107,14 @@ def default_convert(data):
 
 
 def _rows(dataset, indices):
-    """The tensors and row indices under a TensorDataset seen through Subsets, or None."""
-    while isinstance(dataset, Subset):
+    """The tensors and row indices under a TensorDataset seen through Subsets, or None.
+
+    Exact classes only: a subclass may change what an item is.
+    """
+    while type(dataset) is Subset:
         indices = [dataset.indices[i] for i in indices]
         dataset = dataset.dataset
-    if isinstance(dataset, TensorDataset):
+    if type(dataset) is TensorDataset:
         return dataset.tensors, np.asarray(indices, dtype=np.int64)
     return None
 
