@@ -75,7 +75,13 @@ class TensorDataset(Dataset):
 
 
 class Subset(Dataset):
-    """The samples of ``dataset`` at ``indices``, in that order."""
+    """The samples of ``dataset`` at ``indices``, in that order.
+
+    >>> from lucid.data import Subset
+    >>> sub = Subset(["a", "b", "c", "d"], [3, 0])
+    >>> len(sub), sub[0], [sub[i] for i in range(len(sub))]
+    (2, 'd', ['d', 'a'])
+    """
 
     def __init__(self, dataset, indices):
         self.dataset, self.indices = dataset, indices

@@ -85,7 +85,14 @@ def default_collate(batch):
 
 def default_convert(data):
     """One sample without batching (``batch_size=None``): NumPy arrays become Tensors,
-    everything else is kept, field by field in dicts and sequences."""
+    everything else is kept, field by field in dicts and sequences (a tuple becomes a
+    list, as in torch).
+
+    >>> import numpy as np
+    >>> from lucid.data import default_convert
+    >>> default_convert((np.zeros(2), 3))
+    [Tensor([0., 0.], grad=None), 3]
+    """
     if isinstance(data, Tensor):
         return data
     if _numpy_value(data):

@@ -89,7 +89,13 @@ class RandomSampler(Sampler):
 
 
 class SubsetRandomSampler(Sampler):
-    """The given ``indices`` in a random order (a permutation of them)."""
+    """The given ``indices`` in a random order (a permutation of them).
+
+    >>> import lucid
+    >>> from lucid.data import SubsetRandomSampler
+    >>> sorted(SubsetRandomSampler([7, 3, 5], generator=lucid.Generator().manual_seed(0)))
+    [3, 5, 7]
+    """
 
     def __init__(self, indices, generator=None):
         self.indices = indices

@@ -192,7 +192,20 @@ class StepLR(LRScheduler):
 
 class MultiStepLR(LRScheduler):
     """Multiply the rate by ``gamma`` at each epoch in ``milestones`` (by ``gamma ** n`` at
-    a milestone listed ``n`` times)."""
+    a milestone listed ``n`` times).
+
+    Examples
+    --------
+    >>> import lucid
+    >>> from lucid.optim.lr_scheduler import MultiStepLR
+    >>> opt = lucid.optim.SGD([lucid.nn.Parameter([1.0])], lr=1.0)
+    >>> sched = MultiStepLR(opt, milestones=[1, 3, 3], gamma=0.5)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.5, 0.125, 0.125]
+    """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         milestones = list(milestones)
@@ -215,7 +228,18 @@ class MultiStepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """Multiply the rate by ``gamma`` every epoch."""
+    """Multiply the rate by ``gamma`` every epoch.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> from lucid.optim.lr_scheduler import ExponentialLR
+    >>> opt = lucid.optim.SGD([lucid.nn.Parameter([1.0])], lr=1.0)
+    >>> sched = ExponentialLR(opt, gamma=0.5)
+    >>> opt.step(); sched.step(); opt.step(); sched.step()
+    >>> sched.get_last_lr()
+    [0.25]
+    """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = _real("gamma", gamma)
@@ -232,7 +256,20 @@ class ExponentialLR(LRScheduler):
 
 class LinearLR(LRScheduler):
     """Scale the rate by a factor going linearly from ``start_factor`` to ``end_factor``
-    over ``total_iters`` epochs, then keep it."""
+    over ``total_iters`` epochs, then keep it.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> from lucid.optim.lr_scheduler import LinearLR
+    >>> opt = lucid.optim.SGD([lucid.nn.Parameter([1.0])], lr=1.0)
+    >>> sched = LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.75, 1.0, 1.0]
+    """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
