@@ -9,11 +9,13 @@ from . import functions, ops
 from .compiler import compile, trace_graph
 from .frontend import placeholder
 from .eager import Tensor
+from .eager.random import Generator
 
 from . import nn  # noqa: E402  (nn builds on the names above)
 from . import optim  # noqa: E402  (optim updates nn's Parameters)
+from . import data  # noqa: E402  (datasets and loaders of Tensors)
 
-__all__ = ["Tensor", "placeholder", "compile", "trace_graph", "nn", "optim"]
+__all__ = ["Tensor", "Generator", "placeholder", "compile", "trace_graph", "nn", "optim", "data"]
 __version__ = "0.1.0"
 ops.reserve(*globals())  # no op may be called lucid.compile or lucid.nn
 

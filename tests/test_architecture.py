@@ -22,7 +22,7 @@ from lucid.runtime import run as reference_run
 
 ROOT = pathlib.Path(lucid.__file__).parent
 LAYERS = {"graph": 0, "ops": 1, "frontend": 2, "runtime": 2, "transforms": 2, "codegen": 3,
-          "compiler": 4, "eager": 5, "functions": 6, "nn": 7, "optim": 8,
+          "compiler": 4, "eager": 5, "functions": 6, "data": 6, "nn": 7, "optim": 8,
           "cli": 9, "__init__": 10}
 #: Imports inside a function, each with the reason it is not a dodged cycle.
 LAZY_IMPORTS = {("cli", "lucid"): "`lucid --help` answers without importing sympy"}

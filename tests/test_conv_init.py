@@ -404,8 +404,16 @@ def test_dropout_functional():
     assert np.array_equal(F.dropout(x, 1.0).data, np.zeros((300, 100)))
     with pytest.raises(ValueError, match="between 0 and 1"):
         F.dropout(x, 1.5)
-    with pytest.raises(ValueError, match="nn.Dropout"):
-        lucid.compile(lambda v: F.dropout(v, 0.5), lucid.placeholder((None, 4)))
+    # traced: the key is a program input drawn at every call, so each run has its own mask
+    program = lucid.compile(lambda v: F.dropout(v, 0.5), lucid.placeholder((None, 4)),
+                            backward=False)
+    ones = np.ones((500, 4), np.float32)
+    lucid.manual_seed(3)
+    first = program(ones)["out"]
+    assert set(np.unique(first)) == {0.0, 2.0} and abs((first != 0).mean() - 0.5) < 0.05
+    assert not np.array_equal(program(ones)["out"], first)
+    lucid.manual_seed(3)
+    np.testing.assert_array_equal(program(ones)["out"], first)
 
 
 # -- the example's model, on synthetic data -------------------------------------------------------

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from ..frontend.trace import RandomKey
 from ..graph import OutKind, Role
 from ..ops import REGISTRY
 from ..ops.reference import HELPERS
@@ -38,7 +39,9 @@ class Program:
         hold upstream gradients; they split the program into ``forward`` and
         ``backward`` functions.
     bindings : dict
-        Placeholder name -> Tensor whose current ``.data`` feeds it by default.
+        Placeholder name -> Tensor whose current ``.data`` feeds it by default,
+        or :class:`~lucid.frontend.trace.RandomKey` whose ``draw()`` feeds it a
+        fresh key at every call.
     updates : dict
         Output key -> Tensor that takes the output's value after a call.
     """
@@ -92,7 +95,7 @@ class Program:
         if len(args) > len(names):
             raise TypeError(f"{self.name} takes {len(names)} positional inputs "
                             f"({', '.join(names)}), got {len(args)}")
-        feeds = {p: t.data for p, t in self.bindings.items()}
+        feeds = {p: bound_value(t) for p, t in self.bindings.items()}
         feeds.update(zip(names, args))
         for key, value in kwargs.items():
             node = self._by_key(key)
@@ -134,7 +137,8 @@ class Program:
             if kwargs or len(args) != self._n_user:
                 result = self.run(self.feeds(args, kwargs))
             else:  # the common case, positions worked out once in __init__
-                full = [args[s] if s.__class__ is int else s.data for s in self._slots]
+                full = [args[s] if s.__class__ is int else
+                        s.data if s.__class__ is not RandomKey else s.draw() for s in self._slots]
                 if not self.check_fn(*full):  # lists or scalars given? else name the problem
                     full = [a if a.__class__ is np.ndarray else np.asarray(a) for a in full]
                     if not self.check_fn(*full):
@@ -233,6 +237,11 @@ class Program:
 
     def __repr__(self):
         return f"<lucid Program {self.name}: {len(self.graph)} nodes, inputs {self.user_inputs()}>"
+
+
+def bound_value(bound):
+    """What a binding feeds at this call: a Tensor's current data, a fresh random key."""
+    return bound.draw() if bound.__class__ is RandomKey else bound.data
 
 
 def _build(source, name):

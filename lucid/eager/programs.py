@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import compiler
 from ..frontend import placeholder
+from ..frontend.trace import RandomKey
 from ..graph import OutKind
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
@@ -82,7 +83,8 @@ class Entry:
         self.slots = [program.bindings.get(p, users.index(p) if p in users else None)
                       for p in self.params]
         assert len(users) == n_inputs
-        self.bound = [s for s in self.slots if s.__class__ is not int and s is not None]
+        self.bound = [s for s in self.slots  # the Tensors it reads (a random key is none)
+                      if s.__class__ is not int and s is not None and s.__class__ is not RandomKey]
         if seeds:
             self.forward, self.check = program.forward_fn, program.check_forward_fn
             returned = program._fwd_outputs
@@ -186,7 +188,7 @@ def _compile_module(module, key, tensors):
     entry.untracked = any(id(m) not in deps for m in called.values())
     for m in called.values():
         deps.update((id(d), d) for d in m.modules())
-    watched = {id(t): t for t in entry.program.bindings.values()}
+    watched = {id(t): t for t in entry.program.bindings.values() if t.__class__ is not RandomKey}
     watched.update((id(p), p) for m in deps.values() for p in m._parameters.values()
                    if p is not None)
     entry.deps, entry.watched = tuple(deps.values()), tuple(watched.values())
@@ -224,7 +226,8 @@ def check_dtypes(module, tensors):
 
 def _execute(entry, tensors):
     with entry.program.lock:  # read state, run, write state: one call at a time
-        args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
+        args = [tensors[s].data if s.__class__ is int else
+                s.data if s.__class__ is not RandomKey else s.draw() for s in entry.slots]
         if not entry.check(*args):
             program = entry.program
             bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)

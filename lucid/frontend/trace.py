@@ -94,6 +94,33 @@ def record_update(tensor, value):
     t.updates[key] = (value, tensor)
 
 
+class RandomKey:
+    """A program input fed a fresh int64 key at every call (a dropout mask's key).
+
+    Bound to its placeholder as a captured tensor is, but it holds no value and
+    is no state: whoever calls the program asks :meth:`draw` for the key at each
+    call (never while tracing), so the program stays a pure function of its
+    inputs and each call's randomness comes from the generator at call time.
+    """
+
+    shape = ()
+    dtype = "int64"
+
+    def __init__(self, draw):
+        self.draw = draw  # () -> int64 scalar array
+
+
+def random_key(draw):
+    """The placeholder of a :class:`RandomKey` fed by ``draw``, new at every use."""
+    t = current()
+    if t is None:
+        raise RuntimeError("a random key can only be made while tracing")
+    source = RandomKey(draw)
+    n = sum(entry[1].__class__ is RandomKey for entry in t.lifted.values())
+    t.names[id(source)] = (f"key{n}", Role.CAPTURED)  # t.lifted keeps source alive
+    return t.lift(source)
+
+
 def require_size(subject, axes, minimum, message):
     """Record a run-time check: the product of ``subject``'s ``axes`` must exceed ``minimum``."""
     t = current()

@@ -6,7 +6,6 @@ import numbers
 import numpy as np
 
 from .. import frontend as F
-from ..eager import Tensor
 from ..eager.random import new_key
 from ..frontend import trace
 from ..frontend.composed import flatten, gelu, log_softmax, softmax
@@ -101,24 +100,32 @@ class Dropout(Module):
     """Zeroes each element with probability ``p`` in train mode and scales the rest by
     ``1 / (1 - p)``; in eval mode it is the identity (the eval graph has no node for it).
 
-    The mask is drawn inside the program by the ``uniform`` op from the buffer
-    ``generator_key`` (a program input, which the program advances by one each call),
-    so the program stays a pure function of its inputs. The first key comes from
-    lucid's generator: ``lucid.manual_seed`` before building the model makes the
-    masks reproducible.
+    The mask is drawn inside the program by the ``uniform`` op from a key that is a
+    program input (so the program stays a pure function of its inputs), fed at every
+    call with a fresh key from lucid's generator. Like torch's, the layer holds no
+    state: ``lucid.manual_seed(s)`` right before a forward fixes its mask, whenever
+    the model was built.
+
+    Examples
+    --------
+    >>> import numpy as np, lucid
+    >>> d, x = lucid.nn.Dropout(0.5), lucid.Tensor(np.ones((2, 4), np.float32))
+    >>> _ = lucid.manual_seed(0); a = d(x).numpy()
+    >>> _ = lucid.manual_seed(0); bool((d(x).numpy() == a).all()), sorted(set(a.ravel().tolist()))
+    (True, [0.0, 2.0])
+    >>> d.state_dict()
+    OrderedDict()
     """
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
         self.p = check_probability(p)
-        self.register_buffer("generator_key", Tensor(new_key(), dtype="int64"))
 
     def forward(self, x):
         x = F.as_var(x)
         if not self.training or self.p == 0:
             return x
-        key = F.as_var(self.generator_key)
-        trace.record_update(self.generator_key, key + 1)
+        key = trace.random_key(new_key)  # one per call site: two calls, two masks
         return drop(x, self.p, key)
 
     def extra_repr(self):

@@ -220,8 +220,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
     generator (``lucid.manual_seed`` makes it reproducible).
 
     Called while a definition is traced (a module's ``forward`` compiled once
-    and run many times) it would need a fresh key on every run of the
-    program, which only ``nn.Dropout`` provides: there it raises a ValueError.
+    and run many times) the key is a program input drawn from lucid's
+    generator at every run, as ``nn.Dropout``'s is.
     """
     p = check_probability(p)
     if inplace:
@@ -229,7 +229,6 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0:
         return input
     if _tracing(input):
-        raise ValueError("F.dropout inside a traced definition would draw one mask for every "
-                         "run of the program; use an nn.Dropout module there")
+        return drop(input, p, trace.random_key(new_key))
     key = Tensor(new_key(), dtype="int64")
     return dispatch("dropout", drop, (input, p, key), {})
