@@ -63,6 +63,7 @@ class TrainStep(Program):
         self._state_outputs = [(p, list(keys.items())) for p, keys in state_outputs]
         self._params = self._layout()
         self._baked = [optimizer._baked(g) for g in optimizer.param_groups]
+        self._constants = {}
         self._loss = self.result_keys[0]
 
     def _layout(self):
@@ -79,19 +80,26 @@ class TrainStep(Program):
         """Fill the ``state`` and ``hyper`` feeds from the optimizer, as it stands now."""
         opt = self.optimizer
         groups = opt.param_groups
-        if [opt._baked(g) for g in groups] != self._baked or self._layout() != self._params:
+        if len(groups) != len(self._params) or any(
+                opt._baked(g) != baked or [id(p) for p in g["params"]] != ids
+                for g, baked, ids in zip(groups, self._baked, self._params)):
             raise ValueError(f"{self.name}: the optimizer's parameters or fixed settings "
                              "(betas, momentum, weight decay, flags) changed since it was "
                              "compiled; compile the step again (the learning rate may change)")
-        states, scalars, host = opt.state, {}, self._host
+        states, host, scalars = opt.state, self._host, None
+        memo = self._constants  # 0-d inputs by value: programs never write their inputs
+        if len(memo) > 256:
+            memo.clear()
         for i, (p, gi, kind, name, dtype, shape) in enumerate(self._reads):
             state = states.get(p, _EMPTY)
             if kind == "hyper":
-                key = (id(p), gi)
-                values = scalars.get(key)
-                if values is None:
-                    values = scalars[key] = opt._scalars(groups[gi], state)
-                host[i] = np.array(values[name], dtype)
+                if scalars is None or scalars[0] is not p:  # a parameter's names come together
+                    scalars = (p, opt._scalars(groups[gi], state))
+                key = (scalars[1][name], dtype)
+                value = memo.get(key)
+                if value is None:
+                    value = memo[key] = np.array(key[0], dtype)
+                host[i] = value
             else:
                 value = state.get(name)
                 host[i] = np.zeros(shape, dtype) if value is None else value
