@@ -240,6 +240,17 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match=r"does not use"):
         lucid.compile(lambda a, b: F.cross_entropy(model(a), b), x, y, optimizer=both)
     assert not both.state and all(o is None for o in (other.weight.grad, other.bias.grad))
+    with pytest.raises(ValueError, match="mode='train'"):
+        lucid.compile(lambda a, b: F.cross_entropy(model(a), b), x, y, optimizer=opt,
+                      backward=False)
+    with pytest.raises(ValueError, match="mode='train'"):
+        lucid.compile(lambda a, b: F.cross_entropy(model(a), b), x, y, optimizer=opt,
+                      wrt=["x"])
+    model[0].bias.requires_grad = False
+    with pytest.raises(ValueError, match=r"0\.bias.*requires_grad=False"):
+        lucid.compile(lambda a, b: F.cross_entropy(model(a), b), x, y, optimizer=opt)
+    with pytest.raises(ValueError, match="several outputs"):
+        lucid.compile(lambda a, b: (F.cross_entropy(model(a), b), a.sum()), x, y, optimizer=opt)
 
 
 def test_listing_dot_and_source_show_the_optimizer_phase():
