@@ -53,17 +53,17 @@ def snapshot(model, opt):
     return state, saved
 
 
-def assert_same(a, b, rtol=1e-12):
+def assert_same(a, b, rtol=1e-12, atol=1e-15):
     (ma, oa), (mb, ob) = a, b
     assert ma.keys() == mb.keys()
     for k in ma:
-        np.testing.assert_allclose(ma[k], mb[k], rtol=rtol, atol=1e-15, err_msg=k)
+        np.testing.assert_allclose(ma[k], mb[k], rtol=rtol, atol=atol, err_msg=k)
     assert oa["param_groups"] == ob["param_groups"]
     assert oa["state"].keys() == ob["state"].keys()
     for i in oa["state"]:
         assert oa["state"][i].keys() == ob["state"][i].keys()
         for k, v in oa["state"][i].items():
-            np.testing.assert_allclose(v, ob["state"][i][k], rtol=rtol, atol=1e-15,
+            np.testing.assert_allclose(v, ob["state"][i][k], rtol=rtol, atol=atol,
                                        err_msg=f"state {i} {k}")
 
 
@@ -271,3 +271,32 @@ def test_listing_dot_and_source_show_the_optimizer_phase():
     # the update is fused: one statement computes the new weight from the moments
     line = next(s for s in step.source.splitlines() if "np.sqrt(" in s and "0_weight_step_size" in s)
     assert "= " in line and "0_weight" in line.split("=", 1)[1]
+
+
+class WithLoss(nn.Module):
+    """A module whose forward returns the loss: compile takes it as the loss function."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y):
+        return F.cross_entropy(self.model(x), y, label_smoothing=0.1)
+
+
+def test_a_module_returning_the_loss_in_float32_keeps_its_dtypes():
+    m1, m2 = mlp().float(), mlp().float()
+    o1 = lucid.optim.AdamW(m1.parameters(), lr=0.01, amsgrad=True)
+    o2 = lucid.optim.AdamW(m2.parameters(), lr=0.01, amsgrad=True)
+    step = lucid.compile(WithLoss(m2), lucid.placeholder((None, 5), name="x"),
+                         lucid.placeholder((None,), "int64", name="y"), optimizer=o2)
+    for i in range(5):
+        o1.zero_grad()
+        F.cross_entropy(m1(Tensor(X[i].astype(np.float32))), Tensor(Y[i]),
+                        label_smoothing=0.1).backward()
+        o1.step()
+        loss = step(X[i].astype(np.float32), Y[i])
+    assert loss.dtype == np.float32
+    for t in m2.parameters() + list(o2.state[m2[0].weight].values())[1:]:
+        assert t.dtype == np.float32
+    assert_same(snapshot(m1, o1), snapshot(m2, o2), rtol=1e-4, atol=1e-6)  # float32 rounding
