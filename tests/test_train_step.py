@@ -300,3 +300,16 @@ def test_a_module_returning_the_loss_in_float32_keeps_its_dtypes():
     for t in m2.parameters() + list(o2.state[m2[0].weight].values())[1:]:
         assert t.dtype == np.float32
     assert_same(snapshot(m1, o1), snapshot(m2, o2), rtol=1e-4, atol=1e-6)  # float32 rounding
+
+
+def test_lists_and_keyword_inputs_take_the_general_path_to_the_same_step():
+    m1, m2 = mlp(), mlp()
+    o1 = lucid.optim.SGD(m1.parameters(), lr=0.1, momentum=0.9)
+    o2 = lucid.optim.SGD(m2.parameters(), lr=0.1, momentum=0.9)
+    eager_steps(m1, o1, range(3))
+    step = compiled(m2, o2)
+    step(X[0].tolist(), Y[0].tolist())
+    step(x=X[1], y=Y[1])
+    loss = step(X[2], Y[2])
+    assert isinstance(loss, np.float64)
+    assert_same(snapshot(m1, o1), snapshot(m2, o2))
