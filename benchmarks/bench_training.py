@@ -2,6 +2,7 @@
 
     python benchmarks/bench_training.py            # both models
     python benchmarks/bench_training.py --quick    # fewer rounds
+    python benchmarks/bench_training.py --threads 1   # NumPy's BLAS and torch on one thread
 
 Models (float32, BatchNorm1d in train mode, int64 labels, Adam lr 1e-3):
   digits  64-128-BN-ReLU-64-BN-ReLU-10, batch 32 (the examples/train_digits.py MLP)
@@ -9,8 +10,9 @@ Models (float32, BatchNorm1d in train mode, int64 labels, Adam lr 1e-3):
 Columns:
   lucid step   - lucid.compile(loss_fn, x, y, optimizer=opt): one program per step
   lucid eager  - zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
-  torch        - the same loop in torch on the CPU with its default thread count, when
-                 torch is installed (an optional column, not a dependency)
+  torch        - the same loop in torch on the CPU (torch.optim.Adam, its defaults) with its
+                 default thread count, when torch is installed (an optional column, not a
+                 dependency)
 Every implementation steps its own copy of the same initial parameters on the same
 batches; calls are interleaved in a shuffled order inside each round (medians).
 """
@@ -22,6 +24,10 @@ import random
 import sys
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_mlp.py
+if "--threads" in sys.argv[:-1]:  # BLAS and OpenMP read these when they start: before numpy
+    _threads = sys.argv[sys.argv.index("--threads") + 1]
+    for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_name] = _threads
 
 import numpy as np  # noqa: E402
 
@@ -113,7 +119,15 @@ def torch_implementation(model, data):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for NumPy's BLAS and torch (default: theirs)")
     args = parser.parse_args()
+    if args.threads is not None:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
     rounds = {"digits": 60 if args.quick else 300, "wide": 15 if args.quick else 60}
     print(f"{'model':<8} {'lucid step':>11} {'lucid eager':>12} {'torch':>9}   "
           f"{'step/torch':>10} {'step/eager':>10}")
