@@ -14,6 +14,7 @@ import lucid.nn.functional as F
 from lucid import Tensor
 from lucid.graph import Phase
 from lucid.ops import REGISTRY
+from lucid.transforms import DEFAULT, Pass
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(6, 16, 5))  # six batches of 16 rows, 5 features
@@ -313,3 +314,22 @@ def test_lists_and_keyword_inputs_take_the_general_path_to_the_same_step():
     loss = step(X[2], Y[2])
     assert isinstance(loss, np.float64)
     assert_same(snapshot(m1, o1), snapshot(m2, o2))
+
+
+def test_every_pass_of_the_training_step_leaves_a_well_formed_graph():
+    seen = []
+
+    def lint(graph, options):
+        graph.lint(REGISTRY)
+        seen.append({d.phase for d in graph.nodes()})
+        return graph
+    passes = DEFAULT.with_pass(Pass("lint", lint), after="autodiff")
+    for after in ("cse", "dce"):
+        passes = passes.with_pass(Pass(f"lint_{after}", lint), after=after)
+    model = mlp()
+    step = lucid.compile(lambda x, y: F.cross_entropy(model(x), y), *placeholders(),
+                         optimizer=lucid.optim.SGD(model.parameters(), lr=0.1), passes=passes)
+    assert [r.name for r in step.passes] == ["autodiff", "seed", "optimizer", "lint", "cse",
+                                             "lint_cse", "dce", "lint_dce"]
+    assert len(seen) == 3 and all(Phase.OPTIMIZER in phases for phases in seen)
+    assert not any(step.graph.node(p).role == "grad" for p in step.graph.inputs)  # seed is 1
