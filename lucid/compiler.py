@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 from .codegen import Program
+from .codegen.trainstep import TrainStep
 from .frontend import Var, trace
-from .graph import Role
-from .ops import REGISTRY
-from .transforms import DEFAULT, Options
+from .frontend.trace import identifier_hint
+from .graph import OutKind, Phase, Role
+from .ops import FLOATS, REGISTRY
+from .transforms import DEFAULT, Builder, Options, Pass
 
 MODES = ("train", "eval")
 
@@ -29,11 +31,13 @@ def new_tracer(fn, mode):
     return tracer
 
 
-def trace_graph(fn, *placeholders, mode="train"):
+def trace_graph(fn, *placeholders, mode="train", params=()):
     """Run ``fn`` on ``placeholders`` under a tracer.
 
     Returns ``(graph, tracer)``: the forward graph with its state updates
     (train mode only) and run-time checks, and what the tracer lifted.
+    Tensors in ``params`` that ``fn`` closed over (outside any module) become
+    parameters ``param<i>``, to be differentiated.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -49,6 +53,11 @@ def trace_graph(fn, *placeholders, mode="train"):
             result = fn(*placeholders)
     finally:
         tracer.restore_modes()
+    wanted = {id(p): i for i, p in enumerate(params)}
+    for var, tensor in tracer.lifted.values():
+        if var.role is Role.CAPTURED and id(tensor) in wanted:
+            var.role, var.key = Role.PARAM, f"param{wanted[id(tensor)]}"
+            var.hint = var.key
     outputs = _outputs(result)
     for key in outputs:
         if key.startswith("grad:") or key in tracer.updates:
@@ -66,7 +75,8 @@ def trace_graph(fn, *placeholders, mode="train"):
     return graph, tracer
 
 
-def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEFAULT):  # noqa: A001
+def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEFAULT,  # noqa: A001
+            optimizer=None):
     """Trace ``fn`` (a Module or a function of lucid ops) and compile it.
 
     Parameters
@@ -86,6 +96,10 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
         to; by default every float input and every parameter.
     passes : lucid.transforms.Pipeline
         The graph passes to run (``print(lucid.transforms.DEFAULT)`` lists them).
+    optimizer : lucid.optim.Optimizer, optional
+        Compile the whole training step: ``fn`` returns a scalar loss, and the
+        program also runs the backward (seeded with 1) and the optimizer's update
+        of every parameter it holds (see :func:`compile_step`).
 
     Returns
     -------
@@ -93,8 +107,15 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
         ``program(*arrays)`` runs it (inputs in :meth:`Program.user_inputs`
         order, then one upstream gradient ``grad_<key>`` per output);
         ``program.graph``, ``program.source`` show what it computes and
-        ``program.passes`` what each pass did.
+        ``program.passes`` what each pass did. With ``optimizer``, a
+        :class:`~lucid.codegen.trainstep.TrainStep`.
     """
+    if optimizer is not None:
+        if mode != "train" or backward is False or wrt is not None:
+            raise ValueError("compile with optimizer= builds a training step: it needs "
+                             "mode='train', a backward, and differentiates the optimizer's "
+                             f"parameters (got mode={mode!r}, backward={backward!r}, wrt={wrt!r})")
+        return compile_step(fn, *placeholders, optimizer=optimizer, passes=passes)
     traced, tracer = trace_graph(fn, *placeholders, mode=mode)
     options = Options(backward=mode == "train" if backward is None else bool(backward),
                       wrt=None if wrt is None else tuple(wrt))
@@ -108,6 +129,161 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
                       passes=records)
     program.result_keys, program.result_kind = tracer.result_keys, tracer.result_kind
     return program
+
+
+def compile_step(loss_fn, *placeholders, optimizer, passes=DEFAULT):
+    """One program for a whole training step: forward, loss, backward, running-stat
+    updates and ``optimizer``'s update of each of its parameters.
+
+    ``loss_fn`` (a Module or a function) returns a scalar loss. The program
+    takes only the placeholders' arrays, returns the loss, and swaps in the new
+    parameters, buffers and ``optimizer.state`` after the whole step succeeded.
+
+    Examples
+    --------
+    >>> import numpy as np, lucid, lucid.nn as nn
+    >>> model = nn.Linear(3, 1)
+    >>> opt = lucid.optim.SGD(model.parameters(), lr=0.1)
+    >>> x = lucid.placeholder((None, 3), name="x")
+    >>> step = lucid.compile(lambda v: (model(v) ** 2).mean(), x, optimizer=opt)
+    >>> before = model.weight.data.copy()
+    >>> loss = step(np.ones((4, 3), np.float32))
+    >>> bool((model.weight.data != before).all()), loss.shape
+    (True, ())
+    """
+    if not callable(getattr(optimizer, "_traced_update", None)) or \
+            not hasattr(optimizer, "param_groups"):
+        raise TypeError("optimizer must be a lucid.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    traced, tracer = trace_graph(loss_fn, *placeholders, mode="train", params=params)
+    loss = traced.node(traced.outputs["out"].node) if tracer.result_kind == "single" else None
+    if loss is None or loss.shape != () or loss.dtype not in FLOATS:
+        shown = "several outputs" if loss is None else f"{loss.dtype}{list(loss.shape)}"
+        raise ValueError("with optimizer=, the function must return one floating scalar "
+                         f"loss (shape ()), got {shown}; reduce it first (.mean(), .sum())")
+    nodes = {id(t): tracer.nodes[v.uid] for v, t in tracer.lifted.values()
+             if v.uid in tracer.nodes}
+    for gi, group in enumerate(optimizer.param_groups):
+        for j, p in enumerate(group["params"]):
+            if id(p) not in nodes or not p.requires_grad:
+                name = tracer.names.get(id(p), (f"param_groups[{gi}]['params'][{j}]",))[0]
+                why = "does not use" if id(p) not in nodes else \
+                    "cannot differentiate (requires_grad=False)"
+                raise ValueError(f"the optimizer holds parameter {name} (shape {p.shape}), "
+                                 f"which the loss {why}; give the optimizer only the "
+                                 "parameters the loss trains")
+    made = {"slots": [], "states": []}
+    pipeline = passes.with_pass(Pass("seed", _seed_one, "a scalar loss's gradient seed is 1"),
+                                after="autodiff").with_pass(
+        Pass("optimizer", _optimizer_pass(optimizer, nodes, made),
+             "append the optimizer's update of each parameter (phase optimizer)"), after="seed")
+    options = Options(backward=True, wrt=tuple(nodes[id(p)] for p in params))
+    graph, records = pipeline.run(traced, options)
+    graph.lint(REGISTRY)
+    bindings = {tracer.nodes[var.uid]: tensor for var, tensor in tracer.lifted.values()
+                if var.uid in tracer.nodes}
+    updates = {key: tensor for key, (_, tensor) in tracer.updates.items() if key in graph.outputs}
+    updates.update((graph.node(nodes[id(p)]).key, p) for p in params)
+    name = type(loss_fn).__name__ if hasattr(loss_fn, "forward") else \
+        getattr(loss_fn, "__name__", "fn").replace("<lambda>", "loss")
+    return TrainStep(graph, optimizer, made["slots"], made["states"], bindings, updates,
+                     name=f"{name}_step", passes=records)
+
+
+def _seed_one(graph, options):
+    """Replace the loss's upstream-gradient placeholder by the constant 1."""
+    for seed in [p for p in graph.inputs if graph.node(p).role is Role.GRAD]:
+        one = Builder(graph, phase=Phase.BACKWARD).const(1.0, graph.node(seed).dtype)
+        graph.replace_uses(seed, one)
+        graph.inputs.remove(seed)
+        graph.nx.remove_node(seed)
+        graph.meta.pop(seed, None)
+    return graph
+
+
+def _optimizer_pass(optimizer, nodes, made):
+    """The pass that traces ``optimizer``'s rule for each parameter after its gradient.
+
+    The gradients stop being outputs: they feed the update (and fuse into it).
+    ``made`` receives what feeds each new placeholder and where each new state
+    comes out, for the program.
+    """
+    def run(graph, options):
+        grads = {o.of: o.node for o in graph.outputs.values() if o.kind is OutKind.GRAD}
+        graph.outputs = {k: o for k, o in graph.outputs.items() if o.kind is not OutKind.GRAD}
+        for gi, group in enumerate(optimizer.param_groups):
+            for p in group["params"]:
+                d = graph.node(nodes[id(p)])
+                b = Builder(graph, phase=Phase.OPTIMIZER, scope=d.scope)
+
+                def holder(name, role, shape, p=p, d=d, gi=gi):
+                    key = f"{d.key}.{name}"
+                    n = graph.add("placeholder", [], shape, d.dtype, name=identifier_hint(key),
+                                  phase=Phase.OPTIMIZER, scope=d.scope, role=role, key=key,
+                                  label=key)
+                    made["slots"].append((n, p, gi, str(role), name))
+                    return Traced(b, n)
+
+                state = optimizer.state.get(p, {})
+                arrays = {k: holder(k, Role.STATE, d.shape) for k in optimizer._state_names(group)}
+                scalars = {k: holder(k, Role.HYPER, ()) for k in optimizer._scalars(group, state)}
+                new_x, new = optimizer._traced_update(GraphOps, Traced(b, d.name),
+                                                      Traced(b, grads[d.key]), arrays, scalars,
+                                                      group)
+                graph.set_output(d.key, new_x.node, OutKind.UPDATE, of=d.key)
+                keys = {}
+                for k, v in new.items():
+                    keys[k] = f"{d.key}.{k}"
+                    graph.set_output(keys[k], v.node, OutKind.UPDATE, of=keys[k])
+                made["states"].append((p, keys))
+        return graph
+    return run
+
+
+class Traced:
+    """A node being added to a graph, with the operators an optimizer's rule uses."""
+
+    __slots__ = ("b", "node")
+
+    def __init__(self, builder, node):
+        self.b, self.node = builder, node
+
+    def _lift(self, other):
+        if isinstance(other, Traced):
+            return other.node
+        return self.b.const(float(other), self.b.dtype(self.node))
+
+    def _apply(self, op, *nodes):
+        return Traced(self.b, self.b.apply(op, *nodes))
+
+    def __neg__(self):
+        return self._apply("neg", self.node)
+
+
+def _binary(op, reflected=False):
+    if reflected:
+        return lambda self, other: self._apply(op, self._lift(other), self.node)
+    return lambda self, other: self._apply(op, self.node, self._lift(other))
+
+
+for _op, _name in [("add", "add"), ("sub", "sub"), ("mul", "mul"), ("div", "truediv")]:
+    setattr(Traced, f"__{_name}__", _binary(_op))
+    setattr(Traced, f"__r{_name}__", _binary(_op, reflected=True))
+
+
+class GraphOps:
+    """The functions a rule calls besides operators, adding nodes (the graph twin of
+    ``lucid.optim``'s NumPy namespace)."""
+
+    @staticmethod
+    def sqrt(v):
+        return v._apply("sqrt", v.node)
+
+    @staticmethod
+    def maximum(a, b):
+        # torch.maximum: b where a < b, else a (one where, no rounding)
+        return a._apply("where", a.b.apply("lt", a.node, b.node), b.node, a.node)
 
 
 def _outputs(result):

@@ -95,10 +95,11 @@ def test_every_node_and_edge_is_drawn_with_its_type_on_the_edge():
 def test_phases_are_told_apart_by_fill():
     g = small_graph()
     nodes = svg_nodes(run_dot(g.to_dot(), "svg"))
-    assert len(set(FILLS.values())) == 3
+    assert len(set(FILLS.values())) == len(FILLS) == 4  # forward, backward, update, optimizer
     for name, drawn in nodes.items():
         assert drawn["fill"] == FILLS[g.node(name).phase], name
-    assert {nodes[n]["fill"] for n in ("y", "gw", "new")} == set(FILLS.values())
+    assert {nodes[n]["fill"] for n in ("y", "gw", "new")} == \
+        {FILLS[p] for p in ("forward", "backward", "update")}
 
 
 def test_labels_show_op_name_key_and_outputs():

@@ -38,10 +38,11 @@ CLUSTER_STYLE = {
     "module": {"style": "rounded,filled", "fillcolor": "#f7f7f7", "color": "#999999"},
 }
 COLUMN_TITLE = {"forward": "forward \u2193", "backward": "backward \u2191",
-                "update": "state update"}
+                "update": "state update", "optimizer": "optimizer step"}
 #: Node shape per placeholder role; computed nodes are rounded boxes.
 ROLE_SHAPE = {"input": "invhouse", "grad": "invhouse", "param": "box",
-              "buffer": "cylinder", "captured": "box"}
+              "buffer": "cylinder", "captured": "box",
+              "state": "cylinder", "hyper": "note"}
 _STDERR_LINES = 6  # of a failing dot's stderr in the error (2.43 can print hundreds)
 
 
@@ -155,7 +156,8 @@ def _cluster_label(graph, cluster) -> str:
     if kind == "column":
         return COLUMN_TITLE[key]
     title = module_title(graph, key)
-    return {"backward": f"\u2202 {title}", "update": f"{title} update"}.get(cluster[2], title)
+    return {"backward": f"\u2202 {title}", "update": f"{title} update",
+            "optimizer": f"{title} step"}.get(cluster[2], title)
 
 
 def _cluster_lines(graph, group_by_module):

@@ -11,6 +11,7 @@ PHASE_STYLE = {
     "forward": ("#dbe9f6", "#3b6ea5"),
     "backward": ("#fbe3d0", "#c0622b"),
     "update": ("#dcf0d8", "#3f8a3a"),
+    "optimizer": ("#ece0f5", "#7a4fa0"),
 }
 #: Edges that carry a forward value into the backward (residuals): light, and
 #: left out of the ranking so the two columns stay apart.
@@ -95,7 +96,7 @@ def header(rankdir, legend, **graph_attrs) -> list:
 
 
 _KEY = {"forward": "blue: forward (flows down)", "backward": "orange: backward (flows back up)",
-        "update": "green: state update"}
+        "update": "green: state update", "optimizer": "purple: optimizer step"}
 
 
 def legend(graph, first: str) -> str:

@@ -11,7 +11,7 @@ The schema (``"schema": "lucid.graph", "version": 1``) is a JSON object::
           "name": "mean", "op": "div", "inputs": ["n3", "n4"],
           "attrs": {},                              # e.g. {"axes": [0], "keepdims": true}
           "shape": ["N", 128], "dtype": "float32",  # ints, or names of symbolic sizes
-          "phase": "forward",                       # forward | backward | update
+          "phase": "forward",                       # forward | backward | update | optimizer
           "module": "1", "module_type": "BatchNorm1d(128)",  # "" outside any module
           "label": "mean", "role": null, "key": "", # role/key: a placeholder's
           "kernel": "_t2", "pass": "",              # fused kernel, pass that made the node

@@ -23,6 +23,7 @@ class Phase(_Named):
     FORWARD = "forward"
     BACKWARD = "backward"
     UPDATE = "update"  # running-statistics and other state updates
+    OPTIMIZER = "optimizer"  # the optimizer's per-parameter update of a training step
 
 
 
@@ -34,6 +35,8 @@ class Role(_Named):
     BUFFER = "buffer"  # module state (running statistics)
     GRAD = "grad"  # an upstream gradient, the seed of the backward
     CAPTURED = "captured"  # a Tensor a traced function closed over
+    STATE = "state"  # an optimizer's per-parameter state (exp_avg, momentum_buffer, ...)
+    HYPER = "hyper"  # a hyper-parameter the host computes at each call (lr, bias corrections)
 
 
 
@@ -42,7 +45,7 @@ class OutKind(_Named):
 
     RESULT = "result"  # what the traced function returned
     GRAD = "grad"  # the gradient with respect to an input or parameter
-    UPDATE = "update"  # the new value of a module buffer
+    UPDATE = "update"  # the new value of a module buffer, parameter or optimizer state
 
 
 

@@ -20,7 +20,8 @@ from .dotsyntax import (PHASE_STYLE, RESIDUAL_STYLE, attrs, column, header, lege
 from .printing import format_type, kernel_of
 
 LEGEND = "one box per module call, double border: output"
-_PHASE_TITLE = {"forward": "{}", "backward": "\u2202 {}  (backward)", "update": "{}  (update)"}
+_PHASE_TITLE = {"forward": "{}", "backward": "\u2202 {}  (backward)", "update": "{}  (update)",
+                "optimizer": "{}  (optimizer step)"}
 _CLUSTER = {"style": "rounded,dashed", "color": "#999999"}
 
 
@@ -58,7 +59,7 @@ def _module_node(graph, key, members, listed) -> dict:
     ops = [m for m in members if graph.node(m).op not in ("placeholder", "constant")]
     kernels = sorted({kernel_of(graph, m) for m in ops if kernel_of(graph, m)})
     lines = [_PHASE_TITLE[phase].format(module_title(graph, scope))]
-    if phase != "update":
+    if phase not in ("update", "optimizer"):
         lines.append(format_type(graph.node(_exit(graph, members))))
     lines += listed
     counts = [_count(len(ops), "op")] + ([_count(len(kernels), "kernel")] if kernels else [])

@@ -1,8 +1,6 @@
 """Adam and AdamW with torch's update order and bias correction (non-fused, single-tensor)."""
 from __future__ import annotations
 
-import numpy as np
-
 from .optimizer import Optimizer
 
 
@@ -28,27 +26,39 @@ class Adam(Optimizer):
         if not group["weight_decay"] >= 0:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
 
-    def _update(self, x, g, state, group):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    BAKED = ("betas", "eps", "weight_decay", "amsgrad", "maximize")
+
+    def _state_names(self, group):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _scalars(self, group, state):
+        lr, (b1, b2) = group["lr"], group["betas"]
+        t = state.get("step", 0) + 1
+        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        scalars = {"step_size": lr / bias1, "bias2_sqrt": bias2 ** 0.5}
+        if self.decoupled and group["weight_decay"]:
+            scalars["decay"] = 1 - lr * group["weight_decay"]
+        return scalars
+
+    def _traced_update(self, ns, x, g, arrays, scalars, group):
+        (b1, b2), eps, wd = group["betas"], group["eps"], group["weight_decay"]
         g = -g if group["maximize"] else g
         if wd and self.decoupled:
-            x = x * (1 - lr * wd)
+            x = x * scalars["decay"]
         elif wd:
             g = g + wd * x
-        if not state:
-            state.update(step=0, exp_avg=np.zeros_like(x), exp_avg_sq=np.zeros_like(x))
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = np.zeros_like(x)
-        state["step"] += 1
-        t = state["step"]
-        m = state["exp_avg"] = state["exp_avg"] + (g - state["exp_avg"]) * (1 - b1)  # lerp
-        v = state["exp_avg_sq"] = state["exp_avg_sq"] * b2 + (1 - b2) * g * g
+        m = arrays["exp_avg"]
+        m = m + (g - m) * (1 - b1)  # torch's lerp with a weight below 0.5
+        v = arrays["exp_avg_sq"] * b2 + (1 - b2) * g * g
+        new = {"exp_avg": m, "exp_avg_sq": v}
         if group["amsgrad"]:
-            v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
-        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
-        step_size = lr / bias1
-        denom = np.sqrt(v) / np.sqrt(bias2) + eps
-        return x - step_size * (m / denom)
+            v = new["max_exp_avg_sq"] = ns.maximum(arrays["max_exp_avg_sq"], v)
+        denom = ns.sqrt(v) / scalars["bias2_sqrt"] + eps
+        return x - scalars["step_size"] * (m / denom), new
+
+    def _advance(self, state, new):
+        state["step"] = state.get("step", 0) + 1
+        state.update(new)
 
 
 class AdamW(Adam):

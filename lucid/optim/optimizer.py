@@ -3,6 +3,16 @@
 A step updates ``p.data`` in place (views of a parameter see it) and keeps
 per-parameter state (``exp_avg``, ``momentum_buffer``, ...) as NumPy arrays of
 the parameter's dtype.
+
+Each optimizer writes its per-parameter rule once, in :meth:`Optimizer._traced_update`,
+over operands that are NumPy arrays for :meth:`Optimizer.step` or symbolic
+values for ``lucid.compile(loss_fn, ..., optimizer=opt)``, which traces the rule
+into the training step's graph (the compiler cannot import this package: it calls
+these methods by name). What may change between calls (the learning rate a
+scheduler sets, Adam's bias corrections, the first step of a momentum buffer)
+reaches the rule as scalars the host computes at each call (:meth:`_scalars`);
+what is fixed (betas, momentum, weight decay, flags) is read from the group as
+Python values and named by :meth:`_baked`, so a compiled step can notice a change.
 """
 from __future__ import annotations
 
@@ -15,7 +25,17 @@ from ..eager import Tensor, changed
 from ..eager.tensor import write
 
 
+class NumpyOps:
+    """The functions a rule calls besides operators, on NumPy arrays."""
+
+    sqrt = staticmethod(np.sqrt)
+    maximum = staticmethod(np.maximum)
+
+
 class Optimizer(abc.ABC):
+    #: group settings a rule reads as Python values (a compiled step refuses their change)
+    BAKED = ()
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = {}  # Parameter -> {name: value}
@@ -66,9 +86,41 @@ class Optimizer(abc.ABC):
                                        self.state.setdefault(p, {}), group)
                     write(p, new)
 
-    @abc.abstractmethod
     def _update(self, x, g, state, group):
-        """The new value of one parameter ``x`` from its gradient ``g`` (each optimizer's rule)."""
+        """The new value of one parameter ``x`` from its gradient ``g``; updates ``state``."""
+        names = self._state_names(group)
+        arrays = {k: state[k] if k in state else np.zeros_like(x) for k in names}
+        x, new = self._traced_update(NumpyOps, x, g, arrays, self._scalars(group, state), group)
+        self._advance(state, new)
+        return x
+
+    # -- the rule and what a compiled step needs around it ------------------------------
+    @abc.abstractmethod
+    def _traced_update(self, ns, x, g, arrays, scalars, group):
+        """One parameter's step: ``(new x, {state name: new array})``.
+
+        ``x``, ``g`` and the ``arrays`` (``{name: array}`` for :meth:`_state_names`,
+        zeros before the first step) are NumPy arrays or symbolic values alike;
+        ``scalars`` (:meth:`_scalars`) are floats or 0-d symbolic values; ``ns``
+        offers ``sqrt`` and ``maximum``. Only operators and ``ns`` may touch operands.
+        """
+
+    @abc.abstractmethod
+    def _state_names(self, group):
+        """The per-parameter arrays the rule reads and writes, in order."""
+
+    @abc.abstractmethod
+    def _scalars(self, group, state):
+        """``{name: float}``: what the host computes for the coming step of one parameter
+        from its group and its ``state`` before the step (the same names every call)."""
+
+    def _advance(self, state, new):
+        """Record a finished step: the new state arrays (and counters) in ``state``."""
+        state.update(new)
+
+    def _baked(self, group):
+        """The group's settings the rule reads as Python values, to compare later."""
+        return tuple((k, group[k]) for k in self.BAKED)
 
     def state_dict(self):
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``,

@@ -33,17 +33,26 @@ class SGD(Optimizer):
         if group["weight_decay"] < 0:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
 
-    def _update(self, x, g, state, group):
+    BAKED = ("momentum", "weight_decay", "nesterov", "maximize")
+
+    def _state_names(self, group):
+        return ("momentum_buffer",) if group["momentum"] else ()
+
+    def _scalars(self, group, state):
+        # torch's first step sets the buffer to the gradient: keep 0 of the (zero) buffer
+        # and all of the gradient; later steps keep momentum and 1 - dampening
+        first = "momentum_buffer" not in state
+        return {"lr": group["lr"], "keep": 0.0 if first else group["momentum"],
+                "take": 1.0 if first else 1 - group["dampening"]}
+
+    def _traced_update(self, ns, x, g, arrays, scalars, group):
         g = -g if group["maximize"] else g
         if group["weight_decay"]:
             g = g + group["weight_decay"] * x
+        new = {}
         mu = group["momentum"]
         if mu:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = g.copy()
-            else:
-                buf = mu * buf + (1 - group["dampening"]) * g
-            state["momentum_buffer"] = buf
+            buf = new["momentum_buffer"] = \
+                arrays["momentum_buffer"] * scalars["keep"] + scalars["take"] * g
             g = g + mu * buf if group["nesterov"] else buf
-        return x - group["lr"] * g
+        return x - scalars["lr"] * g, new
