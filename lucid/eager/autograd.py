@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import weakref
 
 import numpy as np
 
 _seq = itertools.count()
-#: id of a base array -> in-place writes into it (through any Tensor, view or detached alias)
+_VERSION = operator.attrgetter("_version")
+_serials = itertools.count(1)
+#: the serial of the latest in-place write anywhere (0: none yet); a call notes it
+LAST_WRITE = [0]
+#: id of a base array -> serial of the latest in-place write into it (through any Tensor,
+#: view or detached alias)
 _WRITES = {}
 
 
@@ -26,29 +32,21 @@ def _root(array):
 
 
 def note_write(array):
-    """Count an in-place write into ``array``'s memory (what a backward compares)."""
+    """Record an in-place write into ``array``'s memory (what a backward compares)."""
     root = _root(array)
     key = id(root)
     if key not in _WRITES:
         weakref.finalize(root, _WRITES.pop, key, None)
-    _WRITES[key] = _WRITES.get(key, 0) + 1
+    # the serial is drawn atomically: a write after a call always gets a larger one
+    _WRITES[key] = LAST_WRITE[0] = next(_serials)
 
 
-def written(arrays):
-    """The write counts of the memory under ``arrays`` (a tuple to compare later; None
-    while nothing anywhere has been written, the common case, at no cost)."""
-    if not _WRITES:
-        return None
-    return tuple(_WRITES.get(id(_root(a)), 0) if isinstance(a, np.ndarray) else 0
-                 for a in arrays)
+def written_since(arrays, serial):
+    """Whether the memory under any of ``arrays`` was written after write ``serial``."""
+    return any(_WRITES.get(id(_root(a)), 0) > serial for a in arrays
+               if isinstance(a, np.ndarray))
 
 
-def rewritten(arrays, before):
-    """Whether any of ``arrays`` was written since :func:`written` gave ``before``."""
-    now = written(arrays)
-    if now is None or before == now:
-        return False
-    return before is not None or any(now)
 _FREED = ("Trying to backward through the graph a second time: the saved values of this "
           "call were freed by the first backward. Pass retain_graph=True to the first "
           "backward to backward through it again.")
@@ -57,24 +55,22 @@ _FREED = ("Trying to backward through the graph a second time: the saved values 
 class Call:
     """One run of a program's forward part, kept for its backward.
 
-    It notes the in-place write count of every tensor the run read; a backward
-    that finds one changed and its array among what the run saved refuses, as
-    torch does, instead of differentiating at values that are gone.
+    It notes the in-place write count of every tensor the run read and the serial
+    of the latest in-place write anywhere; a backward that finds a write since, into
+    what the run saved, refuses, as torch does, instead of differentiating at values
+    that are gone. While nothing anywhere was written, that check is one comparison.
     """
 
-    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "writes")
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "serial")
 
     def __init__(self, entry, outs, tensors):
         self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
-        self.versions = [t._version for t in tensors] + [t._version for t in entry.bound]
-        self.writes = written(self.saved())  # its own outputs too, and any alias of them
+        self.versions = [*map(_VERSION, tensors), *map(_VERSION, entry.bound)]
+        self.serial = LAST_WRITE[0]
 
     def saved(self):
         """The arrays this call keeps for its backward (residuals come last in ``outs``)."""
-        program = self.entry.program
-        if self.outs is None or not program.residuals:
-            return ()
-        return self.outs[len(program._fwd_outputs) - len(program.residuals):]
+        return () if self.outs is None else self.outs[self.entry.start:]
 
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
@@ -87,37 +83,43 @@ class Call:
                     f"by an inplace operation: a {t.dtype} tensor of shape {t.shape} is at "
                     f"version {t._version}; expected version {version}")
 
+    def check_writes(self, saved):
+        """RuntimeError if what this call saved was written in place after it ran."""
+        if written_since(saved, self.serial):  # its own outputs too, and any alias of them
+            raise RuntimeError("one of the variables needed for gradient computation has been "
+                               "modified by an inplace operation (an output of this call, or "
+                               "a detached alias of what it saved, was written after it ran)")
+        if self.versions != [*map(_VERSION, self.tensors), *map(_VERSION, self.entry.bound)]:
+            self.check_saved(saved)
+
     def __lt__(self, other):
         return self.seq > other.seq  # newest first: later calls consume earlier ones
 
     def backward(self, upstream):
-        """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
-        if self.outs is None:
+        """Run the backward part for ``{output key: gradient}``; return [(tensor, gradient)]."""
+        outs = self.outs
+        if outs is None:
             raise RuntimeError(_FREED)
         entry = self.entry
-        program = entry.program
-        seeds = []
-        for key in entry.seed_keys:
-            g = upstream.get(key)
-            if g is None:  # an output nobody differentiated: its gradient is zero
-                i = dict(entry.results)[key]
-                g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
-            seeds.append(g)
-        start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
-        if rewritten(self.saved(), self.writes):
-            raise RuntimeError("one of the variables needed for gradient computation has been "
-                               "modified by an inplace operation (an output of this call, or "
-                               "a detached alias of what it saved, was written after it ran)")
-        if self.versions != [t._version for t in self.tensors] + \
-                [t._version for t in entry.bound]:
-            self.check_saved(self.outs[start:])
-        grads = program.backward_fn(*seeds, *self.outs[start:])
-        given = {id(s) for s in seeds}
+        seeds = [upstream[k] if k in upstream else self._zeros(k) for k in entry.seed_keys]
+        saved = outs[entry.start:]  # residuals come last
+        if LAST_WRITE[0] != self.serial:  # something somewhere was written in place since
+            self.check_writes(saved)
+        grads = entry.program.backward_fn(*seeds, *saved)
+        given = set(map(id, seeds))
+        tensors = self.tensors
+        pairs = []
         for i, target in entry.grads:
             g = grads[i]
             if id(g) in given:
                 g = g.copy()  # the identity's gradient is the caller's own array
-            yield (self.tensors[target] if target.__class__ is int else target), g
+            pairs.append((tensors[target] if target.__class__ is int else target, g))
+        return pairs
+
+    def _zeros(self, key):
+        """The gradient of an output nobody differentiated: zero."""
+        i = dict(self.entry.results)[key]
+        return np.zeros(np.shape(self.outs[i]), self.entry.program.dtype_of[key])
 
 
 class LazyCall(Call):
@@ -139,7 +141,8 @@ class LazyCall(Call):
         if grad.params != entry.params:  # both trace the same module: the order is the same
             raise RuntimeError("the eval and gradient programs disagree on their inputs")
         args = self.outs  # for a lazy call: the arrays the eval forward ran on
-        self.check_saved(args)
+        if LAST_WRITE[0] != self.serial:
+            self.check_saved(args)
         return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
 
 
@@ -163,10 +166,12 @@ def run_backward(root, grad, retain_graph=False):
         call = heapq.heappop(heap)
         done.append(call)
         for tensor, g in call.backward(pending.pop(id(call))):
-            if tensor._origin is None:
-                _accumulate(leaves, tensor, g)
+            origin = tensor._origin
+            if origin is None:
+                summed = leaves.get(id(tensor))
+                leaves[id(tensor)] = (tensor, g if summed is None else summed[1] + g)
                 continue
-            parent, out_key = tensor._origin
+            parent, out_key = origin
             slot = pending.get(id(parent))
             if slot is None:
                 slot = pending[id(parent)] = {}

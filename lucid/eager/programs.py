@@ -64,7 +64,7 @@ class Entry:
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
-                 "fingerprint", "untracked", "bound")
+                 "fingerprint", "untracked", "bound", "start", "lock", "single")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -89,9 +89,12 @@ class Entry:
         else:
             self.forward, self.check = program.step_fn, program.check_fn
             returned = program._outputs
+        self.start = len(returned) - len(program.residuals)  # what a backward reads comes last
+        self.lock = program.lock if program.updates else None  # only state commits serialise
         outputs = graph.output_nodes()
         self.results = [(k, returned.index(outputs[k])) for k in program.result_keys]
         self.kind = program.result_kind
+        self.single = self.kind == "single"
         self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
         self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
         back = program._bwd_outputs or []
@@ -138,11 +141,16 @@ def _specs(tensors, grad=True):
 def call_module(module, args):
     tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
     grad = is_grad_enabled()
-    key = [module.training, grad]
-    for t in tensors:
-        d = t.data
-        key += (d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
-    key = tuple(key)
+    if len(tensors) == 1:  # the common case, without building a list first
+        d = tensors[0].data
+        key = (module.training, grad, d.shape[1:], d.ndim, d.dtype,
+               grad and tensors[0].requires_grad)
+    else:
+        key = [module.training, grad]
+        for t in tensors:
+            d = t.data
+            key += (d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
+        key = tuple(key)
     entry = module._programs.get(key)
     if entry is None or entry.epoch != STRUCTURE[0] and not _current(entry):
         entry = _compile_module(module, key, tensors)
@@ -223,22 +231,33 @@ def check_dtypes(module, tensors):
 
 
 def _execute(entry, tensors):
-    with entry.program.lock:  # read state, run, write state: one call at a time
-        args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
-        if not entry.check(*args):
-            program = entry.program
-            bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
-        outs = entry.forward(*args)
-        for tensor, i in entry.updates:  # only after the whole forward succeeded
-            value = outs[i]
-            tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+    lock = entry.lock
+    if lock is None:
+        args, outs = _run(entry, tensors)
+    else:
+        with lock:  # read state, run, write state: one call at a time
+            args, outs = _run(entry, tensors)
     call = Call(entry, outs, tensors) if entry.grads else \
         LazyCall(entry, args, tensors) if entry.lazy else None
-    results = [Tensor._wrap(outs[i], (call, k) if call is not None and (
-        entry.kind == "single" or outs[i].dtype.kind == "f") else None)  # indices: no grad
+    if entry.single:
+        k, i = entry.results[0]
+        return Tensor._wrap(outs[i], None if call is None else (call, k))
+    results = [Tensor._wrap(outs[i], (call, k) if call is not None and
+                            outs[i].dtype.kind == "f" else None)  # indices: no grad
                for k, i in entry.results]
-    if entry.kind == "single":
-        return results[0]
     if entry.kind == "tuple":
         return tuple(results)
     return dict(zip(entry.program.result_keys, results))
+
+
+def _run(entry, tensors):
+    """Check and run the forward, then commit the state it updates (under the caller's lock)."""
+    args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
+    if not entry.check(*args):
+        program = entry.program
+        bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
+    outs = entry.forward(*args)
+    for tensor, i in entry.updates:  # only after the whole forward succeeded
+        value = outs[i]
+        tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+    return args, outs
