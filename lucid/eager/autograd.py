@@ -65,8 +65,10 @@ class Call:
 
     def __init__(self, entry, outs, tensors):
         self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
-        self.versions = [*map(_VERSION, tensors), *map(_VERSION, entry.bound)]
-        self.serial = LAST_WRITE[0]
+        self.serial = serial = LAST_WRITE[0]
+        if entry.seen != serial:  # the bound tensors' versions change only with a write
+            entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
+        self.versions = (list(map(_VERSION, tensors)), entry.bound_versions)
 
     def saved(self):
         """The arrays this call keeps for its backward (residuals come last in ``outs``)."""
@@ -75,7 +77,7 @@ class Call:
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
         read = list(self.tensors) + list(self.entry.bound)
-        for t, version in zip(read, self.versions):
+        for t, version in zip(read, self.versions[0] + self.versions[1]):
             if t._version != version and any(
                     isinstance(a, np.ndarray) and np.may_share_memory(t.data, a) for a in saved):
                 raise RuntimeError(
@@ -89,7 +91,8 @@ class Call:
             raise RuntimeError("one of the variables needed for gradient computation has been "
                                "modified by an inplace operation (an output of this call, or "
                                "a detached alias of what it saved, was written after it ran)")
-        if self.versions != [*map(_VERSION, self.tensors), *map(_VERSION, self.entry.bound)]:
+        if self.versions != (list(map(_VERSION, self.tensors)),
+                             list(map(_VERSION, self.entry.bound))):
             self.check_saved(saved)
 
     def __lt__(self, other):
@@ -106,15 +109,11 @@ class Call:
         if LAST_WRITE[0] != self.serial:  # something somewhere was written in place since
             self.check_writes(saved)
         grads = entry.program.backward_fn(*seeds, *saved)
-        given = set(map(id, seeds))
+        if not set(map(id, seeds)).isdisjoint(map(id, grads)):
+            # the identity's gradient is the caller's own array: hand on a copy
+            grads = [g.copy() if any(g is s for s in seeds) else g for g in grads]
         tensors = self.tensors
-        pairs = []
-        for i, target in entry.grads:
-            g = grads[i]
-            if id(g) in given:
-                g = g.copy()  # the identity's gradient is the caller's own array
-            pairs.append((tensors[target] if target.__class__ is int else target, g))
-        return pairs
+        return [(tensors[t] if t.__class__ is int else t, grads[i]) for i, t in entry.grads]
 
     def _zeros(self, key):
         """The gradient of an output nobody differentiated: zero."""
@@ -160,10 +159,8 @@ def run_backward(root, grad, retain_graph=False):
         _commit_grads(leaves, foreign=grad)
         return
     call, key = root._origin
-    pending = {id(call): {key: grad}}
-    heap, done = [call], []
-    while heap:
-        call = heapq.heappop(heap)
+    done, heap, pending = [], [], {id(call): {key: grad}}
+    while call is not None:
         done.append(call)
         for tensor, g in call.backward(pending.pop(id(call))):
             origin = tensor._origin
@@ -177,6 +174,7 @@ def run_backward(root, grad, retain_graph=False):
                 slot = pending[id(parent)] = {}
                 heapq.heappush(heap, parent)
             slot[out_key] = g if out_key not in slot else slot[out_key] + g
+        call = heapq.heappop(heap) if heap else None
     _commit_grads(leaves)
     if not retain_graph:
         for call in done:
@@ -191,14 +189,15 @@ def _accumulate(leaves, tensor, g):
 def _commit_grads(leaves, foreign=None):
     """Apply the summed gradients, only once every backward part has run (a failure leaves
     every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
-    handed = {id(foreign)} if foreign is not None else set()
+    handed = {id(foreign)}  # arrays already someone's: a second holder gets a copy
     for tensor, g in leaves.values():
         if not tensor.requires_grad:
             continue
-        if tensor.grad is not None:
-            tensor.grad = tensor.grad + g
+        old = tensor.grad
+        if old is not None:
+            tensor.grad = old + g
             continue
-        if id(g) in handed or g.base is not None:
+        if g.base is not None or id(g) in handed:
             g = g.copy()
         handed.add(id(g))
         tensor.grad = g

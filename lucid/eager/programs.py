@@ -28,7 +28,7 @@ from ..graph import OutKind
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
 from .grad import is_grad_enabled
-from .tensor import Tensor
+from .tensor import Tensor, wrap
 
 _function_programs = {}  # insertion-ordered: the oldest entry goes first
 FUNCTION_CACHE = 256
@@ -64,7 +64,8 @@ class Entry:
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
-                 "fingerprint", "untracked", "bound", "start", "lock", "single")
+                 "fingerprint", "untracked", "bound", "start", "lock", "single",
+                 "bound_versions", "seen")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -83,6 +84,8 @@ class Entry:
                       for p in self.params]
         assert len(users) == n_inputs
         self.bound = [s for s in self.slots if s.__class__ is not int and s is not None]
+        # their versions, as of in-place write number ``seen`` (see autograd.Call)
+        self.bound_versions, self.seen = None, None
         if seeds:
             self.forward, self.check = program.forward_fn, program.check_forward_fn
             returned = program._fwd_outputs
@@ -139,13 +142,16 @@ def _specs(tensors, grad=True):
 
 
 def call_module(module, args):
-    tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
     grad = is_grad_enabled()
-    if len(tensors) == 1:  # the common case, without building a list first
-        d = tensors[0].data
-        key = (module.training, grad, d.shape[1:], d.ndim, d.dtype,
-               grad and tensors[0].requires_grad)
+    if len(args) == 1:  # the common case, without building a key list first
+        t = args[0]
+        if t.__class__ is not Tensor:
+            t = as_tensor(t)
+        tensors = [t]
+        d = t.data
+        key = (module.training, grad, d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
     else:
+        tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
         key = [module.training, grad]
         for t in tensors:
             d = t.data
@@ -231,33 +237,29 @@ def check_dtypes(module, tensors):
 
 
 def _execute(entry, tensors):
-    lock = entry.lock
-    if lock is None:
-        args, outs = _run(entry, tensors)
-    else:
-        with lock:  # read state, run, write state: one call at a time
-            args, outs = _run(entry, tensors)
+    lock = entry.lock  # read state, run, write state: one call at a time
+    if lock is not None:
+        lock.acquire()
+    try:
+        args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
+        if not entry.check(*args):
+            program = entry.program
+            bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
+        outs = entry.forward(*args)
+        for tensor, i in entry.updates:  # only after the whole forward succeeded
+            value = outs[i]
+            tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+    finally:
+        if lock is not None:
+            lock.release()
     call = Call(entry, outs, tensors) if entry.grads else \
         LazyCall(entry, args, tensors) if entry.lazy else None
     if entry.single:
         k, i = entry.results[0]
-        return Tensor._wrap(outs[i], None if call is None else (call, k))
-    results = [Tensor._wrap(outs[i], (call, k) if call is not None and
-                            outs[i].dtype.kind == "f" else None)  # indices: no grad
+        return wrap(outs[i], None if call is None else (call, k))
+    results = [wrap(outs[i], (call, k) if call is not None and
+                    outs[i].dtype.kind == "f" else None)  # indices: no grad
                for k, i in entry.results]
     if entry.kind == "tuple":
         return tuple(results)
     return dict(zip(entry.program.result_keys, results))
-
-
-def _run(entry, tensors):
-    """Check and run the forward, then commit the state it updates (under the caller's lock)."""
-    args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
-    if not entry.check(*args):
-        program = entry.program
-        bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
-    outs = entry.forward(*args)
-    for tensor, i in entry.updates:  # only after the whole forward succeeded
-        value = outs[i]
-        tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
-    return args, outs
