@@ -61,14 +61,14 @@ class Call:
     that are gone. While nothing anywhere was written, that check is one comparison.
     """
 
-    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "serial")
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "bound_versions", "serial")
 
     def __init__(self, entry, outs, tensors):
         self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
         self.serial = serial = LAST_WRITE[0]
         if entry.seen != serial:  # the bound tensors' versions change only with a write
             entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
-        self.versions = (list(map(_VERSION, tensors)), entry.bound_versions)
+        self.versions, self.bound_versions = list(map(_VERSION, tensors)), entry.bound_versions
 
     def saved(self):
         """The arrays this call keeps for its backward (residuals come last in ``outs``)."""
@@ -77,7 +77,7 @@ class Call:
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
         read = list(self.tensors) + list(self.entry.bound)
-        for t, version in zip(read, self.versions[0] + self.versions[1]):
+        for t, version in zip(read, self.versions + self.bound_versions):
             if t._version != version and any(
                     isinstance(a, np.ndarray) and np.may_share_memory(t.data, a) for a in saved):
                 raise RuntimeError(
@@ -91,8 +91,8 @@ class Call:
             raise RuntimeError("one of the variables needed for gradient computation has been "
                                "modified by an inplace operation (an output of this call, or "
                                "a detached alias of what it saved, was written after it ran)")
-        if self.versions != (list(map(_VERSION, self.tensors)),
-                             list(map(_VERSION, self.entry.bound))):
+        if self.versions != list(map(_VERSION, self.tensors)) or \
+                self.bound_versions != list(map(_VERSION, self.entry.bound)):
             self.check_saved(saved)
 
     def __lt__(self, other):
