@@ -15,10 +15,11 @@ import weakref
 
 import numpy as np
 
-_seq = itertools.count()
 _VERSION = operator.attrgetter("_version")
+#: calls and in-place writes draw their serials from one count: a write with a larger
+#: serial than a call's came after it
 _serials = itertools.count(1)
-#: the serial of the latest in-place write anywhere (0: none yet); a call notes it
+#: the serial of the latest in-place write anywhere (0: none yet)
 LAST_WRITE = [0]
 #: id of a base array -> serial of the latest in-place write into it (through any Tensor,
 #: view or detached alias)
@@ -42,7 +43,7 @@ def note_write(array):
 
 
 def written_since(arrays, serial):
-    """Whether the memory under any of ``arrays`` was written after write ``serial``."""
+    """Whether the memory under any of ``arrays`` was written after serial ``serial``."""
     return any(_WRITES.get(id(_root(a)), 0) > serial for a in arrays
                if isinstance(a, np.ndarray))
 
@@ -55,17 +56,18 @@ _FREED = ("Trying to backward through the graph a second time: the saved values 
 class Call:
     """One run of a program's forward part, kept for its backward.
 
-    It notes the in-place write count of every tensor the run read and the serial
-    of the latest in-place write anywhere; a backward that finds a write since, into
+    It draws a serial from the count in-place writes draw from, and notes the write
+    count of every tensor the run read; a backward that finds a write since, into
     what the run saved, refuses, as torch does, instead of differentiating at values
-    that are gone. While nothing anywhere was written, that check is one comparison.
+    that are gone. While nothing anywhere was written since, that check is one
+    comparison.
     """
 
-    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "bound_versions", "serial")
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "bound_versions")
 
     def __init__(self, entry, outs, tensors):
-        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
-        self.serial = serial = LAST_WRITE[0]
+        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_serials)
+        serial = LAST_WRITE[0]
         if entry.seen != serial:  # the bound tensors' versions change only with a write
             entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
         self.versions, self.bound_versions = list(map(_VERSION, tensors)), entry.bound_versions
@@ -87,7 +89,7 @@ class Call:
 
     def check_writes(self, saved):
         """RuntimeError if what this call saved was written in place after it ran."""
-        if written_since(saved, self.serial):  # its own outputs too, and any alias of them
+        if written_since(saved, self.seq):  # its own outputs too, and any alias of them
             raise RuntimeError("one of the variables needed for gradient computation has been "
                                "modified by an inplace operation (an output of this call, or "
                                "a detached alias of what it saved, was written after it ran)")
@@ -106,7 +108,7 @@ class Call:
         entry = self.entry
         seeds = [upstream[k] if k in upstream else self._zeros(k) for k in entry.seed_keys]
         saved = outs[entry.start:]  # residuals come last
-        if LAST_WRITE[0] != self.serial:  # something somewhere was written in place since
+        if LAST_WRITE[0] > self.seq:  # something somewhere was written in place since
             self.check_writes(saved)
         grads = entry.program.backward_fn(*seeds, *saved)
         if not set(map(id, seeds)).isdisjoint(map(id, grads)):
@@ -140,7 +142,7 @@ class LazyCall(Call):
         if grad.params != entry.params:  # both trace the same module: the order is the same
             raise RuntimeError("the eval and gradient programs disagree on their inputs")
         args = self.outs  # for a lazy call: the arrays the eval forward ran on
-        if LAST_WRITE[0] != self.serial:
+        if LAST_WRITE[0] > self.seq:
             self.check_saved(args)
         return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
 
