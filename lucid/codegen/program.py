@@ -67,8 +67,6 @@ class Program:
         self._slots = [self.bindings.get(p, users.index(p) if p in users else None)
                        for p in graph.inputs]
         self._out_index = [(k, self._outputs.index(o.node)) for k, o in graph.outputs.items()]
-        self._out_keys = [k for k, _ in self._out_index]
-        self._out_positions = [i for _, i in self._out_index]
         seen = set()
         self._shared = []  # keys naming a node an earlier key names: they get a copy
         for k, o in graph.outputs.items():
@@ -131,26 +129,21 @@ class Program:
         feed the inputs not given; updated buffers are written only after the
         whole call succeeded.
         """
-        if not self.updates:  # nothing to serialise: no lock to take
-            return self._call(args, kwargs)
         with self.lock:  # read state, run, write state: one call at a time
-            result = self._call(args, kwargs)
-            self.commit(result)
-        return result
-
-    def _call(self, args, kwargs):
-        if kwargs or len(args) != self._n_user:
-            return self.run(self.feeds(args, kwargs))
-        # the common case, positions worked out once in __init__
-        full = [args[s] if s.__class__ is int else s.data for s in self._slots]
-        if not self.check_fn(*full):  # lists or scalars given? else name the problem
-            full = [a if a.__class__ is np.ndarray else np.asarray(a) for a in full]
-            if not self.check_fn(*full):
-                bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
-        result = dict(zip(self._out_keys, map(self.step_fn(*full).__getitem__,
-                                              self._out_positions)))
-        for key in self._shared:
-            result[key] = np.array(result[key], copy=True)
+            if kwargs or len(args) != self._n_user:
+                result = self.run(self.feeds(args, kwargs))
+            else:  # the common case, positions worked out once in __init__
+                full = [args[s] if s.__class__ is int else s.data for s in self._slots]
+                if not self.check_fn(*full):  # lists or scalars given? else name the problem
+                    full = [a if a.__class__ is np.ndarray else np.asarray(a) for a in full]
+                    if not self.check_fn(*full):
+                        bind_sizes(self.graph, dict(zip(self.graph.inputs, full)))
+                outs = self.step_fn(*full)
+                result = {key: outs[i] for key, i in self._out_index}
+                for key in self._shared:
+                    result[key] = np.array(result[key], copy=True)
+            if self.updates:
+                self.commit(result)
         return result
 
     def commit(self, result):

@@ -101,12 +101,17 @@ class Call:
         return self.seq > other.seq  # newest first: later calls consume earlier ones
 
     def backward(self, upstream):
-        """Run the backward part for ``{output key: gradient}``; return [(tensor, gradient)]."""
+        """Run the backward part for ``{output key: gradient}``; return (tensor, gradient)
+        pairs, an iterator."""
         outs = self.outs
         if outs is None:
             raise RuntimeError(_FREED)
         entry = self.entry
-        seeds = [upstream[k] if k in upstream else self._zeros(k) for k in entry.seed_keys]
+        keys = entry.seed_keys
+        if len(keys) == 1 and keys[0] in upstream:  # one output to differentiate: the common case
+            seeds = [upstream[keys[0]]]
+        else:
+            seeds = [upstream[k] if k in upstream else self._zeros(k) for k in keys]
         saved = outs[entry.start:]  # residuals come last
         if LAST_WRITE[0] > self.seq:  # something somewhere was written in place since
             self.check_writes(saved)
@@ -114,8 +119,11 @@ class Call:
         if not set(map(id, seeds)).isdisjoint(map(id, grads)):
             # the identity's gradient is the caller's own array: hand on a copy
             grads = [g.copy() if any(g is s for s in seeds) else g for g in grads]
-        tensors = self.tensors
-        return [(tensors[t] if t.__class__ is int else t, grads[i]) for i, t in entry.grads]
+        targets = entry.grad_targets
+        if entry.grad_inputs:  # positions of call arguments: this call's tensors
+            tensors = self.tensors
+            targets = [tensors[t] if t.__class__ is int else t for t in targets]
+        return zip(targets, map(grads.__getitem__, entry.grad_index))
 
     def _zeros(self, key):
         """The gradient of an output nobody differentiated: zero."""
@@ -161,22 +169,27 @@ def run_backward(root, grad, retain_graph=False):
         _commit_grads(leaves, foreign=grad)
         return
     call, key = root._origin
-    done, heap, pending = [], [], {id(call): {key: grad}}
-    while call is not None:
+    upstream, done, heap, pending = {key: grad}, [], [], None
+    while True:
         done.append(call)
-        for tensor, g in call.backward(pending.pop(id(call))):
+        for tensor, g in call.backward(upstream):
             origin = tensor._origin
             if origin is None:
                 summed = leaves.get(id(tensor))
                 leaves[id(tensor)] = (tensor, g if summed is None else summed[1] + g)
                 continue
             parent, out_key = origin
+            if pending is None:  # the first call that another call made an input of
+                pending = {}
             slot = pending.get(id(parent))
             if slot is None:
                 slot = pending[id(parent)] = {}
                 heapq.heappush(heap, parent)
             slot[out_key] = g if out_key not in slot else slot[out_key] + g
-        call = heapq.heappop(heap) if heap else None
+        if not heap:
+            break
+        call = heapq.heappop(heap)
+        upstream = pending.pop(id(call))
     _commit_grads(leaves)
     if not retain_graph:
         for call in done:
@@ -191,7 +204,7 @@ def _accumulate(leaves, tensor, g):
 def _commit_grads(leaves, foreign=None):
     """Apply the summed gradients, only once every backward part has run (a failure leaves
     every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
-    handed = {id(foreign)}  # arrays already someone's: a second holder gets a copy
+    handed = None  # ids of arrays already someone's: a second holder gets a copy
     for tensor, g in leaves.values():
         if not tensor.requires_grad:
             continue
@@ -199,6 +212,8 @@ def _commit_grads(leaves, foreign=None):
         if old is not None:
             tensor.grad = old + g
             continue
+        if handed is None:
+            handed = {id(foreign)}
         if g.base is not None or id(g) in handed:
             g = g.copy()
         handed.add(id(g))

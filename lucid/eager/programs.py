@@ -65,7 +65,8 @@ class Entry:
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
                  "fingerprint", "untracked", "bound", "start", "lock", "single",
-                 "bound_versions", "seen")
+                 "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
+                 "grad_inputs")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -84,6 +85,10 @@ class Entry:
                       for p in self.params]
         assert len(users) == n_inputs
         self.bound = [s for s in self.slots if s.__class__ is not int and s is not None]
+        # the call's arguments in order, then the bound tensors: read without a test each
+        self.ordered = len(self.slots) == n_inputs + len(self.bound) and all(
+            s.__class__ is int and s == i if i < n_inputs else s is self.bound[i - n_inputs]
+            for i, s in enumerate(self.slots))
         # their versions, as of in-place write number ``seen`` (see autograd.Call)
         self.bound_versions, self.seen = None, None
         if seeds:
@@ -107,6 +112,9 @@ class Entry:
         self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs
                       if grad_of[key] in back] + \
             [(back.index(grad_of[key]), t) for key, t in grad_params if grad_of[key] in back]
+        self.grad_index = [i for i, _ in self.grads]
+        self.grad_targets = [t for _, t in self.grads]  # a position, or the Tensor itself
+        self.grad_inputs = any(t.__class__ is int for t in self.grad_targets)
 
 
 def _placeholders(specs, batch_symbolic):
@@ -241,7 +249,10 @@ def _execute(entry, tensors):
     if lock is not None:
         lock.acquire()
     try:
-        args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
+        if entry.ordered:
+            args = [t.data for t in tensors + entry.bound]
+        else:
+            args = [tensors[s].data if s.__class__ is int else s.data for s in entry.slots]
         if not entry.check(*args):
             program = entry.program
             bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
