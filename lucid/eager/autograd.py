@@ -72,10 +72,6 @@ class Call:
             entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
         self.versions, self.bound_versions = list(map(_VERSION, tensors)), entry.bound_versions
 
-    def saved(self):
-        """The arrays this call keeps for its backward (residuals come last in ``outs``)."""
-        return () if self.outs is None else self.outs[self.entry.start:]
-
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
         read = list(self.tensors) + list(self.entry.bound)

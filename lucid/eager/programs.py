@@ -85,12 +85,12 @@ class Entry:
                       for p in self.params]
         assert len(users) == n_inputs
         self.bound = [s for s in self.slots if s.__class__ is not int and s is not None]
+        # their versions, as of in-place write serial ``seen`` (see autograd.Call)
+        self.bound_versions, self.seen = None, None
         # the call's arguments in order, then the bound tensors: read without a test each
         self.ordered = len(self.slots) == n_inputs + len(self.bound) and all(
             s.__class__ is int and s == i if i < n_inputs else s is self.bound[i - n_inputs]
             for i, s in enumerate(self.slots))
-        # their versions, as of in-place write number ``seen`` (see autograd.Call)
-        self.bound_versions, self.seen = None, None
         if seeds:
             self.forward, self.check = program.forward_fn, program.check_forward_fn
             returned = program._fwd_outputs
