@@ -8,9 +8,9 @@ it runs.
     python benchmarks/bench_call.py                       # this checkout
     python benchmarks/bench_call.py --before /path/to/wt  # and another checkout, same run
 
-With ``--before``, the lucid package of that directory (a ``git worktree`` of main,
-say) is imported beside this one under its own module objects, and both are timed in
-the same shuffled rounds.
+With ``--before``, the lucid package of that directory is imported beside this one
+under its own module objects, and both are timed in the same shuffled rounds; a
+checkout of main for it: ``git worktree add --detach /tmp/lucid-main main``.
 
 Variants (train: BatchNorm1d(C) in train mode, x not requiring grad):
   fn            the Tensor face's generated forward + backward on prepared arrays
