@@ -10,7 +10,6 @@ import functools
 import threading
 
 
-
 class _State(threading.local):
     enabled = True  # a thread that never switched records: no attribute lookup fails
 
