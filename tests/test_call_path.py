@@ -325,3 +325,42 @@ def test_program_calls_check_every_time_and_commit_only_on_success():
     rm, rv = (train.updates[k].data.astype(np.float64) for k in ("running_mean", "running_var"))
     got = evaluate(x)["out"]
     np.testing.assert_allclose(got, (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------- backward of one call: the walk skipped or not
+class _AddBias(nn.Module):
+    """y = b + sum(x): b's gradient is the upstream gradient itself."""
+
+    def __init__(self, b):
+        super().__init__()
+        self.b = nn.Parameter(b)
+
+    def forward(self, x):
+        return self.b + x.sum()
+
+
+def test_an_identity_gradient_never_hands_on_the_callers_array():
+    m = _AddBias(np.zeros(3, np.float32))
+    x = Tensor(np.ones((2, 3), np.float32))
+    seed = np.array([1.0, 2.0, 3.0], np.float32)
+    m(x).backward(seed)
+    assert m.b.grad is not seed and not np.shares_memory(m.b.grad, seed)
+    seed[:] = 0
+    np.testing.assert_array_equal(m.b.grad, [1.0, 2.0, 3.0])
+    m(x).backward(np.array([1.0, 1.0, 1.0], np.float32))  # accumulates
+    np.testing.assert_array_equal(m.b.grad, [2.0, 3.0, 4.0])
+
+
+def test_one_tensor_passed_twice_and_a_chain_of_calls_sum_their_gradients():
+    x = Tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    (x * x).backward(np.ones(3, np.float32))  # both inputs of one call are x
+    np.testing.assert_allclose(x.grad, 2 * np.array([1.0, 2.0, 3.0]))
+    x.grad = None
+    bn = warmed(3)
+    h = x.reshape(1, 3) * Tensor(np.ones((4, 3), np.float32))  # the module's input has a history
+    r = rng(18).standard_normal((4, 3)).astype(np.float32)
+    with lucid.no_grad():
+        h += Tensor(r)
+    bn(h).backward(np.ones((4, 3), np.float32))  # sums to 0 through the normalisation
+    np.testing.assert_allclose(x.grad, np.zeros(3), atol=1e-5)
+    assert bn.weight.grad is not None

@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 _VERSION = operator.attrgetter("_version")
+_ORIGIN = operator.attrgetter("_origin")
 #: calls and in-place writes draw their serials from one count: a write with a larger
 #: serial than a call's came after it
 _serials = itertools.count(1)
@@ -162,9 +163,11 @@ def run_backward(root, grad, retain_graph=False):
     leaves = {}
     if root._origin is None:
         _accumulate(leaves, root, grad)
-        _commit_grads(leaves, foreign=grad)
+        _commit_grads(leaves.values(), foreign=grad)
         return
     call, key = root._origin
+    if _one_call(call, key, grad, retain_graph):
+        return
     upstream, done, heap, pending = {key: grad}, [], [], None
     while True:
         done.append(call)
@@ -186,10 +189,35 @@ def run_backward(root, grad, retain_graph=False):
             break
         call = heapq.heappop(heap)
         upstream = pending.pop(id(call))
-    _commit_grads(leaves)
+    _commit_grads(leaves.values())
     if not retain_graph:
         for call in done:
             call.outs = None
+
+
+def _one_call(call, key, grad, retain_graph):
+    """The common backward, without the walk: one call, whose gradients all go to distinct
+    leaves, with nothing written in place since it ran. False, having done nothing, when
+    the general walk is needed."""
+    entry = call.entry
+    keys = entry.seed_keys
+    if call.__class__ is not Call or call.outs is None or LAST_WRITE[0] > call.seq or \
+            len(keys) != 1 or keys[0] != key or not entry.distinct:
+        return False
+    targets = entry.grad_targets
+    if entry.grad_inputs:  # positions of call arguments: this call's tensors
+        tensors = call.tensors
+        targets = [tensors[t] if t.__class__ is int else t for t in targets]
+        if len(set(map(id, targets))) != len(targets):  # one tensor passed twice: summed
+            return False
+    if any(map(_ORIGIN, targets)):  # a gradient goes on into another call
+        return False
+    grads = entry.program.backward_fn(grad, *call.outs[entry.start:])
+    # the caller's array may come back as a gradient (an identity): foreign, so copied
+    _commit_grads(zip(targets, map(grads.__getitem__, entry.grad_index)), foreign=grad)
+    if not retain_graph:
+        call.outs = None
+    return True
 
 
 def _accumulate(leaves, tensor, g):
@@ -197,11 +225,12 @@ def _accumulate(leaves, tensor, g):
     leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
 
 
-def _commit_grads(leaves, foreign=None):
-    """Apply the summed gradients, only once every backward part has run (a failure leaves
-    every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
+def _commit_grads(pairs, foreign=None):
+    """Apply the summed gradients ``(tensor, gradient)``, only once every backward part has
+    run (a failure leaves every ``.grad`` untouched). No two tensors, and not the caller
+    (``foreign``), share a ``.grad`` array."""
     handed = None  # ids of arrays already someone's: a second holder gets a copy
-    for tensor, g in leaves.values():
+    for tensor, g in pairs:
         if not tensor.requires_grad:
             continue
         old = tensor.grad

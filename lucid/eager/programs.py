@@ -66,7 +66,7 @@ class Entry:
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
                  "fingerprint", "untracked", "bound", "start", "lock", "single",
                  "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
-                 "grad_inputs")
+                 "grad_inputs", "distinct")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -115,6 +115,8 @@ class Entry:
         self.grad_index = [i for i, _ in self.grads]
         self.grad_targets = [t for _, t in self.grads]  # a position, or the Tensor itself
         self.grad_inputs = any(t.__class__ is int for t in self.grad_targets)
+        fixed = [id(t) for t in self.grad_targets if t.__class__ is not int]
+        self.distinct = len(set(fixed)) == len(fixed)  # no parameter differentiated twice
 
 
 def _placeholders(specs, batch_symbolic):
