@@ -158,7 +158,9 @@ def run_backward(root, grad, retain_graph=False):
     Leaf gradients are summed and committed only once every part has run:
     a failure leaves every ``.grad`` untouched. Unless ``retain_graph``, the
     calls then drop what they saved (as torch frees its graph), and a second
-    backward through them is a RuntimeError.
+    backward through them is a RuntimeError. The common case, one call whose
+    gradients all go to leaves (a module's parameters, the user's inputs), runs
+    without the walk (:func:`_one_call`), to the same effect.
     """
     leaves = {}
     if root._origin is None:
