@@ -133,7 +133,10 @@ class Program:
         feed the inputs not given; updated buffers are written only after the
         whole call succeeded.
         """
-        with self.lock:  # read state, run, write state: one call at a time
+        updates = self.updates
+        if updates:  # read state, run, write state: one call at a time
+            self.lock.acquire()
+        try:
             if kwargs or len(args) != self._n_user:
                 result = self.run(self.feeds(args, kwargs))
             else:  # the common case, positions worked out once in __init__
@@ -147,13 +150,17 @@ class Program:
                 result = {key: outs[i] for key, i in self._out_index}
                 for key in self._shared:
                     result[key] = np.array(result[key], copy=True)
-            if self.updates:
+            if updates:
                 self.commit(result)
+        finally:
+            if updates:
+                self.lock.release()
         return result
 
     def commit(self, result):
         for key, tensor in self.updates.items():
-            tensor.data = np.asarray(result[key])  # 0-d results come back as NumPy scalars
+            value = result[key]  # 0-d results come back as NumPy scalars
+            tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
 
     def run_forward(self, feeds):
         """Forward part only: returns ``({output key: array}, residuals)``."""

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import weakref
 
 import numpy as np
 
-_seq = itertools.count()
-#: id of a base array -> in-place writes into it (through any Tensor, view or detached alias)
+_VERSION = operator.attrgetter("_version")
+_ORIGIN = operator.attrgetter("_origin")
+#: calls and in-place writes draw their serials from one count: a write with a larger
+#: serial than a call's came after it
+_serials = itertools.count(1)
+#: the serial of the latest in-place write anywhere (0: none yet)
+LAST_WRITE = [0]
+#: id of a base array -> serial of the latest in-place write into it (through any Tensor,
+#: view or detached alias)
 _WRITES = {}
 
 
@@ -26,29 +34,21 @@ def _root(array):
 
 
 def note_write(array):
-    """Count an in-place write into ``array``'s memory (what a backward compares)."""
+    """Record an in-place write into ``array``'s memory (what a backward compares)."""
     root = _root(array)
     key = id(root)
     if key not in _WRITES:
         weakref.finalize(root, _WRITES.pop, key, None)
-    _WRITES[key] = _WRITES.get(key, 0) + 1
+    # the serial is drawn atomically: a write after a call always gets a larger one
+    _WRITES[key] = LAST_WRITE[0] = next(_serials)
 
 
-def written(arrays):
-    """The write counts of the memory under ``arrays`` (a tuple to compare later; None
-    while nothing anywhere has been written, the common case, at no cost)."""
-    if not _WRITES:
-        return None
-    return tuple(_WRITES.get(id(_root(a)), 0) if isinstance(a, np.ndarray) else 0
-                 for a in arrays)
+def written_since(arrays, serial):
+    """Whether the memory under any of ``arrays`` was written after serial ``serial``."""
+    return any(_WRITES.get(id(_root(a)), 0) > serial for a in arrays
+               if isinstance(a, np.ndarray))
 
 
-def rewritten(arrays, before):
-    """Whether any of ``arrays`` was written since :func:`written` gave ``before``."""
-    now = written(arrays)
-    if now is None or before == now:
-        return False
-    return before is not None or any(now)
 _FREED = ("Trying to backward through the graph a second time: the saved values of this "
           "call were freed by the first backward. Pass retain_graph=True to the first "
           "backward to backward through it again.")
@@ -57,29 +57,26 @@ _FREED = ("Trying to backward through the graph a second time: the saved values 
 class Call:
     """One run of a program's forward part, kept for its backward.
 
-    It notes the in-place write count of every tensor the run read; a backward
-    that finds one changed and its array among what the run saved refuses, as
-    torch does, instead of differentiating at values that are gone.
+    It draws a serial from the count in-place writes draw from, and notes the write
+    count of every tensor the run read; a backward that finds a write since, into
+    what the run saved, refuses, as torch does, instead of differentiating at values
+    that are gone. While nothing anywhere was written since, that check is one
+    comparison.
     """
 
-    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "writes")
+    __slots__ = ("entry", "outs", "tensors", "seq", "versions", "bound_versions")
 
     def __init__(self, entry, outs, tensors):
-        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_seq)
-        self.versions = [t._version for t in tensors] + [t._version for t in entry.bound]
-        self.writes = written(self.saved())  # its own outputs too, and any alias of them
-
-    def saved(self):
-        """The arrays this call keeps for its backward (residuals come last in ``outs``)."""
-        program = self.entry.program
-        if self.outs is None or not program.residuals:
-            return ()
-        return self.outs[len(program._fwd_outputs) - len(program.residuals):]
+        self.entry, self.outs, self.tensors, self.seq = entry, outs, tensors, next(_serials)
+        serial = LAST_WRITE[0]
+        if entry.seen != serial:  # the bound tensors' versions change only with a write
+            entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
+        self.versions, self.bound_versions = list(map(_VERSION, tensors)), entry.bound_versions
 
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
         read = list(self.tensors) + list(self.entry.bound)
-        for t, version in zip(read, self.versions):
+        for t, version in zip(read, self.versions + self.bound_versions):
             if t._version != version and any(
                     isinstance(a, np.ndarray) and np.may_share_memory(t.data, a) for a in saved):
                 raise RuntimeError(
@@ -87,37 +84,48 @@ class Call:
                     f"by an inplace operation: a {t.dtype} tensor of shape {t.shape} is at "
                     f"version {t._version}; expected version {version}")
 
+    def check_writes(self, saved):
+        """RuntimeError if what this call saved was written in place after it ran."""
+        if written_since(saved, self.seq):  # its own outputs too, and any alias of them
+            raise RuntimeError("one of the variables needed for gradient computation has been "
+                               "modified by an inplace operation (an output of this call, or "
+                               "a detached alias of what it saved, was written after it ran)")
+        if self.versions != list(map(_VERSION, self.tensors)) or \
+                self.bound_versions != list(map(_VERSION, self.entry.bound)):
+            self.check_saved(saved)
+
     def __lt__(self, other):
         return self.seq > other.seq  # newest first: later calls consume earlier ones
 
     def backward(self, upstream):
-        """Run the backward part for ``{output key: gradient}``; yield (tensor, gradient)."""
-        if self.outs is None:
+        """Run the backward part for ``{output key: gradient}``; return (tensor, gradient)
+        pairs, an iterator."""
+        outs = self.outs
+        if outs is None:
             raise RuntimeError(_FREED)
         entry = self.entry
-        program = entry.program
-        seeds = []
-        for key in entry.seed_keys:
-            g = upstream.get(key)
-            if g is None:  # an output nobody differentiated: its gradient is zero
-                i = dict(entry.results)[key]
-                g = np.zeros(np.shape(self.outs[i]), program.dtype_of[key])
-            seeds.append(g)
-        start = len(program._fwd_outputs) - len(program.residuals)  # residuals come last
-        if rewritten(self.saved(), self.writes):
-            raise RuntimeError("one of the variables needed for gradient computation has been "
-                               "modified by an inplace operation (an output of this call, or "
-                               "a detached alias of what it saved, was written after it ran)")
-        if self.versions != [t._version for t in self.tensors] + \
-                [t._version for t in entry.bound]:
-            self.check_saved(self.outs[start:])
-        grads = program.backward_fn(*seeds, *self.outs[start:])
-        given = {id(s) for s in seeds}
-        for i, target in entry.grads:
-            g = grads[i]
-            if id(g) in given:
-                g = g.copy()  # the identity's gradient is the caller's own array
-            yield (self.tensors[target] if target.__class__ is int else target), g
+        keys = entry.seed_keys
+        if len(keys) == 1 and keys[0] in upstream:  # one output to differentiate: the common case
+            seeds = [upstream[keys[0]]]
+        else:
+            seeds = [upstream[k] if k in upstream else self._zeros(k) for k in keys]
+        saved = outs[entry.start:]  # residuals come last
+        if LAST_WRITE[0] > self.seq:  # something somewhere was written in place since
+            self.check_writes(saved)
+        grads = entry.program.backward_fn(*seeds, *saved)
+        if not set(map(id, seeds)).isdisjoint(map(id, grads)):
+            # the identity's gradient is the caller's own array: hand on a copy
+            grads = [g.copy() if any(g is s for s in seeds) else g for g in grads]
+        targets = entry.grad_targets
+        if entry.grad_inputs:  # positions of call arguments: this call's tensors
+            tensors = self.tensors
+            targets = [tensors[t] if t.__class__ is int else t for t in targets]
+        return zip(targets, map(grads.__getitem__, entry.grad_index))
+
+    def _zeros(self, key):
+        """The gradient of an output nobody differentiated: zero."""
+        i = dict(self.entry.results)[key]
+        return np.zeros(np.shape(self.outs[i]), self.entry.program.dtype_of[key])
 
 
 class LazyCall(Call):
@@ -139,7 +147,8 @@ class LazyCall(Call):
         if grad.params != entry.params:  # both trace the same module: the order is the same
             raise RuntimeError("the eval and gradient programs disagree on their inputs")
         args = self.outs  # for a lazy call: the arrays the eval forward ran on
-        self.check_saved(args)
+        if LAST_WRITE[0] > self.seq:
+            self.check_saved(args)
         return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
 
 
@@ -149,33 +158,68 @@ def run_backward(root, grad, retain_graph=False):
     Leaf gradients are summed and committed only once every part has run:
     a failure leaves every ``.grad`` untouched. Unless ``retain_graph``, the
     calls then drop what they saved (as torch frees its graph), and a second
-    backward through them is a RuntimeError.
+    backward through them is a RuntimeError. The common case, one call whose
+    gradients all go to leaves (a module's parameters, the user's inputs), runs
+    without the walk (:func:`_one_call`), to the same effect.
     """
     leaves = {}
     if root._origin is None:
         _accumulate(leaves, root, grad)
-        _commit_grads(leaves, foreign=grad)
+        _commit_grads(leaves.values(), foreign=grad)
         return
     call, key = root._origin
-    pending = {id(call): {key: grad}}
-    heap, done = [call], []
-    while heap:
-        call = heapq.heappop(heap)
+    if _one_call(call, key, grad, retain_graph):
+        return
+    upstream, done, heap, pending = {key: grad}, [], [], None
+    while True:
         done.append(call)
-        for tensor, g in call.backward(pending.pop(id(call))):
-            if tensor._origin is None:
-                _accumulate(leaves, tensor, g)
+        for tensor, g in call.backward(upstream):
+            origin = tensor._origin
+            if origin is None:
+                summed = leaves.get(id(tensor))
+                leaves[id(tensor)] = (tensor, g if summed is None else summed[1] + g)
                 continue
-            parent, out_key = tensor._origin
+            parent, out_key = origin
+            if pending is None:  # the first call that another call made an input of
+                pending = {}
             slot = pending.get(id(parent))
             if slot is None:
                 slot = pending[id(parent)] = {}
                 heapq.heappush(heap, parent)
             slot[out_key] = g if out_key not in slot else slot[out_key] + g
-    _commit_grads(leaves)
+        if not heap:
+            break
+        call = heapq.heappop(heap)
+        upstream = pending.pop(id(call))
+    _commit_grads(leaves.values())
     if not retain_graph:
         for call in done:
             call.outs = None
+
+
+def _one_call(call, key, grad, retain_graph):
+    """The common backward, without the walk: one call, whose gradients all go to distinct
+    leaves, with nothing written in place since it ran. False, having done nothing, when
+    the general walk is needed."""
+    entry = call.entry
+    keys = entry.seed_keys
+    if call.__class__ is not Call or call.outs is None or LAST_WRITE[0] > call.seq or \
+            len(keys) != 1 or keys[0] != key or not entry.distinct:
+        return False
+    targets = entry.grad_targets
+    if entry.grad_inputs:  # positions of call arguments: this call's tensors
+        tensors = call.tensors
+        targets = [tensors[t] if t.__class__ is int else t for t in targets]
+        if len(set(map(id, targets))) != len(targets):  # one tensor passed twice: summed
+            return False
+    if any(map(_ORIGIN, targets)):  # a gradient goes on into another call
+        return False
+    grads = entry.program.backward_fn(grad, *call.outs[entry.start:])
+    # the caller's array may come back as a gradient (an identity): foreign, so copied
+    _commit_grads(zip(targets, map(grads.__getitem__, entry.grad_index)), foreign=grad)
+    if not retain_graph:
+        call.outs = None
+    return True
 
 
 def _accumulate(leaves, tensor, g):
@@ -183,17 +227,21 @@ def _accumulate(leaves, tensor, g):
     leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
 
 
-def _commit_grads(leaves, foreign=None):
-    """Apply the summed gradients, only once every backward part has run (a failure leaves
-    every ``.grad`` untouched). No two tensors, and not the caller, share a ``.grad`` array."""
-    handed = {id(foreign)} if foreign is not None else set()
-    for tensor, g in leaves.values():
+def _commit_grads(pairs, foreign=None):
+    """Apply the summed gradients ``(tensor, gradient)``, only once every backward part has
+    run (a failure leaves every ``.grad`` untouched). No two tensors, and not the caller
+    (``foreign``), share a ``.grad`` array."""
+    handed = None  # ids of arrays already someone's: a second holder gets a copy
+    for tensor, g in pairs:
         if not tensor.requires_grad:
             continue
-        if tensor.grad is not None:
-            tensor.grad = tensor.grad + g
+        old = tensor.grad
+        if old is not None:
+            tensor.grad = old + g
             continue
-        if id(g) in handed or g.base is not None:
+        if handed is None:
+            handed = {id(foreign)}
+        if g.base is not None or id(g) in handed:
             g = g.copy()
         handed.add(id(g))
         tensor.grad = g

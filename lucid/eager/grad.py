@@ -9,12 +9,17 @@ from __future__ import annotations
 import functools
 import threading
 
-_state = threading.local()
+
+class _State(threading.local):
+    enabled = True  # a thread that never switched records: no attribute lookup fails
+
+
+_state = _State()
 
 
 def is_grad_enabled():
     """Whether operations on Tensors are being recorded for ``backward``."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class _GradMode:
@@ -23,7 +28,7 @@ class _GradMode:
     enabled = True
 
     def __enter__(self):
-        self._previous = getattr(_state, "enabled", True)
+        self._previous = _state.enabled
         _state.enabled = self.enabled
 
     def __exit__(self, *exc):

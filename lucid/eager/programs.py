@@ -29,7 +29,7 @@ from ..graph import OutKind
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
 from .grad import is_grad_enabled
-from .tensor import Tensor
+from .tensor import Tensor, wrap
 
 _function_programs = {}  # insertion-ordered: the oldest entry goes first
 FUNCTION_CACHE = 256
@@ -65,7 +65,9 @@ class Entry:
 
     __slots__ = ("program", "params", "slots", "forward", "check", "results", "kind", "updates",
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
-                 "fingerprint", "untracked", "bound")
+                 "fingerprint", "untracked", "bound", "start", "lock", "single",
+                 "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
+                 "grad_inputs", "distinct")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -85,15 +87,24 @@ class Entry:
         assert len(users) == n_inputs
         self.bound = [s for s in self.slots  # the Tensors it reads (a random key is none)
                       if s.__class__ is not int and s is not None and s.__class__ is not RandomKey]
+        # their versions, as of in-place write serial ``seen`` (see autograd.Call)
+        self.bound_versions, self.seen = None, None
+        # the call's arguments in order, then the bound tensors: read without a test each
+        self.ordered = len(self.slots) == n_inputs + len(self.bound) and all(
+            s.__class__ is int and s == i if i < n_inputs else s is self.bound[i - n_inputs]
+            for i, s in enumerate(self.slots))
         if seeds:
             self.forward, self.check = program.forward_fn, program.check_forward_fn
             returned = program._fwd_outputs
         else:
             self.forward, self.check = program.step_fn, program.check_fn
             returned = program._outputs
+        self.start = len(returned) - len(program.residuals)  # what a backward reads comes last
+        self.lock = program.lock if program.updates else None  # only state commits serialise
         outputs = graph.output_nodes()
         self.results = [(k, returned.index(outputs[k])) for k in program.result_keys]
         self.kind = program.result_kind
+        self.single = self.kind == "single"
         self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
         self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
         back = program._bwd_outputs or []
@@ -103,6 +114,11 @@ class Entry:
         self.grads = [(back.index(grad_of[key]), i) for key, i in grad_inputs
                       if grad_of[key] in back] + \
             [(back.index(grad_of[key]), t) for key, t in grad_params if grad_of[key] in back]
+        self.grad_index = [i for i, _ in self.grads]
+        self.grad_targets = [t for _, t in self.grads]  # a position, or the Tensor itself
+        self.grad_inputs = any(t.__class__ is int for t in self.grad_targets)
+        fixed = [id(t) for t in self.grad_targets if t.__class__ is not int]
+        self.distinct = len(set(fixed)) == len(fixed)  # no parameter differentiated twice
 
 
 def _placeholders(specs, batch_symbolic):
@@ -138,13 +154,21 @@ def _specs(tensors, grad=True):
 
 
 def call_module(module, args):
-    tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
     grad = is_grad_enabled()
-    key = [module.training, grad]
-    for t in tensors:
+    if len(args) == 1:  # the common case, without building a key list first
+        t = args[0]
+        if t.__class__ is not Tensor:
+            t = as_tensor(t)
+        tensors = [t]
         d = t.data
-        key += (d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
-    key = tuple(key)
+        key = (module.training, grad, d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
+    else:
+        tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
+        key = [module.training, grad]
+        for t in tensors:
+            d = t.data
+            key += (d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
+        key = tuple(key)
     entry = module._programs.get(key)
     if entry is None or entry.epoch != STRUCTURE[0] and not _current(entry):
         entry = _compile_module(module, key, tensors)
@@ -225,9 +249,15 @@ def check_dtypes(module, tensors):
 
 
 def _execute(entry, tensors):
-    with entry.program.lock:  # read state, run, write state: one call at a time
-        args = [tensors[s].data if s.__class__ is int else
-                s.data if s.__class__ is not RandomKey else s.draw() for s in entry.slots]
+    lock = entry.lock  # read state, run, write state: one call at a time
+    if lock is not None:
+        lock.acquire()
+    try:
+        if entry.ordered:
+            args = [t.data for t in tensors + entry.bound]
+        else:
+            args = [tensors[s].data if s.__class__ is int else
+                    s.data if s.__class__ is not RandomKey else s.draw() for s in entry.slots]
         if not entry.check(*args):
             program = entry.program
             bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
@@ -235,13 +265,17 @@ def _execute(entry, tensors):
         for tensor, i in entry.updates:  # only after the whole forward succeeded
             value = outs[i]
             tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+    finally:
+        if lock is not None:
+            lock.release()
     call = Call(entry, outs, tensors) if entry.grads else \
         LazyCall(entry, args, tensors) if entry.lazy else None
-    results = [Tensor._wrap(outs[i], (call, k) if call is not None and (
-        entry.kind == "single" or outs[i].dtype.kind == "f") else None)  # indices: no grad
+    if entry.single:
+        k, i = entry.results[0]
+        return wrap(outs[i], None if call is None else (call, k))
+    results = [wrap(outs[i], (call, k) if call is not None and
+                    outs[i].dtype.kind == "f" else None)  # indices: no grad
                for k, i in entry.results]
-    if entry.kind == "single":
-        return results[0]
     if entry.kind == "tuple":
         return tuple(results)
     return dict(zip(entry.program.result_keys, results))

@@ -109,7 +109,10 @@ class Tensor:
     __array_ufunc__ = None  # ndarray * Tensor defers to Tensor.__rmul__ (keeps the gradient)
 
     def __init__(self, data, requires_grad=False, dtype=None):
-        self.data = to_array(data, dtype, copy=isinstance(data, Tensor))
+        if data.__class__ is np.ndarray and dtype is None and data.dtype in _KEPT:
+            self.data = data  # what to_array would keep: the common case, without a call
+        else:
+            self.data = to_array(data, dtype, copy=isinstance(data, Tensor))
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError("only floating point tensors can require gradients")
         self.requires_grad = bool(requires_grad)
@@ -119,12 +122,7 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, array, origin=None):
-        t = cls.__new__(cls)
-        if not isinstance(array, np.ndarray):
-            array = np.asarray(array)  # 0-d results come back as NumPy scalars
-        t.data, t.requires_grad, t.grad, t._origin = array, origin is not None, None, origin
-        t._version = 0
-        return t
+        return wrap(array, origin, cls)
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
@@ -222,15 +220,27 @@ class Tensor:
         if not self.requires_grad:
             raise ValueError("backward: this tensor does not require grad "
                              "(no input or parameter of the program that made it does)")
+        data = self.data
         if grad is None:
-            if self.data.size != 1:
+            if data.size != 1:
                 raise ValueError("backward: grad can be left out only for a one-element "
-                                 f"output, this one has shape {self.shape}")
-            grad = np.ones_like(self.data)
-        grad = to_array(grad, self.data.dtype, copy=False)
-        if grad.shape != self.shape:
-            raise ValueError(f"backward: grad has shape {grad.shape}, expected {self.shape}")
+                                 f"output, this one has shape {data.shape}")
+            grad = np.ones_like(data)
+        elif grad.__class__ is not np.ndarray or grad.dtype != data.dtype:
+            grad = to_array(grad, data.dtype, copy=False)
+        if grad.shape != data.shape:
+            raise ValueError(f"backward: grad has shape {grad.shape}, expected {data.shape}")
         run_backward(self, grad, retain_graph)
+
+
+def wrap(array, origin=None, cls=Tensor):
+    """A Tensor over ``array`` as it is (no copy), made by the call ``origin`` if given."""
+    t = cls.__new__(cls)
+    if array.__class__ is not np.ndarray and not isinstance(array, np.ndarray):
+        array = np.asarray(array)  # 0-d results come back as NumPy scalars
+    t.data, t.requires_grad, t.grad, t._origin = array, origin is not None, None, origin
+    t._version = 0
+    return t
 
 
 def check_inplace(tensor, what):
