@@ -212,7 +212,7 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
     last = last_uses(plan, items)
     back = {sp.Symbol(str(r), real=True) for r in returns}
     shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
-    shapes.update((str(it.symbol), it.shape) for it in items)
+    shapes.update((str(it.symbol), it.shape) for it in plan.items)  # residuals too
     sizes = {size_name(d) for d in _sizes_available(plan, graph, params)}
     driver, kernels, end = [], [], -1
     for region, group in groups:

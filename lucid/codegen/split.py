@@ -56,20 +56,19 @@ def sliced(name, pos):
 
 
 def choose(plan, items):
-    """``(shape, axis)`` to split ``items`` along, or None: the most common large shape
-    and its first axis that no reduction over that shape sums."""
-    counts = {}
+    """``(shape, axis)`` to split ``items`` along, or None: the shape most reductions sum
+    over, and its axis the most of them keep (the others run in the driver)."""
+    sums = {}
     for it in items:
-        shape = plan.sym.shape_of(it.expr) if it.kind == "reduce" else it.shape
-        if it.kind in ("let", "output", "reduce") and is_large(shape):
-            counts[tuple(shape)] = counts.get(tuple(shape), 0) + 1
-    if not counts:
+        if it.kind == "reduce":
+            sums.setdefault(tuple(plan.sym.shape_of(it.expr)), []).append(set(it.axes))
+    if not sums:
         return None
-    shape = max(counts, key=counts.get)
-    reduced = {a for it in items if it.kind == "reduce"
-               and tuple(plan.sym.shape_of(it.expr)) == shape for a in it.axes}
-    free = [a for a, d in enumerate(shape) if a not in reduced and d != 1]
-    return (shape, free[0]) if free and reduced else None
+    shape = max(sums, key=lambda s: len(sums[s]))
+    keep = {a: sum(a not in axes for axes in sums[shape])
+            for a, d in enumerate(shape) if d != 1}
+    axis = max(keep, key=keep.get, default=None)
+    return (shape, axis) if axis is not None and keep[axis] and is_large(shape) else None
 
 
 def schedule(plan, items, shape, axis):
@@ -175,4 +174,5 @@ def kernel(emitter, fn, index, group, region, scope, shapes, later):
     target = ", ".join(str(it.symbol) for it in exports)
     driver = [f"# axis {region.axis} in slices on the thread pool: {name}",
               f"{target}{',' if len(exports) == 1 else ''} = {call}" if exports else call]
-    return "\n".join(lines) + "\n", region.driver + driver
+    allocated = ["# arrays the slices write into, allocated whole"] if region.driver else []
+    return "\n".join(lines) + "\n", allocated + region.driver + driver
