@@ -21,8 +21,9 @@ from lucid.runtime import run as reference_run
 
 @pytest.fixture
 def split_everything(monkeypatch):
-    """Every function with a parallel twin runs it (threshold 1 element); threads restored."""
+    """Every function with a parallel twin runs it (thresholds of 1); threads restored."""
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(parallel, "MIN_RUN", 1)
     before = lucid.get_num_threads()
     yield
     lucid.set_num_threads(before)
@@ -152,7 +153,7 @@ def test_the_source_shows_the_slices(split_everything):
     driver = source[source.index("def _step_parallel("):]
     assert "_split(_step_part0, 13, " in driver
     step = source[source.index("def step("):source.index("def check_forward(")]
-    assert "if _worth(size_N * 13 * size_L):" in step
+    assert "if _worth(size_N * 13 * size_L, 13 * size_L):" in step
 
 
 def test_a_function_without_a_kept_axis_gets_no_twin():

@@ -23,7 +23,7 @@ PRELUDE = '''import threading
 
 import numpy as np
 
-def _worth(elements):
+def _worth(elements, row):
     """Whether to run the parallel twin: never in this source run on its own; a Program
     running it replaces this with its thread pool's test (lucid.codegen.parallel)."""
     return False
@@ -190,9 +190,10 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     groups = schedule(plan, items, *chosen) if chosen else None
     if groups:
         twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
-        shape = chosen[0]
-        elements = " * ".join(size_name(d) if isinstance(d, str) else str(d) for d in shape)
-        lines = [f"if _worth({elements}):  # big enough to split over threads?",
+        shape, axis = chosen
+        dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
+        elements, row = " * ".join(dims), " * ".join(dims[axis:])  # row: one index before axis
+        lines = [f"if _worth({elements}, {row}):  # big enough to split over threads?",
                  f"    return _{name}_parallel({', '.join(params)})"] + lines
     return _source(plan, graph, name, params, items, returns, given, emitter, lines)
 

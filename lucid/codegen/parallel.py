@@ -47,7 +47,9 @@ import threading
 import numpy as np
 
 #: Element count of the split shape from which the parallel twin runs (measured: see above).
-MIN_ELEMENTS = 65536
+MIN_ELEMENTS = 1 << 20
+#: Shortest contiguous run of values a thread's slice may have (measured: see above).
+MIN_RUN = 2048
 
 
 def _default_threads():
@@ -128,9 +130,12 @@ def get_num_threads():
     return _POOL.threads
 
 
-def worth(elements):
-    """Whether a function over ``elements`` values should run its parallel twin."""
-    return _POOL.threads > 1 and elements >= MIN_ELEMENTS
+def worth(elements, row):
+    """Whether a function over ``elements`` values should run its parallel twin: ``row``
+    is the number of values per index of the axes before the split axis (C * L for
+    (N, C, L) split along C), of which each thread takes a contiguous run."""
+    threads = _POOL.threads
+    return threads > 1 and elements >= MIN_ELEMENTS and row >= MIN_RUN * threads
 
 
 def bounds(size, parts):
