@@ -181,6 +181,24 @@ def test_set_and_get_num_threads():
     assert before >= 1
 
 
+def test_worth_needs_threads_elements_and_long_runs(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1000)
+    monkeypatch.setattr(parallel, "MIN_RUN", 10)
+    before = lucid.get_num_threads()
+    try:
+        lucid.set_num_threads(2)
+        assert parallel.worth(1000, 20) and not parallel.worth(999, 20)
+        assert not parallel.worth(10 ** 6, 19)  # each thread's run would be 9 values
+        lucid.set_num_threads(1)
+        assert not parallel.worth(10 ** 6, 10 ** 6)
+    finally:
+        lucid.set_num_threads(before)
+
+
+def test_an_empty_split_axis_runs_one_call():
+    assert parallel.split(lambda lo, hi: (np.zeros((hi - lo, 1)),), 0, (0,))[0].shape == (0, 1)
+
+
 def test_bounds_cover_the_axis_once():
     assert parallel.bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
     assert parallel.bounds(2, 3) == [(0, 1), (1, 2)]

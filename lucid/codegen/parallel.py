@@ -12,30 +12,46 @@ order, whatever slice holds it: a reduction over the other axes of one
 channel sums in the same order in a slice as in the whole array. So results
 are bit-identical for any thread count (``tests/test_parallel.py`` checks it).
 
-The threshold
--------------
-Handing slices to the pool costs about 10-20 us per call (a queue put and
-get per worker, the driver's extra allocations); splitting pays once the
-work per call is a few hundred microseconds. ``MIN_ELEMENTS`` is the element
-count of the split shape from which the parallel twin runs. Measured on the
-2-core machine this was written on (``benchmarks/bench_batchnorm.py
---threshold``: BatchNorm1d train step, serial ``step`` against its parallel
-twin at 2 threads, interleaved medians, for (N, C, L) from 2**14 to 2**20
-elements), under load from other processes:
+The thresholds
+--------------
+Handing slices to the pool costs 13 us at best (a queue put and get per
+worker; ``split`` of an empty kernel: 18 us on 2 threads against 5 us on
+one), 80-100 us when other processes keep the cores busy, plus the driver's
+extra allocations. And a channel slice of (N, C, L) data is strided: runs of
+``C/T * L`` values with gaps between them, which NumPy walks more slowly
+than contiguous data when they are short or the data fits in cache (a
+multiply over half the channels of (256, 256, 16) float32: 0.24 ms as a
+strided view, 0.07 ms contiguous). So the twin runs only when the split
+shape has at least ``MIN_ELEMENTS`` values *and* each thread's contiguous
+run (``row / threads``, ``row`` the values per index before the split axis)
+is at least ``MIN_RUN``.
 
-=========  =========  ===============
-elements   shape      2 threads / 1
-=========  =========  ===============
-16 384     (16,64,16)   1.30 (slower)
-65 536     (64,64,16)   0.89
-131 072    (128,64,16)  0.80
-262 144    (64,64,64)   0.73
-1 048 576  (64,128,128) 0.62
-=========  =========  ===============
+Measured with ``python benchmarks/bench_batchnorm.py --threshold`` (the
+BatchNorm1d train step's generated function on one thread against its twin
+forced on at 2 threads, interleaved medians) on this 2-core machine, which
+other processes were using too. Ratio = 2 threads / 1 thread:
 
-The crossing is near 40 000 elements; ``MIN_ELEMENTS = 65536`` leaves a
-margin for noise. Shapes below it keep the straight single-thread function
-with no pool handoff.
+==========  ================  ===========  =============  ==============
+elements    shape             run/thread   ratio, quiet   ratio, busy
+==========  ================  ===========  =============  ==============
+131 072     (128, 64, 16)     512          1.13           1.0 - 3.0
+262 144     (64, 64, 64)      2 048        1.37           0.84 - 4.1
+524 288     (64, 128, 64)     4 096        1.10           0.61 - 3.3
+1 048 576   (64, 128, 128)    8 192        0.87           0.62 - 1.48
+4 194 304   (64, 256, 256)    32 768       0.80           0.86 - 1.05
+524 288     (2048, 256)       128          -              2.0 - 4.5
+1 048 576   (256, 4096)       2 048        -              0.85 - 1.9
+==========  ================  ===========  =============  ==============
+
+"quiet": one run in a window where the machine was idle when the row
+started; "busy": the range over 3-6 runs while other test suites used both
+cores (there the second thread rarely gets a core and splitting mostly
+costs). In the quiet run the split paid from about 10**6 values with runs
+of 8 192, and with runs of 2 048 or less it lost in every quiet run and
+nearly every busy one: hence
+``MIN_ELEMENTS = 2**20`` and ``MIN_RUN = 4096``. A (N, 256) BatchNorm (runs
+of 128) always stays on one thread. Tests lower both to 1 to exercise the
+twin on small shapes.
 """
 from __future__ import annotations
 
@@ -49,7 +65,7 @@ import numpy as np
 #: Element count of the split shape from which the parallel twin runs (measured: see above).
 MIN_ELEMENTS = 1 << 20
 #: Shortest contiguous run of values a thread's slice may have (measured: see above).
-MIN_RUN = 2048
+MIN_RUN = 4096
 
 
 def _default_threads():
@@ -153,7 +169,7 @@ def split(kernel, size, axes, *args):
     calling thread. If any slice raises, the first error (in slice order)
     is raised once every slice has finished, so no worker still writes.
     """
-    slices = bounds(size, min(_POOL.threads, size))
+    slices = bounds(size, min(_POOL.threads, size)) if size > 0 else [(0, 0)]
     if len(slices) > 1:
         _POOL.ensure(len(slices) - 1)
     reply = queue.SimpleQueue()
