@@ -156,6 +156,16 @@ def test_the_source_shows_the_slices(split_everything):
     assert "if _worth(size_N * 13 * size_L, 13 * size_L):" in step
 
 
+def test_static_rows_too_short_to_pay_get_no_twin():
+    # (N, 256) split along its 256 channels: runs of 128 values a thread, below MIN_RUN
+    program = lucid.compile(nn.BatchNorm1d(256), lucid.placeholder((None, 256), name="x"),
+                            mode="train")
+    assert 256 < 2 * parallel.MIN_RUN and "_parallel" not in program.source
+    program = lucid.compile(nn.BatchNorm1d(8), lucid.placeholder((None, 8, "L"), name="x"),
+                            mode="train")
+    assert "def _step_parallel(" in program.source  # L unknown until called: decided then
+
+
 def test_a_function_without_a_kept_axis_gets_no_twin():
     x = lucid.placeholder((None, 8), name="x")
     program = lucid.compile(lambda v: (v * v).sum(), x, mode="eval")  # sums every axis

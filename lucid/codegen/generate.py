@@ -8,10 +8,13 @@ that stay inside one call live in reused buffers.
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from dataclasses import replace
 
+from . import parallel
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
@@ -187,6 +190,9 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
     lines = emitter.lines
     chosen = choose(plan, items)
+    if chosen and all(isinstance(d, int) for d in chosen[0][chosen[1]:]) and \
+            math.prod(chosen[0][chosen[1]:]) < 2 * parallel.MIN_RUN:
+        chosen = None  # rows too short for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
     if groups:
         twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))

@@ -50,8 +50,9 @@ costs). In the quiet run the split paid from about 10**6 values with runs
 of 8 192, and with runs of 2 048 or less it lost in every quiet run and
 nearly every busy one: hence
 ``MIN_ELEMENTS = 2**20`` and ``MIN_RUN = 4096``. A (N, 256) BatchNorm (runs
-of 128) always stays on one thread. Tests lower both to 1 to exercise the
-twin on small shapes.
+of 128) always stays on one thread: a function whose rows are static and
+shorter than ``2 * MIN_RUN`` gets no twin at all (read when compiling).
+Tests lower both to 1 to exercise the twin on small shapes.
 """
 from __future__ import annotations
 
