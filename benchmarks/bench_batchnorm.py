@@ -20,7 +20,8 @@ Columns (lucid and torch on one thread unless the column says otherwise):
   naive          - eager NumPy, one temporary per primitive
   hand-written   - the closed form an expert writes (benchmarks/references.py)
   torch 1 thread, torch T threads - torch.nn.BatchNorm1d on CPU, with torch.set_num_threads(1)
-                   and with torch's default thread count, when torch is installed
+                   and with torch's default thread count, when torch is installed (each call
+                   sets its count first: interleaved, the two columns switch every call)
 """
 from __future__ import annotations
 

@@ -104,6 +104,40 @@ def test_results_are_bit_identical_for_any_thread_count(case, split_everything):
         np.testing.assert_allclose(results[2][key], want, rtol=2e-4, atol=2e-4, err_msg=key)
 
 
+def centred(axes):
+    def fn(x):
+        xc = x - x.mean(axes, keepdims=True)
+        return xc * lucid.rsqrt((xc * xc).mean(axes, keepdims=True) + 1e-5)
+    return fn
+
+
+FUNCTIONS = {  # name -> (function of x (and gamma, beta), input shapes, sizes)
+    "norm_last_axis_3d": (centred(-1), [(None, 3, "L")], {"N": 10, "L": 7}),
+    "norm_axes12_3d": (centred((1, 2)), [(None, 3, "L")], {"N": 10, "L": 7}),
+    "softmax_rows": (lambda x: x.exp() / x.exp().sum(1, keepdims=True), [(None, 9)], {"N": 12}),
+    "affine_norm": (lambda x, g, b: centred(-1)(x) * g + b, [(None, 3, 8), (8,), (8,)],
+                    {"N": 11}),
+}
+
+
+@pytest.mark.parametrize("case", FUNCTIONS)
+def test_composed_functions_split_bit_identically(case, split_everything):
+    fn, shapes, sizes = FUNCTIONS[case]
+    program = lucid.compile(fn, *[lucid.placeholder(shape, name=name)
+                                  for shape, name in zip(shapes, ["x", "g", "b"])])
+    assert "def _step_parallel(" in program.source
+    feeds = feeds_for(program, sizes, 4)
+    results = {}
+    for n in (1, 2, 3):
+        lucid.set_num_threads(n)
+        results[n] = program.run(feeds)
+    for n in (2, 3):
+        for key in results[1]:
+            np.testing.assert_array_equal(results[n][key], results[1][key], err_msg=key)
+    for key, want in reference_run(program.graph, feeds).items():
+        np.testing.assert_allclose(results[2][key], want, rtol=2e-4, atol=2e-4, err_msg=key)
+
+
 @pytest.mark.parametrize("case", ["bn3d_train", "mlp"])
 def test_forward_and_backward_split_alike(case, split_everything):
     program, feeds = compiled(case)

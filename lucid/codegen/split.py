@@ -96,32 +96,36 @@ def schedule(plan, items, shape, axis):
                     rest.append(it)
             pending = rest
             if group:
-                groups.append((want and _worth_splitting(plan, group, region), group))
+                groups.append((want and _worth_splitting(group, region), group))
     return groups if any(r for r, _ in groups) else None
 
 
-def _worth_splitting(plan, group, region):
+def _worth_splitting(group, region):
     return any(it.kind == "reduce" for it in group) and \
         any(it.kind != "reduce" and tuple(it.shape) == region.shape for it in group)
 
 
 def _inside(plan, it, region):
     """Whether ``it`` computes channel by channel: an elementwise value over the split
-    shape or per channel, or a reduction keeping the channel axis."""
-    if it.kind == "reduce":
-        mono = tuple(plan.sym.shape_of(it.expr))
-        return mono == region.shape and region.axis not in it.axes and \
-            region.position(it.shape) is not None
-    if it.kind not in ("let", "output") or region.position(it.shape) is None:
+    shape or per channel, or a reduction keeping the channel axis, reading only values
+    that broadcast against the split shape (sliced where they have the channel axis)."""
+    if region.position(it.shape) is None:
         return False
-    if it.kind == "output" and not (is_large(it.shape) and not it.expr.is_Atom and
-                                    tuple(plan.sym.shape_of(it.expr)) == tuple(it.shape)):
-        return False  # only an output computed in place into its own array
-    ndim = len(region.shape)
-    broadcasts = all(d in (1, s) for d, s in zip(fit(it.shape, ndim), region.shape))
-    reads = [plan.sym.shape_of(f) for e in it.exprs() for f in e.free_symbols]
-    return broadcasts and all(all(d in (1, s) for d, s in zip(fit(r, ndim), region.shape))
-                              for r in reads)
+    if it.kind == "reduce":
+        if tuple(plan.sym.shape_of(it.expr)) != region.shape or region.axis in it.axes:
+            return False
+    elif it.kind == "output":
+        if not (is_large(it.shape) and not it.expr.is_Atom and
+                tuple(plan.sym.shape_of(it.expr)) == tuple(it.shape)):
+            return False  # only an output computed in place into its own array
+    elif it.kind != "let" or not _broadcasts(it.shape, region.shape):
+        return False
+    return all(_broadcasts(plan.sym.shape_of(f), region.shape)
+               for e in it.exprs() for f in e.free_symbols)
+
+
+def _broadcasts(shape, target):
+    return all(d in (1, t) for d, t in zip(fit(shape, len(target)), target))
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -155,7 +159,7 @@ def kernel(emitter, fn, index, group, region, scope, shapes, later):
         if it.symbol not in later:
             emitter.defined.discard(it.symbol)  # lives in the kernel only
     name = f"_{fn}_part{index}"
-    lines = [f"def {name}(_lo, _hi, {', '.join(params)}):",
+    lines = [f"def {name}({', '.join(['_lo', '_hi'] + params)}):",
              f'    """Slice _lo:_hi of axis {region.axis} of {fn}\'s '
              f'{shape_source(region.shape)} values."""']
     if "_width" in read:
@@ -170,7 +174,7 @@ def kernel(emitter, fn, index, group, region, scope, shapes, later):
     size = region.shape[region.axis]
     size = size_name(size) if isinstance(size, str) else str(size)
     axes = [region.position(it.shape) for it in exports]
-    call = f"_split({name}, {size}, {tuple(axes)}, {', '.join(params)})"
+    call = f"_split({', '.join([name, size, str(tuple(axes))] + params)})"
     target = ", ".join(str(it.symbol) for it in exports)
     driver = [f"# axis {region.axis} in slices on the thread pool: {name}",
               f"{target}{',' if len(exports) == 1 else ''} = {call}" if exports else call]
