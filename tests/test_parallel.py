@@ -6,8 +6,11 @@ caller as it would on one thread and changes no state. The size threshold is low
 through its documented knob, ``lucid.codegen.parallel.MIN_ELEMENTS``, so the shapes stay
 small and the tests fast. Nothing here is timed.
 """
+import os
 import re
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -302,3 +305,27 @@ def test_a_failed_parallel_call_changes_no_state(split_everything):
     one = program.run(feeds)
     for key in one:
         np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_workers(split_everything):
+    lucid.set_num_threads(2)
+    parallel.split(lambda lo, hi: (), 4, ())  # the parent has a worker now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child has none of the parent's threads: it starts its own worker
+        try:
+            (joined,) = parallel.split(lambda lo, hi: (np.arange(lo, hi),), 6, (0,))
+            alive = any(t.name.startswith("lucid-pool") for t in threading.enumerate())
+            os.write(write, b"ok" if alive and joined.tolist() == list(range(6)) else b"no")
+        finally:
+            os._exit(0)
+    for _ in range(200):  # 10 s at most: without its own worker the child may hang
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's split hung")
+    assert os.read(read, 2) == b"ok"

@@ -81,6 +81,10 @@ class _Pool:
 
     def __init__(self):
         self.threads = _default_threads()
+        self.forget_workers()
+
+    def forget_workers(self):
+        """No workers (a forked child has none of its parent's threads): start anew."""
         self.tasks = queue.SimpleQueue()
         self.workers = []
         self.lock = threading.Lock()
@@ -104,6 +108,8 @@ class _Pool:
 
 
 _POOL = _Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.forget_workers)
 
 
 def set_num_threads(n):
