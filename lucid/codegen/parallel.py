@@ -29,30 +29,31 @@ is at least ``MIN_RUN``.
 Measured with ``python benchmarks/bench_batchnorm.py --threshold`` (the
 BatchNorm1d train step's generated function on one thread against its twin
 forced on at 2 threads, interleaved medians) on this 2-core machine, which
-other processes were using too. Ratio = 2 threads / 1 thread:
+other processes were often using too. Ratio = 2 threads / 1 thread:
 
-==========  ================  ===========  =============  ==============
-elements    shape             run/thread   ratio, quiet   ratio, busy
-==========  ================  ===========  =============  ==============
-131 072     (128, 64, 16)     512          1.13           1.0 - 3.0
-262 144     (64, 64, 64)      2 048        1.37           0.84 - 4.1
-524 288     (64, 128, 64)     4 096        1.10           0.61 - 3.3
-1 048 576   (64, 128, 128)    8 192        0.87           0.62 - 1.48
-4 194 304   (64, 256, 256)    32 768       0.80           0.86 - 1.05
-524 288     (2048, 256)       128          -              2.0 - 4.5
-1 048 576   (256, 4096)       2 048        -              0.85 - 1.9
-==========  ================  ===========  =============  ==============
+==========  ================  ==========  =============  =============
+elements    shape             run/thread  quiet          busy
+==========  ================  ==========  =============  =============
+131 072     (128, 64, 16)     512         1.13 - 1.20    1.0 - 3.0
+262 144     (64, 64, 64)      2 048       0.81 - 1.37    0.84 - 4.1
+524 288     (64, 128, 64)     4 096       0.67 - 1.10    0.61 - 3.3
+1 048 576   (64, 128, 128)    8 192       0.65 - 0.87    0.62 - 1.48
+4 194 304   (64, 256, 256)    32 768      0.67 - 0.80    0.86 - 1.05
+8 388 608   (64, 256, 512)    65 536      0.72 - 0.77    0.98 - 1.21
+524 288     (2048, 256)       128         1.08 - 1.18    2.0 - 4.5
+1 048 576   (512, 2048)       1 024       1.05 - 1.09    2.0
+1 048 576   (256, 4096)       2 048       0.89 - 0.94    0.85 - 1.9
+==========  ================  ==========  =============  =============
 
-"quiet": one run in a window where the machine was idle when the row
-started; "busy": the range over 3-6 runs while other test suites used both
-cores (there the second thread rarely gets a core and splitting mostly
-costs). In the quiet run the split paid from about 10**6 values with runs
-of 8 192, and with runs of 2 048 or less it lost in every quiet run and
-nearly every busy one: hence
-``MIN_ELEMENTS = 2**20`` and ``MIN_RUN = 4096``. A (N, 256) BatchNorm (runs
-of 128) always stays on one thread: a function whose rows are static and
-shorter than ``2 * MIN_RUN`` gets no twin at all (read when compiling).
-Tests lower both to 1 to exercise the twin on small shapes.
+"quiet": the range over three runs (two for the last four rows) started
+while the machine was idle; "busy": over 1-6 runs while other test suites
+used both cores (there the second thread rarely gets a core and splitting
+mostly costs). On a quiet machine the split paid from 2**19 values with
+runs of 4 096 or more; runs of 2 048 broke even at best and shorter ones
+lost: hence ``MIN_ELEMENTS = 2**19`` and ``MIN_RUN = 4096``. A (N, 256)
+BatchNorm (runs of 128) always stays on one thread: a function whose rows
+are static and shorter than ``2 * MIN_RUN`` gets no twin at all (read when
+compiling). Tests lower both to 1 to exercise the twin on small shapes.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ import threading
 import numpy as np
 
 #: Element count of the split shape from which the parallel twin runs (measured: see above).
-MIN_ELEMENTS = 1 << 20
+MIN_ELEMENTS = 1 << 19
 #: Shortest contiguous run of values a thread's slice may have (measured: see above).
 MIN_RUN = 4096
 
