@@ -45,7 +45,7 @@ class Emitter(LinearForms):
         self.current = None  # the symbol being computed
         self.expanded = {}  # per-channel operands laid out for long inner loops
         self.k_defs = {}  # _k symbols of shared coefficient parts -> their values
-        self.region = None  # while emitting a kernel over channel slices: its split.Region
+        self.region = None  # while emitting a kernel over channel slices: its twin.Region
 
     def src(self, expr):
         return src(expr, self.plan.scalars)

@@ -20,7 +20,7 @@ from .text import function_source, size_name
 from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
-from .split import Region, choose, kernel, schedule
+from .twin import Region, choose, kernel, schedule
 
 PRELUDE = '''import threading
 
@@ -182,7 +182,7 @@ def _escaping(plan, items, returns, views=True):
 
 def _function(plan, graph, name, params, items, returns, twins, given=()):
     """The source of function ``name``; if it has regions to split, the source of its
-    parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.split`)
+    parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.twin`)
     goes into ``twins``."""
     emitter = _emitter(plan, name, params, items, returns)
     for it in items:
@@ -198,7 +198,8 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
         twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
         shape, axis = chosen
         dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
-        elements, row = " * ".join(dims), " * ".join(dims[axis:])  # row: one index before axis
+        # row: the values per index of the axes before the split axis (C * L for (N, C, L))
+        elements, row = " * ".join(dims), " * ".join(dims[axis:])
         lines = [f"if _worth({elements}, {row}):  # big enough to split over threads?",
                  f"    return _{name}_parallel({', '.join(params)})"] + lines
     return _source(plan, graph, name, params, items, returns, given, emitter, lines)

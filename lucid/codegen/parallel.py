@@ -1,7 +1,7 @@
 """The thread pool that runs channel slices of a generated function.
 
 A generated function whose large values are big enough has a parallel twin
-(see :mod:`lucid.codegen.split`): a driver that computes what crosses
+(see :mod:`lucid.codegen.twin`): a driver that computes what crosses
 channels itself and hands each slice ``_lo:_hi`` of the channel axis to a
 kernel function. :func:`split` runs those kernels: slice 0 on the calling
 thread, the others on persistent worker threads (NumPy's ufuncs, einsum and
