@@ -76,6 +76,7 @@ CASES = {  # name -> (module, placeholder shape, sizes, mode)
     "bn2d_train": (lambda: nn.BatchNorm1d(7), (None, 7), {"N": 33}, "train"),
     "bn3d_train": (lambda: nn.BatchNorm1d(13), (None, 13, "L"), {"N": 9, "L": 11}, "train"),
     "bn2d_wide": (lambda: nn.BatchNorm1d(300), (None, 300), {"N": 17}, "train"),
+    "bn3d_static_float64": (lambda: nn.BatchNorm1d(6).to("float64"), (40, 6, 9), {}, "train"),
     "layernorm": (lambda: nn.LayerNorm(24), (None, 24), {"N": 29}, "train"),
     "mlp": (lambda: mlp(2, 20), (None, 20), {"N": 23}, "train"),
 }
@@ -84,7 +85,8 @@ CASES = {  # name -> (module, placeholder shape, sizes, mode)
 def compiled(case):
     make, shape, sizes, mode = CASES[case]
     module = randomized(make(), 0)
-    placeholder = lucid.placeholder(shape, name="x")
+    dtype = module.weight.data.dtype.name if hasattr(module, "weight") else "float32"
+    placeholder = lucid.placeholder(shape, dtype, name="x")
     program = lucid.compile(module, placeholder, mode=mode)  # None is the batch size N
     return program, feeds_for(program, sizes, 1)
 
