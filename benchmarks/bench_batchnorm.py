@@ -4,19 +4,24 @@ Every implementation runs the same float32 data; calls are interleaved in a
 shuffled order inside each round, so machine noise hits all of them alike,
 and the table reports medians and ratios to the hand-written closed form.
 
-    python benchmarks/bench_batchnorm.py            # all shapes
-    python benchmarks/bench_batchnorm.py --quick    # fewer rounds
+    python benchmarks/bench_batchnorm.py              # all shapes
+    python benchmarks/bench_batchnorm.py --quick      # fewer rounds
+    python benchmarks/bench_batchnorm.py --threshold  # serial against split, by size
 
 Train step = forward + backward + running-statistics update.
-Columns:
+Columns (lucid and torch on one thread unless the column says otherwise):
   lucid program  - lucid.compile(bn, placeholder, mode=...) called on arrays (input checks,
                    running-stat commit included)
   lucid fn       - the program's generated step function alone, on prepared arguments
   lucid Tensor   - bn(Tensor(x)).backward(Tensor(dy)) (eval: bn(Tensor(x)))
+  lucid Tensor, T threads - the same with lucid.set_num_threads(T), T the machine's default
+                   (the channels split over threads from lucid.codegen.parallel.MIN_ELEMENTS)
   executor       - lucid's reference executor, node by node
   naive          - eager NumPy, one temporary per primitive
   hand-written   - the closed form an expert writes (benchmarks/references.py)
-  torch          - torch.nn.BatchNorm1d on CPU, when torch is installed
+  torch 1 thread, torch T threads - torch.nn.BatchNorm1d on CPU, with torch.set_num_threads(1)
+                   and with torch's default thread count, when torch is installed (each call
+                   sets its count first: interleaved, the two columns switch every call)
 """
 from __future__ import annotations
 
@@ -25,19 +30,34 @@ import os
 import random
 import sys
 
-import numpy as np
+# torch's OpenMP threads spin between calls by default; beside lucid's thread pool on a 2-core
+# machine that oversubscribes the cores. Passive waiting keeps the comparison about the code.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lucid  # noqa: E402
 from timing import measure  # noqa: E402
+from lucid.codegen import parallel  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
 from lucid.runtime import executor  # noqa: E402
 from references import handwritten_eval, handwritten_train, naive_eval, naive_train  # noqa: E402
 
 SHAPES = [(32, 64), (128, 64, 16), (64, 128, 256), (64, 256, 512)]
+THREADS = lucid.get_num_threads()  # the default: the cores this process may run on
+try:
+    import torch
+    TORCH_THREADS = torch.get_num_threads()  # its default, read before any column sets it
+except ImportError:
+    TORCH_THREADS = None
+#: from 2**17 to 2**23 elements, runs per thread of 128 to 65536 values, for --threshold
+THRESHOLD_SHAPES = [(128, 64, 16), (64, 64, 64), (64, 128, 64), (64, 128, 128), (128, 128, 128),
+                    (64, 256, 256), (64, 256, 512), (2048, 256), (8192, 256), (512, 2048),
+                    (256, 4096), (1024, 4096)]
 
 
 def implementations(shape, mode, rng):
@@ -58,31 +78,37 @@ def implementations(shape, mode, rng):
     face.train(mode == "train")
     impls = {}
     args = [feeds[p] for p in program.graph.inputs]
-    impls["lucid fn"] = lambda: program.step_fn(*args)
+    impls["lucid fn"] = on_threads(1, lambda: program.step_fn(*args))
     if mode == "train":
-        impls["lucid program"] = lambda: program(x, dy)
-        impls["lucid Tensor"] = lambda: face(Tensor(x, requires_grad=True)).backward(Tensor(dy))
+        impls["lucid program"] = on_threads(1, lambda: program(x, dy))
+        face_step = lambda: face(Tensor(x, requires_grad=True)).backward(Tensor(dy))  # noqa: E731
+        impls["lucid Tensor"] = on_threads(1, face_step)
+        impls[f"lucid Tensor, {THREADS} threads"] = on_threads(THREADS, face_step)
         impls["executor"] = lambda: executor.run(program.graph, feeds)
         impls["naive"] = lambda: naive_train(x, g, b, rm, rv, dy)
         impls["hand-written"] = lambda: handwritten_train(x, g, b, rm, rv, dy)
     else:
-        impls["lucid program"] = lambda: program(x)
-        impls["lucid Tensor"] = lambda: face(Tensor(x))
+        impls["lucid program"] = on_threads(1, lambda: program(x))
+        impls["lucid Tensor"] = on_threads(1, lambda: face(Tensor(x)))
+        impls[f"lucid Tensor, {THREADS} threads"] = on_threads(THREADS, lambda: face(Tensor(x)))
         impls["executor"] = lambda: executor.run(program.graph, feeds)
         impls["naive"] = lambda: naive_eval(x, g, b, rm, rv)
         impls["hand-written"] = lambda: handwritten_eval(x, g, b, rm, rv)
-    torch_impl = _torch(x, dy, g, b, rm, rv, mode)
-    if torch_impl is not None:
-        impls["torch"] = torch_impl
+    impls.update(_torch(x, dy, g, b, rm, rv, mode))
     return impls
 
 
+def on_threads(n, call):
+    """``call`` run with lucid's thread count set to ``n`` (the setting is one attribute)."""
+    def run():
+        lucid.set_num_threads(n)
+        call()
+    return run
+
+
 def _torch(x, dy, g, b, rm, rv, mode):
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
+    if TORCH_THREADS is None:
+        return {}
     bn = torch.nn.BatchNorm1d(x.shape[1])
     with torch.no_grad():
         bn.weight.copy_(torch.from_numpy(g))
@@ -91,16 +117,50 @@ def _torch(x, dy, g, b, rm, rv, mode):
         bn.running_var.copy_(torch.from_numpy(rv))
     bn.train(mode == "train")
     xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
-    if mode == "train":
-        def step():
-            xg = xt.detach().requires_grad_()
-            bn(xg).backward(dyt)
-        return step
+    def step():
+        xg = xt.detach().requires_grad_()
+        bn(xg).backward(dyt)
 
     def forward():
         with torch.no_grad():
             bn(xt)
-    return forward
+
+    call = step if mode == "train" else forward
+
+    def threads(n):
+        def run():
+            torch.set_num_threads(n)  # about 0.2 us: one global setting for both columns
+            call()
+        return run
+    return {"torch 1 thread": threads(1), f"torch {TORCH_THREADS} threads": threads(TORCH_THREADS)}
+
+
+def threshold(quick):
+    """Print the train step's generated function on one thread against its parallel twin
+    forced on (``MIN_ELEMENTS = MIN_RUN = 1``) at the default thread count, by element count
+    and contiguous run per thread: where the ratio falls below 1 gives the thresholds
+    ``lucid.codegen.parallel.MIN_ELEMENTS`` and ``MIN_RUN``."""
+    rng, order = np.random.default_rng(0), random.Random(0)
+    print(f"{THREADS} threads against 1; generated step function; median of interleaved rounds\n")
+    print("| elements | shape | run per thread | 1 thread | split | ratio |\n|---|---|---|---|---|---|")
+    saved = parallel.MIN_ELEMENTS, parallel.MIN_RUN
+    parallel.MIN_ELEMENTS = parallel.MIN_RUN = 1
+    try:
+        for shape in THRESHOLD_SHAPES:
+            x = rng.standard_normal(shape, dtype=np.float32)
+            dy = rng.standard_normal(shape, dtype=np.float32)
+            ph = lucid.placeholder((None,) + shape[1:], name="x")
+            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode="train")
+            feeds = program.feeds((x, dy), {})
+            args = [feeds[p] for p in program.graph.inputs]
+            call = lambda: program.step_fn(*args)  # noqa: E731
+            med = measure({"1": on_threads(1, call), "T": on_threads(THREADS, call)},
+                          rounds_for(shape, quick), order)
+            run = int(np.prod(shape[1:])) // THREADS
+            print(f"| {int(np.prod(shape))} | {shape} | {run} | {fmt(med['1'])} | {fmt(med['T'])} | "
+                  f"{med['T'] / med['1']:.2f} |")
+    finally:
+        parallel.MIN_ELEMENTS, parallel.MIN_RUN = saved
 
 
 def rounds_for(shape, quick):
@@ -117,11 +177,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
     ap.add_argument("--mode", choices=["train", "eval", "both"], default="both")
+    ap.add_argument("--threshold", action="store_true",
+                    help="time one thread against the split, by size, and stop")
     args = ap.parse_args(argv)
+    if args.threshold:
+        threshold(args.quick)
+        return
     rng = np.random.default_rng(0)
     order = random.Random(0)
     modes = ["train", "eval"] if args.mode == "both" else [args.mode]
-    print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus; "
+    print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+          f"lucid default {THREADS} threads, torch default {TORCH_THREADS} threads; "
           "float32; median of interleaved rounds; ratio = time / hand-written time\n")
     for mode in modes:
         rows = []

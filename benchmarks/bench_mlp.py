@@ -10,8 +10,11 @@ NumPy.
 
 Train step = forward + backward (gradients of the input and every parameter)
 + running-statistics update. Columns:
-  lucid compiled - lucid.compile(model, placeholder, mode="train") called on (x, dy)
-  lucid Tensor   - model(Tensor(x, requires_grad=True)).backward(Tensor(dy))
+  lucid compiled - lucid.compile(model, placeholder, mode="train") called on (x, dy), with
+                   lucid.set_num_threads(1)
+  lucid compiled, T threads - the same at lucid's default thread count T (the machine's cores;
+                   BatchNorm regions split over channels from parallel.MIN_ELEMENTS elements)
+  lucid Tensor   - model(Tensor(x, requires_grad=True)).backward(Tensor(dy)), T threads
   eager NumPy    - the same network written out in NumPy, one statement per operation
                    (the closed-form BatchNorm backward an engineer writes by hand)
   torch          - the same network in torch on the CPU with its default thread count,
@@ -39,6 +42,7 @@ import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
 
 WIDTH, EPS, MOMENTUM = 256, 1e-5, 0.1
+THREADS = lucid.get_num_threads()  # the default, read before any column sets it
 
 
 def network(k):
@@ -90,15 +94,26 @@ def implementations(k, n, rng):
     blocks = [model[3 * i: 3 * i + 2] for i in range(k)]
     params = [(lin.weight.data, lin.bias.data, bn.weight.data, bn.bias.data) for lin, bn in blocks]
     stats = [(bn.running_mean.data.copy(), bn.running_var.data.copy()) for _, bn in blocks]
+    threads = THREADS
     impls = {
-        "lucid compiled": lambda: program(x, dy),
-        "lucid Tensor": lambda: face(Tensor(x, requires_grad=True)).backward(Tensor(dy)),
+        "lucid compiled": on_threads(1, lambda: program(x, dy)),
+        f"lucid compiled, {threads} threads": on_threads(threads, lambda: program(x, dy)),
+        "lucid Tensor": on_threads(threads, lambda: face(Tensor(x, requires_grad=True))
+                                   .backward(Tensor(dy))),
         "eager NumPy": lambda: eager_step(x, dy, params, stats),
     }
     torch_impl = _torch(model, x, dy)
     if torch_impl is not None:
         impls["torch"] = torch_impl
     return impls
+
+
+def on_threads(n, call):
+    """``call`` run with lucid's thread count set to ``n``."""
+    def run():
+        lucid.set_num_threads(n)
+        call()
+    return run
 
 
 def _torch(model, x, dy):
@@ -141,7 +156,7 @@ def main(argv=None):
     except ImportError:
         threads = "torch not installed"
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-          f"{threads}; N = {args.n}, float32; median of interleaved rounds; "
+          f"lucid default {THREADS} threads, {threads}; N = {args.n}, float32; median of interleaved rounds; "
           "ratio = time / eager NumPy time\n")
     rows, columns = [], None
     for k in args.k:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 
 from . import frontend
+from .codegen import parallel
 from .eager import apply_op, binary, checkpoint, dispatch, grad, random
 from .ops import REGISTRY, Kind, reserve
 
@@ -43,7 +44,8 @@ def _composed(name, fn):
 #: Autograd state and files, as in torch.
 EXTRA = {"no_grad": grad.no_grad, "enable_grad": grad.enable_grad,
          "is_grad_enabled": grad.is_grad_enabled, "save": checkpoint.save,
-         "load": checkpoint.load, "manual_seed": random.manual_seed}
+         "load": checkpoint.load, "manual_seed": random.manual_seed,
+         "set_num_threads": parallel.set_num_threads, "get_num_threads": parallel.get_num_threads}
 
 
 def public(name):

@@ -188,8 +188,9 @@ def functions(source):
 
 
 def code(body):
-    """Stripped lines without the ``size_*`` bindings and the return."""
-    return [s.strip() for s in body if not s.strip().startswith("return ")
+    """Stripped lines without the ``size_*`` bindings, the return and the hand-off to the
+    parallel twin (``if _worth(...): return _step_parallel(...)``)."""
+    return [s.strip() for s in body if not s.strip().startswith(("return ", "if _worth("))
             and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
 
 

@@ -45,18 +45,27 @@ class Emitter(LinearForms):
         self.current = None  # the symbol being computed
         self.expanded = {}  # per-channel operands laid out for long inner loops
         self.k_defs = {}  # _k symbols of shared coefficient parts -> their values
+        self.region = None  # while emitting a kernel over channel slices: its twin.Region
 
     def src(self, expr):
         return src(expr, self.plan.scalars)
+
+    def shape_source(self, shape):
+        """A shape tuple's source; in a kernel the channel axis is the slice's ``_width``."""
+        return shape_source(shape, self.region.position(shape) if self.region else None)
 
     # -- buffers ------------------------------------------------------------------------
     def buffer(self, symbol, shape, dtype):
         """Destination for a large value: fresh when returned, else a scratch slot that is
         free over the value's live range (see :mod:`lucid.codegen.memory`)."""
         if symbol in self.fresh:
-            return f"np.empty({shape_source(shape)}, np.{dtype})"
-        slot = self.pool.take(str(symbol), str(symbol), (shape_source(shape), dtype), self.index)
-        return f"_buffer({slot!r}, {shape_source(shape)}, np.{dtype})"
+            source = f"np.empty({shape_source(shape)}, np.{dtype})"
+        else:
+            slot = self.pool.take(str(symbol), str(symbol), (shape_source(shape), dtype),
+                                  self.index)
+            source = f"_buffer({slot!r}, {shape_source(shape)}, np.{dtype})"
+        # a kernel writes its slice of an array the driver allocates whole
+        return self.region.allocate(str(symbol), shape, source) if self.region else source
 
     def place(self, name, it):
         """Compute a large item: into a reused buffer, or, when it is returned, into a new
@@ -65,12 +74,15 @@ class Emitter(LinearForms):
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
-        if it.symbol in self.fresh and same:
+        if it.symbol in self.fresh and same and self.region is None:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
         target = None if it.symbol in self.fresh else self.epilogue_target(it)
         if target is not None:
             self.lines.append(f"{name} = {target}")  # its memory, now this value's
+            if self.region is not None:  # in the driver too, for the statements after
+                self.region.driver.append(f"{name} = {target}")
+                self.region.full[name] = self.region.position(it.shape)
         else:
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
         self.into(it.expr, name, it.shape, it.dtype)
@@ -98,10 +110,13 @@ class Emitter(LinearForms):
         name = f"_s{self.scratch}"
         if fresh:  # a view of it may be returned
             self.lines.append(f"{name} = np.empty({shape_source(shape)}, np.{dtype})")
-        else:
-            slot = self.pool.take(name, name, (shape_source(shape), dtype), self.index)
-            self.passing.append(name)
-            self.lines.append(f"{name} = _buffer({slot!r}, {shape_source(shape)}, np.{dtype})")
+            return name
+        slot = self.pool.take(name, name, (shape_source(shape), dtype), self.index)
+        self.passing.append(name)
+        source = f"_buffer({slot!r}, {shape_source(shape)}, np.{dtype})"
+        if self.region is not None:
+            source = self.region.allocate(name, shape, source)
+        self.lines.append(f"{name} = {source}")
         return name
 
     # -- items ----------------------------------------------------------------------------
@@ -173,7 +188,7 @@ class Emitter(LinearForms):
         shape = self.plan.sym.shape_of(mono)
         reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
         fix = "" if strip_units(reduced) == tuple(it.shape) and len(reduced) == len(it.shape) \
-            else f".reshape({shape_source(it.shape)})"
+            else f".reshape({self.shape_source(it.shape)})"
         same = all(f.is_Symbol and self.plan.sym.shape_of(f) == shape for f in factors)
         if not (same and len(factors) <= 2):
             tmp = self.scratch_buffer(shape, it.dtype)
@@ -263,7 +278,7 @@ class Emitter(LinearForms):
         name = self.expanded[source] = f"_e{len(self.expanded)}"
         leading = "[0]" if len(own) == len(shape) else ""
         self.lines.append(f"{name} = np.ascontiguousarray(np.broadcast_to(({source}){leading}, "
-                          f"{shape_source(inner)}))")
+                          f"{self.shape_source(inner)}))")
         return name
 
     def coefficients(self, exprs):

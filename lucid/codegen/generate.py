@@ -8,19 +8,28 @@ that stay inside one call live in reused buffers.
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from dataclasses import replace
 
+from . import parallel
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
+from .twin import Region, choose, kernel, schedule
 
 PRELUDE = '''import threading
 
 import numpy as np
+
+def _worth(elements, row):
+    """Whether to run the parallel twin: never in this source run on its own; a Program
+    running it replaces this with its thread pool's test (lucid.codegen.parallel)."""
+    return False
 
 _local = threading.local()
 
@@ -50,7 +59,8 @@ def generate(plan, graph, seeds):
     outputs = list(plan.outputs)  # node names
     out_syms = [plan.outputs[n] for n in outputs]
     chunks = [PRELUDE, check_source(graph, graph.inputs, "check")]
-    chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms))
+    twins = []  # the parallel twins and their kernels go last, after the functions they serve
+    chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms, twins))
     layout = [outputs, None, None, None, None]
     if seeds:
         fwd_items, bwd_items = split(plan)
@@ -66,11 +76,11 @@ def generate(plan, graph, seeds):
         fwd_params = [p for p in graph.inputs if p not in seeds]
         chunks.append(check_source(graph, fwd_params, "check_forward"))
         chunks.append(_function(plan, graph, "forward", fwd_params, fwd_items,
-                                [plan.outputs[n] for n in fwd_out] + residuals))
+                                [plan.outputs[n] for n in fwd_out] + residuals, twins))
         chunks.append(_function(plan, graph, "backward", bwd_params, bwd_items,
-                                [plan.outputs[n] for n in bwd_out], given=missing))
+                                [plan.outputs[n] for n in bwd_out], twins, given=missing))
         layout = [outputs, fwd_out, residuals, bwd_params, bwd_out]
-    return "\n\n".join(chunks), tuple(layout)
+    return "\n\n".join(chunks + twins), tuple(layout)
 
 
 def check_source(graph, params, name):
@@ -170,25 +180,80 @@ def _escaping(plan, items, returns, views=True):
     return out
 
 
-def _function(plan, graph, name, params, items, returns, given=()):
-    # residuals are handed to our own backward, not to the caller: they may be views
-    outputs = [r for r in returns if r in plan.output_symbols]
-    emitter = Emitter(plan, name, fresh=_escaping(plan, items, returns),
-                      returned=_escaping(plan, items, outputs, views=False), params=params,
-                      last=last_uses(plan, items), readers=_readers(items))
+def _function(plan, graph, name, params, items, returns, twins, given=()):
+    """The source of function ``name``; if it has regions to split, the source of its
+    parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.twin`)
+    goes into ``twins``."""
+    emitter = _emitter(plan, name, params, items, returns)
     for it in items:
         emitter.item(it)
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
+    lines = emitter.lines
+    chosen = choose(plan, items)
+    if chosen and all(isinstance(d, int) for d in chosen[0][chosen[1]:]) and \
+            math.prod(chosen[0][chosen[1]:]) < 2 * parallel.MIN_RUN:
+        chosen = None  # rows too short for any thread count to pay: no twin at all
+    groups = schedule(plan, items, *chosen) if chosen else None
+    if groups:
+        twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
+        shape, axis = chosen
+        dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
+        # row: the values per index of the axes before the split axis (C * L for (N, C, L))
+        elements, row = " * ".join(dims), " * ".join(dims[axis:])
+        lines = [f"if _worth({elements}, {row}):  # big enough to split over threads?",
+                 f"    return _{name}_parallel({', '.join(params)})"] + lines
+    return _source(plan, graph, name, params, items, returns, given, emitter, lines)
+
+
+def _emitter(plan, name, params, items, returns):
+    # residuals are handed to our own backward, not to the caller: they may be views
+    outputs = [r for r in returns if r in plan.output_symbols]
+    return Emitter(plan, name, fresh=_escaping(plan, items, returns),
+                   returned=_escaping(plan, items, outputs, views=False), params=params,
+                   last=last_uses(plan, items), readers=_readers(items))
+
+
+def _twin(plan, graph, name, params, groups, returns, given, chosen):
+    """The driver ``_<name>_parallel`` and its kernels, over ``groups`` from ``schedule``."""
+    items = [it for _, group in groups for it in group]
+    emitter = _emitter(plan, name, params, items, returns)  # slots shared with the serial one
+    last = last_uses(plan, items)
+    back = {sp.Symbol(str(r), real=True) for r in returns}
+    shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
+    shapes.update((str(it.symbol), it.shape) for it in plan.items)  # residuals too
+    sizes = {size_name(d) for d in _sizes_available(plan, graph, params)}
+    driver, kernels, end = [], [], -1
+    for region, group in groups:
+        end += len(group)
+        if not region:
+            emitter.lines = driver
+            for it in group:
+                emitter.item(it)
+            continue
+        later = {s for s, i in last.items() if i > end} | back
+        scope = set(map(str, params)) | {str(s) for s in emitter.defined} | sizes
+        source, lines = kernel(emitter, name, len(kernels), group, Region(*chosen, driver=[]),
+                               scope, shapes, later)
+        kernels.append(source)
+        driver.extend(lines)
+    plan.memory[f"_{name}_parallel"] = list(emitter.pool.intervals)
+    twin = _source(plan, graph, f"_{name}_parallel", params, items, returns, given, emitter,
+                   driver)
+    return kernels + [twin]
+
+
+def _source(plan, graph, name, params, items, returns, given, emitter, lines):
+    """The ``def``: bind the sizes the body uses, run it, return ``returns``."""
     sizes = {}
     available = _sizes_available(plan, graph, params)
     by_name = {size_name(d): d for d in available}
     returned = [by_name[str(r)] for r in returns if str(r) in by_name]  # sizes as residuals
-    used = "\n".join(emitter.lines)
+    used = "\n".join(lines)
     for s in _sizes_needed(plan, items) + returned:
         if s in available and s not in given and (size_name(s) in used or s in returned):
             sizes[s] = available[s]
     names = [str(emitter.alias.get(sp.Symbol(str(r), real=True), r)) for r in returns]
-    return function_source(name, params, sizes, emitter.lines, names)
+    return function_source(name, params, sizes, lines, names)
 
 
 def _readers(items):

@@ -18,6 +18,7 @@ from ..graph import OutKind, Role
 from ..ops import REGISTRY
 from ..ops.reference import HELPERS
 from ..runtime import bind_sizes
+from . import parallel
 from .cache import filename_for
 from .generate import generate
 from .memory import peak_bytes
@@ -255,6 +256,7 @@ def _build(source, name):
     filename = filename_for(source, name)  # in memory unless LUCID_CACHE_DIR: see .cache
     namespace = dict(_NAMESPACE)
     exec(compile(source, filename, "exec"), namespace)  # our own generated source
+    namespace.update(parallel.RUNTIME)  # the thread pool for the parallel twins
     return {k: v for k, v in namespace.items()
             if k in ("step", "forward", "backward", "check", "check_forward")}, \
         namespace["_local"]  # the per-thread scratch arrays, for memory()

@@ -15,8 +15,11 @@ def size_name(symbol: str) -> str:
     return f"size_{symbol}"
 
 
-def shape_source(shape) -> str:
+def shape_source(shape, channel=None) -> str:
+    """``(size_N, 128)``; the axis ``channel`` (in a kernel over channel slices) is ``_width``."""
     dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
+    if channel is not None:
+        dims[channel] = "_width"
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 

@@ -1,0 +1,203 @@
+"""The thread pool that runs channel slices of a generated function.
+
+A generated function whose large values are big enough has a parallel twin
+(see :mod:`lucid.codegen.twin`): a driver that computes what crosses
+channels itself and hands each slice ``_lo:_hi`` of the channel axis to a
+kernel function. :func:`split` runs those kernels: slice 0 on the calling
+thread, the others on persistent worker threads (NumPy's ufuncs, einsum and
+matmul release the GIL, so the slices run at the same time).
+
+Every channel's values are computed by the same statements, in the same
+order, whatever slice holds it: a reduction over the other axes of one
+channel sums in the same order in a slice as in the whole array. So results
+are bit-identical for any thread count (``tests/test_parallel.py`` checks it).
+
+The thresholds
+--------------
+Handing slices to the pool costs 13 us at best (a queue put and get per
+worker; ``split`` of an empty kernel: 18 us on 2 threads against 5 us on
+one), 80-100 us when other processes keep the cores busy, plus the driver's
+extra allocations. And a channel slice of (N, C, L) data is strided: runs of
+``C/T * L`` values with gaps between them, which NumPy walks more slowly
+than contiguous data when they are short or the data fits in cache (a
+multiply over half the channels of (256, 256, 16) float32: 0.24 ms as a
+strided view, 0.07 ms contiguous). So the twin runs only when the split
+shape has at least ``MIN_ELEMENTS`` values *and* each thread's contiguous
+run (``row / threads``, ``row`` the values per index before the split axis)
+is at least ``MIN_RUN``.
+
+Measured with ``python benchmarks/bench_batchnorm.py --threshold`` (the
+BatchNorm1d train step's generated function on one thread against its twin
+forced on at 2 threads, interleaved medians) on this 2-core machine, which
+other processes were often using too. Ratio = 2 threads / 1 thread:
+
+==========  ================  ==========  =============  =============
+elements    shape             run/thread  quiet          busy
+==========  ================  ==========  =============  =============
+131 072     (128, 64, 16)     512         1.13 - 1.20    1.0 - 3.0
+262 144     (64, 64, 64)      2 048       0.81 - 1.37    0.84 - 4.1
+524 288     (64, 128, 64)     4 096       0.67 - 1.10    0.61 - 3.3
+1 048 576   (64, 128, 128)    8 192       0.65 - 0.87    0.62 - 1.48
+4 194 304   (64, 256, 256)    32 768      0.67 - 0.80    0.86 - 1.05
+8 388 608   (64, 256, 512)    65 536      0.72 - 0.77    0.98 - 1.21
+524 288     (2048, 256)       128         1.08 - 1.18    2.0 - 4.5
+1 048 576   (512, 2048)       1 024       1.05 - 1.09    2.0
+1 048 576   (256, 4096)       2 048       0.89 - 0.94    0.85 - 1.9
+==========  ================  ==========  =============  =============
+
+"quiet": the range over three runs (two for the last four rows) started
+while the machine was idle; "busy": over 1-6 runs while other test suites
+used both cores (there the second thread rarely gets a core and splitting
+mostly costs). On a quiet machine the split paid from 2**19 values with
+runs of 4 096 or more; runs of 2 048 broke even at best and shorter ones
+lost: hence ``MIN_ELEMENTS = 2**19`` and ``MIN_RUN = 4096``. A (N, 256)
+BatchNorm (runs of 128) always stays on one thread: a function whose rows
+are static and shorter than ``2 * MIN_RUN`` gets no twin at all (read when
+compiling). Tests lower both to 1 to exercise the twin on small shapes.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import queue
+import threading
+
+import numpy as np
+
+#: Element count of the split shape from which the parallel twin runs (measured: see above).
+MIN_ELEMENTS = 1 << 19
+#: Shortest contiguous run of values a thread's slice may have (measured: see above).
+MIN_RUN = 4096
+
+
+def _default_threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Pool:
+    """Persistent daemon workers taking ``(kernel, args, reply)`` from one queue."""
+
+    def __init__(self):
+        self.threads = _default_threads()
+        self.forget_workers()
+
+    def forget_workers(self):
+        """No workers (a forked child has none of its parent's threads): start anew."""
+        self.tasks = queue.SimpleQueue()
+        self.workers = []
+        self.lock = threading.Lock()
+
+    def ensure(self, n):
+        """Start workers until there are ``n`` (the caller runs one slice itself)."""
+        with self.lock:
+            while len(self.workers) < n:
+                worker = threading.Thread(target=self._work, name=f"lucid-pool-{len(self.workers)}",
+                                          daemon=True)
+                worker.start()
+                self.workers.append(worker)
+
+    def _work(self):
+        while True:
+            index, kernel, args, reply = self.tasks.get()
+            try:
+                reply.put((index, kernel(*args), None))
+            except BaseException as error:  # handed to the caller, who raises it
+                reply.put((index, None, error))
+
+
+_POOL = _Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.forget_workers)
+
+
+def set_num_threads(n):
+    """Set the number of threads a compiled program may use, like ``torch.set_num_threads``.
+
+    Only programs over values of at least ``MIN_ELEMENTS`` elements use more
+    than one: their channels are split into ``n`` slices run side by side.
+    Results do not depend on ``n``.
+
+    Parameters
+    ----------
+    n : int
+        A positive number of threads.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> before = lucid.get_num_threads()
+    >>> lucid.set_num_threads(1)
+    >>> lucid.get_num_threads()
+    1
+    >>> lucid.set_num_threads(before)
+    """
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads expects a positive int, got {type(n).__name__}")
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads expects a positive int, got {n}")
+    _POOL.threads = n
+
+
+def get_num_threads():
+    """The number of threads compiled programs may use (default: the cores this process may run on).
+
+    Examples
+    --------
+    >>> import lucid
+    >>> lucid.get_num_threads() >= 1
+    True
+    """
+    return _POOL.threads
+
+
+def worth(elements, row):
+    """Whether a function over ``elements`` values should run its parallel twin: ``row``
+    is the number of values per index of the axes before the split axis (C * L for
+    (N, C, L) split along C), of which each thread takes a contiguous run."""
+    threads = _POOL.threads
+    return threads > 1 and elements >= MIN_ELEMENTS and row >= MIN_RUN * threads
+
+
+def bounds(size, parts):
+    """``parts`` contiguous slices ``(lo, hi)`` of ``range(size)``, as equal as can be."""
+    cuts = [size * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def split(kernel, size, axes, *args):
+    """Run ``kernel(c0, c1, *args)`` on slices of ``range(size)``; join what they return.
+
+    The kernel writes its large values into slices of arrays the caller
+    allocated and returns its small per-channel values, which are joined
+    along ``axes`` (one axis per returned value). Slice 0 runs on the
+    calling thread. If any slice raises, the first error (in slice order)
+    is raised once every slice has finished, so no worker still writes.
+    """
+    slices = bounds(size, min(_POOL.threads, size)) if size > 0 else [(0, 0)]
+    if len(slices) > 1:
+        _POOL.ensure(len(slices) - 1)
+    reply = queue.SimpleQueue()
+    for i, (c0, c1) in enumerate(slices[1:], 1):
+        _POOL.tasks.put((i, kernel, (c0, c1) + args, reply))
+    results, errors = [None] * len(slices), [None] * len(slices)
+    try:
+        results[0] = kernel(*slices[0], *args)
+    except BaseException as error:
+        errors[0] = error
+    for _ in slices[1:]:
+        index, result, error = reply.get()
+        results[index], errors[index] = result, error
+    for error in errors:
+        if error is not None:
+            raise error
+    if len(results) == 1:
+        return results[0]
+    return tuple(np.concatenate([r[k] for r in results], axis=axis) for k, axis in enumerate(axes))
+
+
+#: What a Program puts into the namespace of its generated source (see ``_worth`` there).
+RUNTIME = {"_split": split, "_worth": worth}

@@ -1,0 +1,182 @@
+"""The parallel twin of a generated function: channel slices run on the thread pool.
+
+A function whose reductions all keep one axis of its main shape (the
+channels of a BatchNorm: axis 1 of (N, C) or (N, C, L)) can compute each
+slice of that axis on its own. Its twin ``_step_parallel`` is a driver that
+computes everything crossing channels (matmuls, reshapes, scalars, running
+statistics) itself and hands each *region* (a run of statements that stay
+within a channel: elementwise passes over the main shape, reductions
+keeping the axis, per-channel constants) to a kernel ``_step_part0(_lo, _hi,
+...)``: the same statements the serial function has, on the slices
+``x[:, _lo:_hi]`` of its arrays. The driver allocates the region's large
+values whole; each kernel writes its slice of them and returns its slice of
+the small per-channel values later statements read, which
+:func:`lucid.codegen.parallel.split` joins.
+
+The serial function stays as it was and starts with one test: below
+:data:`lucid.codegen.parallel.MIN_ELEMENTS` elements, or with one thread,
+it runs itself (no pool handoff).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..ops.shapes import fit
+from .linear import is_large
+from .text import shape_source, size_name
+
+
+@dataclass
+class Region:
+    """Emitting a kernel: the split shape and axis, and what the driver allocates for it."""
+
+    shape: tuple
+    axis: int
+    driver: list  # the driver's lines: full-size allocations go there
+    full: dict = field(default_factory=dict)  # name -> channel position, allocated whole
+
+    def position(self, shape):
+        """The axis of ``shape`` (broadcast against the split shape) holding the channels."""
+        pos = self.axis - (len(self.shape) - len(shape))
+        if 0 <= pos < len(shape) and shape[pos] == self.shape[self.axis] and \
+                self.shape[self.axis] != 1:
+            return pos
+        return None
+
+    def allocate(self, name, shape, source):
+        """Allocate ``name`` whole in the driver; return the kernel's slice of it."""
+        self.driver.append(f"{name} = {source}")
+        self.full[name] = self.position(shape)
+        return sliced(name, self.full[name])
+
+
+def sliced(name, pos):
+    return f"{name}[{':, ' * pos}_lo:_hi]"
+
+
+def choose(plan, items):
+    """``(shape, axis)`` to split ``items`` along, or None: the shape most reductions sum
+    over, and its axis the most of them keep (the others run in the driver)."""
+    sums = {}
+    for it in items:
+        if it.kind == "reduce":
+            sums.setdefault(tuple(plan.sym.shape_of(it.expr)), []).append(set(it.axes))
+    if not sums:
+        return None
+    shape = max(sums, key=lambda s: len(sums[s]))
+    keep = {a: sum(a not in axes for axes in sums[shape])
+            for a, d in enumerate(shape) if d != 1}
+    axis = max(keep, key=keep.get, default=None)
+    return (shape, axis) if axis is not None and keep[axis] and is_large(shape) else None
+
+
+def schedule(plan, items, shape, axis):
+    """Items in groups ``[(region?, items)]``, in an order where each region is one run.
+
+    Statements outside regions move up to as soon as their operands exist
+    (the driver runs them before handing out slices); a region is kept only
+    if it holds a reduction and a pass over the whole split shape. Returns
+    None when no region is kept.
+    """
+    region = Region(tuple(shape), axis, [])
+    symbols = {it.symbol for it in items}
+    deps = {it.symbol: {f for e in it.exprs() for f in e.free_symbols if f in symbols}
+            for it in items}
+    inside = {it.symbol: _inside(plan, it, region) for it in items}
+    done, pending, groups = set(), list(items), []
+    while pending:
+        for want in (False, True):
+            group, rest = [], []
+            for it in pending:
+                if inside[it.symbol] == want and deps[it.symbol] <= done:
+                    group.append(it)
+                    done.add(it.symbol)
+                else:
+                    rest.append(it)
+            pending = rest
+            if group:
+                groups.append((want and _worth_splitting(group, region), group))
+    return groups if any(r for r, _ in groups) else None
+
+
+def _worth_splitting(group, region):
+    return any(it.kind == "reduce" for it in group) and \
+        any(it.kind != "reduce" and tuple(it.shape) == region.shape for it in group)
+
+
+def _inside(plan, it, region):
+    """Whether ``it`` computes channel by channel: an elementwise value over the split
+    shape or per channel, or a reduction keeping the channel axis, reading only values
+    that broadcast against the split shape (sliced where they have the channel axis)."""
+    if region.position(it.shape) is None:
+        return False
+    if it.kind == "reduce":
+        if tuple(plan.sym.shape_of(it.expr)) != region.shape or region.axis in it.axes:
+            return False
+    elif it.kind == "output":
+        if not (is_large(it.shape) and not it.expr.is_Atom and
+                tuple(plan.sym.shape_of(it.expr)) == tuple(it.shape)):
+            return False  # only an output computed in place into its own array
+    elif it.kind != "let" or not _broadcasts(it.shape, region.shape):
+        return False
+    return all(_broadcasts(plan.sym.shape_of(f), region.shape)
+               for e in it.exprs() for f in e.free_symbols)
+
+
+def _broadcasts(shape, target):
+    return all(d in (1, t) for d, t in zip(fit(shape, len(target)), target))
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRING = re.compile(r"'[^']*'")
+
+
+def kernel(emitter, fn, index, group, region, scope, shapes, later):
+    """Emit ``group`` as kernel ``_<fn>_part<index>``; return ``(source, driver lines)``.
+
+    ``scope`` holds the names the driver has bound; ``shapes`` their shapes
+    (to slice the ones with a channel axis); ``later`` the symbols read after
+    the region (its small values the kernel must return).
+    """
+    outer_lines, outer_expanded = emitter.lines, emitter.expanded
+    body = emitter.lines = []
+    emitter.expanded, emitter.region = {}, region
+    try:
+        for it in group:
+            emitter.item(it)
+    finally:
+        emitter.lines, emitter.expanded, emitter.region = outer_lines, outer_expanded, None
+    scope = scope | set(region.full)
+    read = set()
+    for line in body:
+        if not line.startswith("#"):
+            read.update(_NAME.findall(_STRING.sub("", line)))
+    params = sorted(n for n in read if n in scope)
+    computed = [it for it in group if str(it.symbol) not in region.full]
+    exports = [it for it in computed if it.symbol in later]
+    for it in computed:
+        if it.symbol not in later:
+            emitter.defined.discard(it.symbol)  # lives in the kernel only
+    name = f"_{fn}_part{index}"
+    lines = [f"def {name}({', '.join(['_lo', '_hi'] + params)}):",
+             f'    """Slice _lo:_hi of axis {region.axis} of {fn}\'s '
+             f'{shape_source(region.shape)} values."""']
+    if "_width" in read:
+        lines.append("    _width = _hi - _lo")
+    for p in params:  # (the arrays allocated for the region are sliced where first written)
+        pos = region.position(shapes[p]) if p in shapes and p not in region.full else None
+        if pos is not None:
+            lines.append(f"    {p} = {sliced(p, pos)}")
+    lines.extend(f"    {line}" for line in body)
+    ret = ", ".join(str(it.symbol) for it in exports)
+    lines.append(f"    return ({ret}{',' if len(exports) == 1 else ''})")
+    size = region.shape[region.axis]
+    size = size_name(size) if isinstance(size, str) else str(size)
+    axes = [region.position(it.shape) for it in exports]
+    call = f"_split({', '.join([name, size, str(tuple(axes))] + params)})"
+    target = ", ".join(str(it.symbol) for it in exports)
+    driver = [f"# axis {region.axis} in slices on the thread pool: {name}",
+              f"{target}{',' if len(exports) == 1 else ''} = {call}" if exports else call]
+    allocated = ["# arrays the slices write into, allocated whole"] if region.driver else []
+    return "\n".join(lines) + "\n", allocated + region.driver + driver
