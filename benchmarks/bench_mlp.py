@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lucid  # noqa: E402
 from timing import measure  # noqa: E402
+from torch_models import to_torch  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
 
@@ -117,23 +118,10 @@ def on_threads(n, call):
 
 
 def _torch(model, x, dy):
-    try:
-        import torch
-    except ImportError:
+    net = to_torch(model)
+    if net is None:
         return None
-    layers = []
-    for m in model:
-        if isinstance(m, nn.Linear):
-            t = torch.nn.Linear(WIDTH, WIDTH)
-            with torch.no_grad():
-                t.weight.copy_(torch.from_numpy(m.weight.data))
-                t.bias.copy_(torch.from_numpy(m.bias.data))
-        elif isinstance(m, nn.BatchNorm1d):
-            t = torch.nn.BatchNorm1d(WIDTH)
-        else:
-            t = torch.nn.ReLU()
-        layers.append(t)
-    net = torch.nn.Sequential(*layers).train()
+    import torch
     xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
 
     def step():

@@ -38,6 +38,7 @@ import lucid.nn as nn  # noqa: E402
 import lucid.nn.functional as F  # noqa: E402
 from lucid import Tensor  # noqa: E402
 from timing import measure  # noqa: E402
+from torch_models import to_torch  # noqa: E402
 
 MODELS = {"digits": (64, 128, 64, 32), "wide": (64, 1024, 512, 128)}  # in, h1, h2, batch
 
@@ -89,22 +90,10 @@ def implementations(sizes, data):
 
 
 def torch_implementation(model, data):
-    try:
-        import torch
-    except ImportError:
+    net = to_torch(model)
+    if net is None:
         return None
-    layers = []
-    for m in model:
-        if isinstance(m, nn.Linear):
-            t = torch.nn.Linear(m.in_features, m.out_features)
-            t.weight.data = torch.tensor(m.weight.data)
-            t.bias.data = torch.tensor(m.bias.data)
-        elif isinstance(m, nn.BatchNorm1d):
-            t = torch.nn.BatchNorm1d(m.num_features)
-        else:
-            t = torch.nn.ReLU()
-        layers.append(t)
-    net = torch.nn.Sequential(*layers)
+    import torch
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     tensors = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data]
 

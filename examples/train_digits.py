@@ -21,6 +21,7 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid import Tensor
+from lucid.data import DataLoader, TensorDataset
 
 lucid.manual_seed(0)
 digits = load_digits()
@@ -33,8 +34,12 @@ model = nn.Sequential(
     nn.Linear(128, 64), nn.BatchNorm1d(64), nn.ReLU(),
     nn.Linear(64, 10))
 optimizer = lucid.optim.Adam(model.parameters(), lr=3e-3)
-batch_size, epochs = 32, 12
-rng = np.random.default_rng(0)
+epochs = 12
+scheduler = lucid.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+# drop_last: BatchNorm needs two values per channel in train mode, and a last batch of one
+# would not have them
+loader = DataLoader(TensorDataset(Tensor(x_train), Tensor(y_train)), batch_size=32,
+                    shuffle=True, drop_last=True)
 
 # the whole step as one program: the eager loop it replaces is
 #     optimizer.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step()
@@ -45,13 +50,10 @@ train_step = lucid.compile(lambda xb, yb: F.cross_entropy(model(xb), yb), x, y,
 
 for epoch in range(1, epochs + 1):
     start = time.perf_counter()
-    order = rng.permutation(len(x_train))
     losses = []
-    for i in range(0, len(order) - 1, batch_size):
-        batch = order[i:i + batch_size]
-        if len(batch) < 2:  # BatchNorm needs two values per channel in train mode
-            continue
-        losses.append(float(train_step(x_train[batch], y_train[batch])))
+    for xb, yb in loader:
+        losses.append(train_step(xb, yb).item())
+    scheduler.step()  # the next epoch's learning rate: read by the program, no recompile
     model.eval()
     with lucid.no_grad():
         predicted = model(Tensor(x_test)).argmax(1)
