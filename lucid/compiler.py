@@ -36,10 +36,12 @@ def trace_graph(fn, *placeholders, mode="train", params=()):
 
     Returns ``(graph, tracer)``: the forward graph with its state updates
     (train mode only) and run-time checks, and what the tracer lifted.
+    ``mode=None`` traces every module in the mode its own ``training`` flag
+    says (``tracer.flags`` lists them), as an eager step would run it.
     Tensors in ``params`` that ``fn`` closed over (outside any module) become
     parameters ``param<i>``, to be differentiated.
     """
-    if mode not in MODES:
+    if mode not in MODES and mode is not None:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     for p in placeholders:
         if not isinstance(p, Var) or p.op != "placeholder" or p.role is not Role.INPUT:
@@ -51,6 +53,7 @@ def trace_graph(fn, *placeholders, mode="train", params=()):
     try:
         with trace.tracing(tracer):
             result = fn(*placeholders)
+        tracer.flags = [(m, m.training) for m, _ in tracer.saved_modes]
     finally:
         tracer.restore_modes()
     wanted = {id(p): i for i, p in enumerate(params)}
@@ -64,9 +67,11 @@ def trace_graph(fn, *placeholders, mode="train", params=()):
             raise ValueError(f"output key {key!r} is taken: 'grad:' keys name gradients and "
                              "dotted buffer keys name running-state updates")
     tracer.result_keys = list(outputs)
+    # a named tuple (max(dim)'s values, indices) comes back as the same type
+    tracer.result_type = type(result) if hasattr(result, "_fields") else tuple
     tracer.result_kind = ("single" if isinstance(result, Var) else
                           "tuple" if isinstance(result, (tuple, list)) else "dict")
-    updates = {k: v for k, (v, _) in tracer.updates.items()} if mode == "train" else {}
+    updates = {k: v for k, (v, _) in tracer.updates.items()} if mode != "eval" else {}
     tracer.nodes = {}  # Var uid -> node name: inputs are bound by identity, not by name
     graph = trace.to_graph(outputs, updates, tracer.checks, inputs=placeholders,
                            names=tracer.nodes)
@@ -99,7 +104,10 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
     optimizer : lucid.optim.Optimizer, optional
         Compile the whole training step: ``fn`` returns a scalar loss, and the
         program also runs the backward (seeded with 1) and the optimizer's update
-        of every parameter it holds (see :func:`compile_step`).
+        of every parameter it holds (see :func:`compile_step`). Each module is
+        traced in the mode its own ``training`` flag says, as the eager loop
+        would run it; a call after ``.train()`` / ``.eval()`` changed a flag
+        is refused.
 
     Returns
     -------
@@ -112,10 +120,13 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
     """
     if optimizer is not None:
         if mode != "train" or backward is False or wrt is not None:
-            raise ValueError("compile with optimizer= builds a training step: it needs "
-                             "mode='train', a backward, and differentiates the optimizer's "
+            raise ValueError("compile with optimizer= builds a training step: every module "
+                             "runs in the mode its .train() / .eval() set (leave mode at its "
+                             "default), with a backward, differentiating the optimizer's "
                              f"parameters (got mode={mode!r}, backward={backward!r}, wrt={wrt!r})")
         return compile_step(fn, *placeholders, optimizer=optimizer, passes=passes)
+    if mode not in MODES:  # trace_graph's mode=None (modules as they are) is the step's own
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     traced, tracer = trace_graph(fn, *placeholders, mode=mode)
     options = Options(backward=mode == "train" if backward is None else bool(backward),
                       wrt=None if wrt is None else tuple(wrt))
@@ -128,6 +139,7 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
     program = Program(graph, bindings=bindings, updates=updates, name=f"{name}_{mode}",
                       passes=records)
     program.result_keys, program.result_kind = tracer.result_keys, tracer.result_kind
+    program.result_type = tracer.result_type
     return program
 
 
@@ -156,7 +168,9 @@ def compile_step(loss_fn, *placeholders, optimizer, passes=DEFAULT):
         raise TypeError("optimizer must be a lucid.optim optimizer, got "
                         f"{type(optimizer).__name__}")
     params = [p for g in optimizer.param_groups for p in g["params"]]
-    traced, tracer = trace_graph(loss_fn, *placeholders, mode="train", params=params)
+    # each module in its own mode, as the eager loop runs it: after model.eval() a BatchNorm
+    # normalises with its running statistics and a Dropout is the identity
+    traced, tracer = trace_graph(loss_fn, *placeholders, mode=None, params=params)
     loss = traced.node(traced.outputs["out"].node) if tracer.result_kind == "single" else None
     if loss is None or loss.shape != () or loss.dtype not in FLOATS:
         shown = "several outputs" if loss is None else f"{loss.dtype}{list(loss.shape)}"
@@ -188,7 +202,7 @@ def compile_step(loss_fn, *placeholders, optimizer, passes=DEFAULT):
     name = type(loss_fn).__name__ if hasattr(loss_fn, "forward") else \
         getattr(loss_fn, "__name__", "fn").replace("<lambda>", "loss")
     return TrainStep(graph, optimizer, made["slots"], made["states"], bindings, updates,
-                     name=f"{name}_step", passes=records)
+                     name=f"{name}_step", passes=records, modes=tracer.flags)
 
 
 def _seed_one(graph, options):

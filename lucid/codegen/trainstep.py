@@ -48,11 +48,14 @@ class TrainStep(Program):
         Where each parameter's new state comes out.
     bindings, updates, name, passes
         As for :class:`Program` (parameters and buffers).
+    modes : list of (module, bool)
+        Each module's ``training`` flag when traced; a call refuses if one changed.
     """
 
     def __init__(self, graph, optimizer, slots, state_outputs, bindings, updates, name,
-                 passes=()):
+                 passes=(), modes=()):
         self.optimizer = optimizer
+        self._modes = list(modes)  # (module, its training flag when traced)
         self._host = [None] * len(slots)
         bindings = dict(bindings)
         for i, (placeholder, *_) in enumerate(slots):
@@ -108,6 +111,13 @@ class TrainStep(Program):
 
     def _read_host(self, full):
         """Put the ``state`` and ``hyper`` feeds, read from the optimizer now, in ``full``."""
+        for module, training in self._modes:
+            if module.training is not training:
+                raise ValueError(f"{self.name}: {type(module).__name__} was traced in "
+                                 f"{'train' if training else 'eval'} mode and is now in "
+                                 f"{'train' if module.training else 'eval'} mode (.train() / "
+                                 ".eval() since compiling); compile the step again in the "
+                                 "mode it should run in")
         opt = self.optimizer
         groups = opt.param_groups
         if len(groups) != len(self._params) or any(

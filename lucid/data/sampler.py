@@ -68,6 +68,9 @@ class RandomSampler(Sampler):
         self.data_source, self.replacement = data_source, replacement
         self._num_samples = None if num_samples is None else int(num_samples)
         self.generator = _check_generator(generator)
+        if self.num_samples <= 0:  # torch refuses here, not on iteration
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={self.num_samples}")
 
     @property
     def num_samples(self):

@@ -67,7 +67,7 @@ class Entry:
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
                  "fingerprint", "untracked", "bound", "start", "lock", "single",
                  "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
-                 "grad_inputs", "distinct")
+                 "grad_inputs", "distinct", "tuple_type")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -104,6 +104,7 @@ class Entry:
         outputs = graph.output_nodes()
         self.results = [(k, returned.index(outputs[k])) for k in program.result_keys]
         self.kind = program.result_kind
+        self.tuple_type = getattr(program, "result_type", tuple)
         self.single = self.kind == "single"
         self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
         self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
@@ -277,5 +278,5 @@ def _execute(entry, tensors):
                     outs[i].dtype.kind == "f" else None)  # indices: no grad
                for k, i in entry.results]
     if entry.kind == "tuple":
-        return tuple(results)
+        return tuple(results) if entry.tuple_type is tuple else entry.tuple_type(*results)
     return dict(zip(entry.program.result_keys, results))

@@ -7,6 +7,8 @@ indices (``take_along``), so the gradient reaches only the returned position.
 """
 from __future__ import annotations
 
+import collections
+
 from ..ops.shapes import normalize_axes
 from .var import Var, apply, as_var, cast, reshape as _reshape
 
@@ -50,6 +52,12 @@ def argmin(x, dim=None, keepdim=False):
     return _position("argmin", x, dim, keepdim)
 
 
+class ReturnTypes(collections.namedtuple("ReturnTypes", ["values", "indices"])):
+    """``(values, indices)``, also as ``.values`` / ``.indices`` (torch's ``return_types``)."""
+
+    __slots__ = ()
+
+
 def _extreme(op, x, dim, keepdim):
     """``(values, indices)`` along ``dim``: the values taken *at* the indices, so the
     gradient reaches only the returned position, as torch's ``max(dim)``."""
@@ -58,9 +66,9 @@ def _extreme(op, x, dim, keepdim):
     at = apply(f"arg{op}", x, axis=axis, keepdims=True)
     values = apply("take_along", x, at, axis=axis)
     if keepdim:
-        return values, at
+        return ReturnTypes(values, at)
     shape = x.shape[:axis] + x.shape[axis + 1:]
-    return _reshape(values, shape), _reshape(at, shape)
+    return ReturnTypes(_reshape(values, shape), _reshape(at, shape))
 
 
 def max_(x, dim=None, keepdim=False):

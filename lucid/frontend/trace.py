@@ -40,7 +40,8 @@ class Tracer:
             self.module_paths.setdefault(id(m), f"{dot}{path}" if path else prefix)
             self.modules.setdefault(self.module_paths[id(m)], describe(m))
             self.saved_modes.append((m, m.training))
-            object.__setattr__(m, "training", self.mode == "train")
+            if self.mode is not None:  # None: each module as its own flag says
+                object.__setattr__(m, "training", self.mode == "train")
 
     def adopt_free(self, module):
         """Adopt a module called inside a traced function, under a fresh name."""

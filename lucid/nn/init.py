@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from ..eager import Tensor, no_grad
-from ..eager.random import generator as _lucid_generator
+from ..eager.random import Generator, generator as _lucid_generator
 
 _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "sigmoid")
@@ -91,11 +91,11 @@ def _tensor(tensor):
 
 
 def _rng(generator):
-    if generator is None:
-        return _lucid_generator()
+    if generator is None or isinstance(generator, Generator):
+        return _lucid_generator(generator)  # a lucid.Generator, as torch's init takes its own
     if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"generator must be a numpy.random.Generator or None, got "
-                        f"{type(generator).__name__}")
+        raise TypeError(f"generator must be a lucid.Generator, a numpy.random.Generator or "
+                        f"None, got {type(generator).__name__}")
     return generator
 
 

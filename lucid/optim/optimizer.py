@@ -21,7 +21,7 @@ import copy
 
 import numpy as np
 
-from ..eager import Tensor, changed
+from ..eager import Tensor, changed, enable_grad
 from ..eager.tensor import write
 
 
@@ -77,7 +77,13 @@ class Optimizer(abc.ABC):
                     else:
                         p.grad = np.zeros_like(p.grad)
 
-    def step(self):
+    def step(self, closure=None):
+        """Update every parameter that has a gradient. ``closure``, if given, is called
+        first (with gradients enabled) and its loss returned, as torch's ``step(closure)``."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -85,6 +91,7 @@ class Optimizer(abc.ABC):
                     new = self._update(p.data.astype(p.data.dtype, copy=True), g,
                                        self.state.setdefault(p, {}), group)
                     write(p, new)
+        return loss
 
     def _update(self, x, g, state, group):
         """The new value of one parameter ``x`` from its gradient ``g``; updates ``state``."""
@@ -120,7 +127,8 @@ class Optimizer(abc.ABC):
 
     def _baked(self, group):
         """The group's settings the rule reads as Python values, to compare later."""
-        return tuple((k, group[k]) for k in self.BAKED)
+        # copies: a list edited in place (``betas[0] = 0.5``) must not compare equal to itself
+        return tuple((k, copy.deepcopy(group[k])) for k in self.BAKED)
 
     def state_dict(self):
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``,
