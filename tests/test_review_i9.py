@@ -121,3 +121,25 @@ def test_shuffling_an_empty_dataset_is_refused_when_built():
     with pytest.raises(ValueError, match="num_samples"):
         DataLoader(empty, shuffle=True)
     assert list(DataLoader(empty)) == []  # in order, an empty dataset is just empty
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_maximum_and_minimum_follow_torch_on_ties_and_nan(name):
+    """torch's rule: the larger (smaller) operand gets the gradient, a tie half each, a NaN
+    on either side NaN with the whole gradient to both."""
+    a = np.array([1.0, 5.0, 2.0, np.nan, 0.0])
+    b = np.array([3.0, 4.0, 2.0, 1.0, np.nan])
+    x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    out = getattr(lucid, name)(x, y)
+    (out * Tensor(np.arange(1.0, 6.0))).sum().backward()
+    pick = np.maximum if name == "maximum" else np.minimum
+    np.testing.assert_array_equal(out.data, pick(a, b))
+    first = (a > b) if name == "maximum" else (a < b)
+    second = (a < b) if name == "maximum" else (a > b)
+    nan = np.isnan(a) | np.isnan(b)
+    share = np.where(nan, 1.0, np.where(a == b, 0.5, 0.0))
+    g = np.arange(1.0, 6.0)
+    np.testing.assert_array_equal(x.grad, g * (first + share))
+    np.testing.assert_array_equal(y.grad, g * (second + share))
+    same = (x.max(y) if name == "maximum" else x.min(y)).data  # torch.max(input, other)
+    np.testing.assert_array_equal(same, pick(a, b))

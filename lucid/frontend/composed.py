@@ -15,7 +15,8 @@ from math import prod
 import numpy as np
 
 from ..ops.shapes import normalize_axes
-from .extrema import amax, amin, argmax, argmin, clamp, dim_args, max_, min_, where
+from .extrema import (amax, amin, argmax, argmin, clamp, dim_args, max_, maximum, min_,
+                      minimum, where)
 from .var import (Var, apply, as_var, broadcast_to, cast, matmul, mean, numel, reduce_sum,
                   reshape as _reshape)
 
@@ -266,6 +267,8 @@ COMPOSED = {
     "argmin": (argmin, True),
     "max": (max_, True),
     "min": (min_, True),
+    "maximum": (maximum, True),
+    "minimum": (minimum, True),
     "clamp": (clamp, True),
     "clip": (clamp, True),
     "where": (where, False),

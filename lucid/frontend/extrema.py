@@ -85,13 +85,49 @@ def max_(x, dim=None, keepdim=False):
     >>> values.sum().backward(); x.grad.tolist()
     [[0.0, 1.0, 0.0]]
     """
+    if isinstance(dim, Var):  # torch.max(input, other): the elementwise maximum
+        return maximum(x, dim)
     return amax(x) if dim is None else _extreme("max", x, dim, keepdim)
 
 
 def min_(x, dim=None, keepdim=False):
     """``x.min()``: the minimum (gradient shared among ties, as ``amin``);
-    ``x.min(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only."""
+    ``x.min(dim)``: ``(values, indices)`` along ``dim``, the gradient to the index only;
+    ``x.min(other)``: :func:`minimum`."""
+    if isinstance(dim, Var):
+        return minimum(x, dim)
     return amin(x) if dim is None else _extreme("min", x, dim, keepdim)
+
+
+def _pick(first, second, a, b):
+    """``a`` where ``first(a, b)``, ``b`` where ``second(a, b)``; at a tie the mean of the
+    two (torch splits a tie's gradient evenly), and where either is NaN their sum (NaN,
+    with the whole gradient to each, as torch)."""
+    a, b = as_var(a, b if isinstance(b, Var) else None), as_var(b, a if isinstance(a, Var) else None)
+    middle = where(apply("eq", a, b), (a + b) * 0.5, a + b)
+    return where(apply(first, a, b), a, where(apply(second, a, b), b, middle))
+
+
+def maximum(input, other):
+    """The elementwise maximum of two tensors (broadcast), as ``torch.maximum``; a NaN in
+    either gives NaN, and a tie sends half the gradient to each.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> a = lucid.Tensor([1.0, 5.0, 2.0], dtype="float64", requires_grad=True)
+    >>> y = lucid.maximum(a, lucid.Tensor([3.0, 4.0, 2.0], dtype="float64"))
+    >>> y.data.tolist()
+    [3.0, 5.0, 2.0]
+    >>> y.sum().backward(); a.grad.tolist()
+    [0.0, 1.0, 0.5]
+    """
+    return _pick("gt", "lt", input, other)
+
+
+def minimum(input, other):
+    """The elementwise minimum of two tensors (broadcast), as ``torch.minimum``."""
+    return _pick("lt", "gt", input, other)
 
 
 def _both(p, q):
