@@ -354,7 +354,7 @@ def _cosine_recursive(base, eta_min, period, steps):
     return out
 
 
-@pytest.mark.parametrize("period", [1, 4, 9])
+@pytest.mark.parametrize("period", [1, 4, 9, 2.5])
 def test_cosine_steps_by_torchs_recursive_rule_exactly(period):
     rates, _, _ = _run(lambda o: sched.CosineAnnealingLR(o, period, 0.001), lrs=(0.1,))
     assert rates[:, 0].tolist() == _cosine_recursive(0.1, 0.001, period, STEPS)

@@ -143,3 +143,9 @@ def test_maximum_and_minimum_follow_torch_on_ties_and_nan(name):
     np.testing.assert_array_equal(y.grad, g * (second + share))
     same = (x.max(y) if name == "maximum" else x.min(y)).data  # torch.max(input, other)
     np.testing.assert_array_equal(same, pick(a, b))
+
+
+def test_amax_and_amin_over_an_empty_dim_tuple_reduce_every_dim():
+    x = Tensor([[1.0, 5.0], [3.0, 2.0]], dtype="float64")
+    assert x.amin(dim=()).tolist() == 1.0 and x.amax(dim=[]).tolist() == 5.0
+    assert x.amax(dim=(), keepdim=True).tolist() == [[5.0]]

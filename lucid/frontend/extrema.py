@@ -26,6 +26,7 @@ def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """The maximum over ``dim``; its gradient is shared evenly among tied maxima."""
     dim, keep = dim_args(dim, axis, keepdim, keepdims)
     x = as_var(x)
+    dim = None if isinstance(dim, (tuple, list)) and not dim else dim  # torch: () is every dim
     return apply("max", x, axes=normalize_axes("max", dim, x.ndim), keepdims=keep)
 
 
@@ -33,6 +34,7 @@ def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """The minimum over ``dim``; its gradient is shared evenly among tied minima."""
     dim, keep = dim_args(dim, axis, keepdim, keepdims)
     x = as_var(x)
+    dim = None if isinstance(dim, (tuple, list)) and not dim else dim  # torch: () is every dim
     return apply("min", x, axes=normalize_axes("min", dim, x.ndim), keepdims=keep)
 
 

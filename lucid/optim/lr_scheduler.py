@@ -322,7 +322,9 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803 (torch's)
-        self.T_max = _positive_int("T_max", T_max)
+        self.T_max = _real("T_max", T_max)  # torch takes a float period too
+        if not self.T_max > 0:
+            raise ValueError(f"T_max must be positive, got {T_max!r}")
         self.eta_min = _real("eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
