@@ -167,7 +167,10 @@ def compile_step(loss_fn, *placeholders, optimizer, passes=DEFAULT):
             not hasattr(optimizer, "param_groups"):
         raise TypeError("optimizer must be a lucid.optim optimizer, got "
                         f"{type(optimizer).__name__}")
-    params = [p for g in optimizer.param_groups for p in g["params"]]
+    held = [p for g in optimizer.param_groups for p in g["params"]]
+    params = [p for p in held if p.requires_grad]  # frozen ones are skipped, as torch's
+    if not params:                                 # step skips a parameter without .grad
+        raise ValueError("the optimizer holds no parameter that requires grad: nothing to train")
     # each module in its own mode, as the eager loop runs it: after model.eval() a BatchNorm
     # normalises with its running statistics and a Dropout is the identity
     traced, tracer = trace_graph(loss_fn, *placeholders, mode=None, params=params)
@@ -180,12 +183,10 @@ def compile_step(loss_fn, *placeholders, optimizer, passes=DEFAULT):
              if v.uid in tracer.nodes}
     for gi, group in enumerate(optimizer.param_groups):
         for j, p in enumerate(group["params"]):
-            if id(p) not in nodes or not p.requires_grad:
+            if id(p) not in nodes and p.requires_grad:
                 name = tracer.names.get(id(p), (f"param_groups[{gi}]['params'][{j}]",))[0]
-                why = "does not use" if id(p) not in nodes else \
-                    "cannot differentiate (requires_grad=False)"
                 raise ValueError(f"the optimizer holds parameter {name} (shape {p.shape}), "
-                                 f"which the loss {why}; give the optimizer only the "
+                                 "which the loss does not use; give the optimizer only the "
                                  "parameters the loss trains")
     made = {"slots": [], "states": []}
     pipeline = passes.with_pass(Pass("seed", _seed_one, "a scalar loss's gradient seed is 1"),
@@ -228,6 +229,8 @@ def _optimizer_pass(optimizer, nodes, made):
         graph.outputs = {k: o for k, o in graph.outputs.items() if o.kind is not OutKind.GRAD}
         for gi, group in enumerate(optimizer.param_groups):
             for p in group["params"]:
+                if not p.requires_grad:  # frozen: no gradient, no update, no state
+                    continue
                 d = graph.node(nodes[id(p)])
                 b = Builder(graph, phase=Phase.OPTIMIZER, scope=d.scope)
 

@@ -149,3 +149,36 @@ def test_amax_and_amin_over_an_empty_dim_tuple_reduce_every_dim():
     x = Tensor([[1.0, 5.0], [3.0, 2.0]], dtype="float64")
     assert x.amin(dim=()).tolist() == 1.0 and x.amax(dim=[]).tolist() == 5.0
     assert x.amax(dim=(), keepdim=True).tolist() == [[5.0]]
+
+
+def test_frozen_parameters_are_skipped_as_torchs_step_skips_them():
+    """A fine-tuning script: the optimizer holds every parameter, the first layer is frozen.
+    The compiled step trains the rest exactly as the eager loop does and leaves the frozen
+    ones (and their optimizer state) alone; unfreezing after compiling is refused."""
+    eager, compiled = _model(), _model()
+    for m in (eager, compiled):
+        m[0].weight.requires_grad = False
+        m[0].bias.requires_grad = False
+    o1 = lucid.optim.Adam(eager.parameters(), lr=0.01)
+    o2 = lucid.optim.Adam(compiled.parameters(), lr=0.01)
+    frozen = compiled[0].weight.data.copy()
+    step = _step(compiled, o2)
+    for i in range(4):
+        lucid.manual_seed(i)  # the same dropout masks on both sides
+        o1.zero_grad()
+        loss = F.cross_entropy(eager(Tensor(X)), Tensor(Y))
+        loss.backward()
+        o1.step()
+        lucid.manual_seed(i)
+        np.testing.assert_allclose(step(X, Y), loss.item(), rtol=1e-12)
+    np.testing.assert_array_equal(compiled[0].weight.data, frozen)
+    assert compiled[0].weight not in o2.state and len(o2.state) == len(o1.state) == 4
+    np.testing.assert_allclose(compiled[4].weight.data, eager[4].weight.data, rtol=1e-12)
+    compiled[0].weight.requires_grad = True
+    with pytest.raises(ValueError, match="requires_grad has changed"):
+        step(X, Y)
+    compiled[0].weight.requires_grad = False
+    for p in compiled.parameters():
+        p.requires_grad = False
+    with pytest.raises(ValueError, match="no parameter that requires grad"):
+        _step(compiled, lucid.optim.SGD(compiled.parameters(), lr=0.1))

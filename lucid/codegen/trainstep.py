@@ -62,6 +62,8 @@ class TrainStep(Program):
             bindings[placeholder] = HostValue(self._host, i)
         super().__init__(graph, bindings=bindings, updates=updates, name=name, passes=passes)
         self._params = [[id(p) for p in g["params"]] for g in optimizer.param_groups]
+        self._frozen = [(p, p.requires_grad) for g in optimizer.param_groups
+                        for p in g["params"]]  # which ones it trains
         self._baked = [optimizer._baked(g) for g in optimizer.param_groups]
         self._state_keys = [(p, list(keys.items())) for p, keys in state_outputs]
         self._positions(slots)
@@ -118,6 +120,11 @@ class TrainStep(Program):
                                  f"{'train' if module.training else 'eval'} mode (.train() / "
                                  ".eval() since compiling); compile the step again in the "
                                  "mode it should run in")
+        for p, trains in self._frozen:
+            if p.requires_grad is not trains:
+                raise ValueError(f"{self.name}: a parameter of shape {p.shape} was "
+                                 f"{'trained' if trains else 'frozen'} when compiled and its "
+                                 "requires_grad has changed since; compile the step again")
         opt = self.optimizer
         groups = opt.param_groups
         if len(groups) != len(self._params) or any(
