@@ -15,6 +15,8 @@ offers ``param_groups``, ``state``, ``_scalars(group, state)``,
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .program import Program, bound_value
@@ -49,22 +51,22 @@ class TrainStep(Program):
     bindings, updates, name, passes
         As for :class:`Program` (parameters and buffers).
     modes : list of (module, bool)
-        Each module's ``training`` flag when traced; a call refuses if one changed.
+        Each module traced, with its ``training`` flag then; a call refuses if a mode, a
+        parameter's ``requires_grad`` or a fixed optimizer setting changed since.
     """
 
     def __init__(self, graph, optimizer, slots, state_outputs, bindings, updates, name,
                  passes=(), modes=()):
         self.optimizer = optimizer
-        self._modes = list(modes)  # (module, its training flag when traced)
+        self._modules = [m for m, _ in modes]  # every module traced, to compare modes
         self._host = [None] * len(slots)
         bindings = dict(bindings)
         for i, (placeholder, *_) in enumerate(slots):
             bindings[placeholder] = HostValue(self._host, i)
         super().__init__(graph, bindings=bindings, updates=updates, name=name, passes=passes)
-        self._params = [[id(p) for p in g["params"]] for g in optimizer.param_groups]
-        self._frozen = [(p, p.requires_grad) for g in optimizer.param_groups
-                        for p in g["params"]]  # which ones it trains
-        self._baked = [optimizer._baked(g) for g in optimizer.param_groups]
+        self._held = [p for g in optimizer.param_groups for p in g["params"]]
+        # what the graph was built for, copied (a list edited in place must differ)
+        self._compiled_for = copy.deepcopy(self._setup())
         self._state_keys = [(p, list(keys.items())) for p, keys in state_outputs]
         self._positions(slots)
 
@@ -113,26 +115,12 @@ class TrainStep(Program):
 
     def _read_host(self, full):
         """Put the ``state`` and ``hyper`` feeds, read from the optimizer now, in ``full``."""
-        for module, training in self._modes:
-            if module.training is not training:
-                raise ValueError(f"{self.name}: {type(module).__name__} was traced in "
-                                 f"{'train' if training else 'eval'} mode and is now in "
-                                 f"{'train' if module.training else 'eval'} mode (.train() / "
-                                 ".eval() since compiling); compile the step again in the "
-                                 "mode it should run in")
-        for p, trains in self._frozen:
-            if p.requires_grad is not trains:
-                raise ValueError(f"{self.name}: a parameter of shape {p.shape} was "
-                                 f"{'trained' if trains else 'frozen'} when compiled and its "
-                                 "requires_grad has changed since; compile the step again")
+        setup = self._setup()
+        if setup != self._compiled_for:
+            raise ValueError(f"{self.name}: {self._changed(setup)} since it was compiled; "
+                             "compile the step again (the learning rate may change freely)")
         opt = self.optimizer
         groups = opt.param_groups
-        if len(groups) != len(self._params) or any(
-                opt._baked(g) != baked or [id(p) for p in g["params"]] != ids
-                for g, baked, ids in zip(groups, self._baked, self._params)):
-            raise ValueError(f"{self.name}: the optimizer's parameters or fixed settings "
-                             "(betas, momentum, weight decay, flags) changed since it was "
-                             "compiled; compile the step again (the learning rate may change)")
         states = opt.state
         for p, gi, hypers, arrays, dtype, shape, memo in self._reads:
             state = states.get(p, _EMPTY)
@@ -150,29 +138,47 @@ class TrainStep(Program):
                 value = state.get(name)
                 full[at] = np.zeros(shape, dtype) if value is None else value
 
+    def _setup(self):
+        """What the graph was built for: each module's mode, which parameters train, and the
+        optimizer's groups with their fixed settings."""
+        opt = self.optimizer
+        return (tuple(m.training for m in self._modules),
+                tuple(p.requires_grad for p in self._held),
+                tuple((opt._baked(g), tuple(map(id, g["params"]))) for g in opt.param_groups))
+
+    def _changed(self, setup):
+        """Name what differs between ``setup`` and the compiled one."""
+        modes, trains, groups = setup
+        for m, now, then in zip(self._modules, modes, self._compiled_for[0]):
+            if now is not then:
+                return (f"{type(m).__name__} was traced in {'train' if then else 'eval'} mode "
+                        f"and is now in {'train' if now else 'eval'} mode (.train() / .eval())")
+        for p, now, then in zip(self._held, trains, self._compiled_for[1]):
+            if now is not then:
+                return (f"a parameter of shape {p.shape} was "
+                        f"{'trained' if then else 'frozen'} and its requires_grad has changed")
+        return ("the optimizer's parameters or fixed settings (betas, momentum, weight decay, "
+                "flags) changed")
+
     def _commit(self, outs):
         """Swap in the new parameters, buffers and optimizer state from ``step``'s results."""
         for tensor, i, fresh in self._commits:
             value = outs[i]
             tensor.data = np.array(value) if not fresh or value.__class__ is not np.ndarray \
                 else value
-        states, advance = self.optimizer.state, self.optimizer._advance
         for p, keys in self._state_commits:
-            state = states.get(p)
-            if state is None:
-                state = states[p] = {}
-            advance(state, {name: outs[i] if fresh and outs[i].__class__ is np.ndarray
-                            else np.array(outs[i]) for name, i, fresh in keys})
+            self._advance(p, {name: outs[i] if fresh and outs[i].__class__ is np.ndarray
+                              else np.array(outs[i]) for name, i, fresh in keys})
 
     def commit(self, result):
         """:meth:`_commit` for the general path's ``{output key: array}``."""
         super().commit(result)
-        states = self.optimizer.state
         for p, keys in self._state_keys:
-            state = states.get(p)
-            if state is None:
-                state = states[p] = {}
-            self.optimizer._advance(state, {name: np.asarray(result[key]) for name, key in keys})
+            self._advance(p, {name: np.asarray(result[key]) for name, key in keys})
+
+    def _advance(self, p, new):
+        """Record ``p``'s new optimizer state, as the optimizer's own step does."""
+        self.optimizer._advance(self.optimizer.state.setdefault(p, {}), new)
 
 
 _EMPTY = {}

@@ -126,9 +126,9 @@ class Optimizer(abc.ABC):
         state.update(new)
 
     def _baked(self, group):
-        """The group's settings the rule reads as Python values, to compare later."""
-        # copies: a list edited in place (``betas[0] = 0.5``) must not compare equal to itself
-        return tuple((k, copy.deepcopy(group[k])) for k in self.BAKED)
+        """The group's settings the rule reads as Python values, to compare later (the
+        compiled step keeps a deep copy, so a list edited in place is noticed)."""
+        return tuple((k, group[k]) for k in self.BAKED)
 
     def state_dict(self):
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}``,
