@@ -20,7 +20,7 @@ from .text import function_source, size_name
 from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
-from .twin import Region, choose, kernel, schedule
+from .twin import Region, choose, condition, kernel, schedule, too_small
 
 PRELUDE = '''import threading
 
@@ -30,6 +30,8 @@ def _worth(elements, row):
     """Whether to run the parallel twin: never in this source run on its own; a Program
     running it replaces this with its thread pool's test (lucid.codegen.parallel)."""
     return False
+
+_worth_rows = _worth
 
 _local = threading.local()
 
@@ -190,17 +192,12 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
     lines = emitter.lines
     chosen = choose(plan, items)
-    if chosen and all(isinstance(d, int) for d in chosen[0][chosen[1]:]) and \
-            math.prod(chosen[0][chosen[1]:]) < 2 * parallel.MIN_RUN:
-        chosen = None  # rows too short for any thread count to pay: no twin at all
+    if chosen and too_small(items, *chosen):
+        chosen = None  # too small for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
     if groups:
         twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
-        shape, axis = chosen
-        dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
-        # row: the values per index of the axes before the split axis (C * L for (N, C, L))
-        elements, row = " * ".join(dims), " * ".join(dims[axis:])
-        lines = [f"if _worth({elements}, {row}):  # big enough to split over threads?",
+        lines = [f"if {condition(items, *chosen)}:  # big enough to split over threads?",
                  f"    return _{name}_parallel({', '.join(params)})"] + lines
     return _source(plan, graph, name, params, items, returns, given, emitter, lines)
 

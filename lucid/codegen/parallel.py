@@ -68,6 +68,8 @@ import numpy as np
 MIN_ELEMENTS = 1 << 19
 #: Shortest contiguous run of values a thread's slice may have (measured: see above).
 MIN_RUN = 4096
+#: Element count from which elementwise passes split by rows run in parallel (measured: see above).
+MIN_ROWS_ELEMENTS = 1 << 19
 
 
 def _default_threads():
@@ -162,6 +164,12 @@ def worth(elements, row):
     return threads > 1 and elements >= MIN_ELEMENTS and row >= MIN_RUN * threads
 
 
+def worth_rows(elements, rows):
+    """Whether a function of elementwise passes only, over ``elements`` values in ``rows``
+    rows (its leading axis), should run its twin: each thread takes contiguous rows."""
+    return _POOL.threads > 1 and rows > 1 and elements >= MIN_ROWS_ELEMENTS
+
+
 def bounds(size, parts):
     """``parts`` contiguous slices ``(lo, hi)`` of ``range(size)``, as equal as can be."""
     cuts = [size * i // parts for i in range(parts + 1)]
@@ -200,4 +208,4 @@ def split(kernel, size, axes, *args):
 
 
 #: What a Program puts into the namespace of its generated source (see ``_worth`` there).
-RUNTIME = {"_split": split, "_worth": worth}
+RUNTIME = {"_split": split, "_worth": worth, "_worth_rows": worth_rows}

@@ -13,16 +13,23 @@ values whole; each kernel writes its slice of them and returns its slice of
 the small per-channel values later statements read, which
 :func:`lucid.codegen.parallel.split` joins.
 
-The serial function stays as it was and starts with one test: below
-:data:`lucid.codegen.parallel.MIN_ELEMENTS` elements, or with one thread,
-it runs itself (no pool handoff).
+A function with no reduction at all (an eval BatchNorm, an activation: only
+elementwise passes over one large shape) is split along its *leading* axis
+instead: each kernel takes the rows ``x[_lo:_hi]``, one contiguous block of
+memory, so every pass keeps the longest inner loops NumPy can have.
+
+The serial function stays as it was and starts with one test (see
+:func:`condition`): below a measured size, or with one thread, it runs
+itself (no pool handoff).
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 from ..ops.shapes import fit
+from . import parallel
 from .linear import is_large
 from .text import shape_source, size_name
 
@@ -57,18 +64,56 @@ def sliced(name, pos):
 
 def choose(plan, items):
     """``(shape, axis)`` to split ``items`` along, or None: the shape most reductions sum
-    over, and its axis the most of them keep (the others run in the driver)."""
+    over, and its axis the most of them keep (the others run in the driver); with no
+    reduction, the leading axis of the shape most elementwise passes cover."""
     sums = {}
     for it in items:
         if it.kind == "reduce":
             sums.setdefault(tuple(plan.sym.shape_of(it.expr)), []).append(set(it.axes))
     if not sums:
-        return None
+        return _leading(items)
     shape = max(sums, key=lambda s: len(sums[s]))
     keep = {a: sum(a not in axes for axes in sums[shape])
             for a, d in enumerate(shape) if d != 1}
     axis = max(keep, key=keep.get, default=None)
     return (shape, axis) if axis is not None and keep[axis] and is_large(shape) else None
+
+
+def _leading(items):
+    """``(shape, 0)`` for the large shape most elementwise passes cover, or None."""
+    passes = {}
+    for it in items:
+        computes = it.kind == "let" or (it.kind == "output" and not it.expr.is_Atom)
+        if computes and is_large(it.shape) and it.shape and it.shape[0] != 1:
+            passes[tuple(it.shape)] = passes.get(tuple(it.shape), 0) + 1
+    return (max(passes, key=passes.get), 0) if passes else None
+
+
+def has_reductions(items):
+    return any(it.kind == "reduce" for it in items)
+
+
+def condition(items, shape, axis):
+    """The source of the serial function's test whether to run its twin instead.
+
+    ``_worth(elements, row)`` (:func:`lucid.codegen.parallel.worth`) for a split
+    of reductions, ``row`` the values per index of the axes before the split axis
+    (C * L for (N, C, L)); ``_worth_rows(elements, rows)``
+    (:func:`lucid.codegen.parallel.worth_rows`) for elementwise passes split by rows.
+    """
+    dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
+    if has_reductions(items):
+        return f"_worth({' * '.join(dims)}, {' * '.join(dims[axis:])})"
+    return f"_worth_rows({' * '.join(dims)}, {dims[0]})"
+
+
+def too_small(items, shape, axis):
+    """Whether static sizes already rule the twin out at any thread count: rows shorter
+    than ``2 * MIN_RUN`` for a split of reductions, fewer than ``MIN_ROWS_ELEMENTS``
+    values for elementwise passes split by rows."""
+    dims, least = (shape[axis:], 2 * parallel.MIN_RUN) if has_reductions(items) else \
+        (shape, parallel.MIN_ROWS_ELEMENTS)
+    return all(isinstance(d, int) for d in dims) and math.prod(dims) < least
 
 
 def schedule(plan, items, shape, axis):
@@ -84,6 +129,7 @@ def schedule(plan, items, shape, axis):
     deps = {it.symbol: {f for e in it.exprs() for f in e.free_symbols if f in symbols}
             for it in items}
     inside = {it.symbol: _inside(plan, it, region) for it in items}
+    reduces = has_reductions(items)
     done, pending, groups = set(), list(items), []
     while pending:
         for want in (False, True):
@@ -96,12 +142,13 @@ def schedule(plan, items, shape, axis):
                     rest.append(it)
             pending = rest
             if group:
-                groups.append((want and _worth_splitting(group, region), group))
+                groups.append((want and _worth_splitting(group, region, reduces), group))
     return groups if any(r for r, _ in groups) else None
 
 
-def _worth_splitting(group, region):
-    return any(it.kind == "reduce" for it in group) and \
+def _worth_splitting(group, region, reduces):
+    """A region holds a pass over the whole split shape, and a reduction if there are any."""
+    return (not reduces or has_reductions(group)) and \
         any(it.kind != "reduce" and tuple(it.shape) == region.shape for it in group)
 
 
