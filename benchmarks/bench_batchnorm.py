@@ -7,6 +7,8 @@ and the table reports medians and ratios to the hand-written closed form.
     python benchmarks/bench_batchnorm.py              # all shapes
     python benchmarks/bench_batchnorm.py --quick      # fewer rounds
     python benchmarks/bench_batchnorm.py --threshold  # serial against split, by size
+    python benchmarks/bench_batchnorm.py --threshold --mode eval  # the same for the eval
+                                                     # forward (split by rows)
 
 Train step = forward + backward + running-statistics update.
 Columns (lucid and torch on one thread unless the column says otherwise):
@@ -58,6 +60,10 @@ except ImportError:
 THRESHOLD_SHAPES = [(128, 64, 16), (64, 64, 64), (64, 128, 64), (64, 128, 128), (128, 128, 128),
                     (64, 256, 256), (64, 256, 512), (2048, 256), (8192, 256), (512, 2048),
                     (256, 4096), (1024, 4096)]
+#: from 2**16 to 2**23 elements, for --threshold --mode eval (a split by rows: always contiguous)
+EVAL_THRESHOLD_SHAPES = [(64, 64, 16), (128, 64, 16), (64, 64, 64), (64, 128, 64), (2048, 256),
+                         (64, 128, 128), (512, 2048), (64, 128, 256), (8192, 256), (64, 256, 256),
+                         (64, 256, 512)]
 
 
 def implementations(shape, mode, rng):
@@ -135,32 +141,38 @@ def _torch(x, dy, g, b, rm, rv, mode):
     return {"torch 1 thread": threads(1), f"torch {TORCH_THREADS} threads": threads(TORCH_THREADS)}
 
 
-def threshold(quick):
-    """Print the train step's generated function on one thread against its parallel twin
-    forced on (``MIN_ELEMENTS = MIN_RUN = 1``) at the default thread count, by element count
-    and contiguous run per thread: where the ratio falls below 1 gives the thresholds
-    ``lucid.codegen.parallel.MIN_ELEMENTS`` and ``MIN_RUN``."""
+def threshold(quick, mode):
+    """Print the generated step function (train step, or eval forward) on one thread
+    against its parallel twin forced on (every threshold 1) at the default thread count,
+    by element count and contiguous run per thread: where the ratio falls below 1 gives
+    the thresholds in :mod:`lucid.codegen.parallel` (``MIN_ELEMENTS`` and ``MIN_RUN`` for
+    the train step's split by channels, ``MIN_ROWS_ELEMENTS`` for the eval forward's
+    split by rows)."""
     rng, order = np.random.default_rng(0), random.Random(0)
-    print(f"{THREADS} threads against 1; generated step function; median of interleaved rounds\n")
+    print(f"### {mode}: {THREADS} threads against 1; generated step function; "
+          "median of interleaved rounds\n")
     print("| elements | shape | run per thread | 1 thread | split | ratio |\n|---|---|---|---|---|---|")
-    saved = parallel.MIN_ELEMENTS, parallel.MIN_RUN
-    parallel.MIN_ELEMENTS = parallel.MIN_RUN = 1
+    saved = parallel.MIN_ELEMENTS, parallel.MIN_RUN, parallel.MIN_ROWS_ELEMENTS
+    parallel.MIN_ELEMENTS = parallel.MIN_RUN = parallel.MIN_ROWS_ELEMENTS = 1
     try:
-        for shape in THRESHOLD_SHAPES:
+        for shape in THRESHOLD_SHAPES if mode == "train" else EVAL_THRESHOLD_SHAPES:
             x = rng.standard_normal(shape, dtype=np.float32)
             dy = rng.standard_normal(shape, dtype=np.float32)
             ph = lucid.placeholder((None,) + shape[1:], name="x")
-            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode="train")
-            feeds = program.feeds((x, dy), {})
+            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode=mode)
+            assert "_step_parallel" in program.source
+            feeds = program.feeds((x, dy) if mode == "train" else (x,), {})
             args = [feeds[p] for p in program.graph.inputs]
             call = lambda: program.step_fn(*args)  # noqa: E731
             med = measure({"1": on_threads(1, call), "T": on_threads(THREADS, call)},
                           rounds_for(shape, quick), order)
-            run = int(np.prod(shape[1:])) // THREADS
+            # a split by channels: runs of C/T * L per thread; by rows: N/T * C * L
+            run = int(np.prod(shape if mode == "eval" else shape[1:])) // THREADS
             print(f"| {int(np.prod(shape))} | {shape} | {run} | {fmt(med['1'])} | {fmt(med['T'])} | "
                   f"{med['T'] / med['1']:.2f} |")
     finally:
-        parallel.MIN_ELEMENTS, parallel.MIN_RUN = saved
+        parallel.MIN_ELEMENTS, parallel.MIN_RUN, parallel.MIN_ROWS_ELEMENTS = saved
+    print()
 
 
 def rounds_for(shape, quick):
@@ -181,7 +193,8 @@ def main(argv=None):
                     help="time one thread against the split, by size, and stop")
     args = ap.parse_args(argv)
     if args.threshold:
-        threshold(args.quick)
+        for mode in ["train", "eval"] if args.mode == "both" else [args.mode]:
+            threshold(args.quick, mode)
         return
     rng = np.random.default_rng(0)
     order = random.Random(0)
