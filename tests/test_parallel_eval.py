@@ -9,6 +9,7 @@ threshold is lowered through its documented knob,
 """
 import math
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -23,8 +24,10 @@ from lucid.runtime import run as reference_run
 
 @pytest.fixture
 def split_rows(monkeypatch):
-    """Every function of elementwise passes runs its twin (threshold 1); threads restored."""
+    """Every function of elementwise passes runs its twin (threshold 1), without blocks
+    (their threshold out of reach); threads restored."""
     monkeypatch.setattr(parallel, "MIN_ROWS_ELEMENTS", 1)
+    monkeypatch.setattr(parallel, "MIN_BLOCKED_BYTES", 1 << 60)
     before = lucid.get_num_threads()
     yield
     lucid.set_num_threads(before)
@@ -35,12 +38,27 @@ def counting_splits(program):
     namespace = program.step_fn.__globals__
     original, sizes = namespace["_split"], []
 
-    def counted(kernel, size, *args):
+    def counted(kernel, size, *args, **options):
         sizes.append((kernel.__name__, size))
-        return original(kernel, size, *args)
+        return original(kernel, size, *args, **options)
 
     namespace["_split"] = counted
     return sizes
+
+
+def counting_kernel_calls(program, name="_step_part0", threads=None):
+    """The row ranges the kernel ``name`` is called on (into ``threads``: by thread)."""
+    namespace = program.step_fn.__globals__
+    original, ranges = namespace[name], []
+
+    def counted(lo, hi, *args):
+        ranges.append((lo, hi))
+        if threads is not None:
+            threads.setdefault(threading.get_ident(), []).append((lo, hi))
+        return original(lo, hi, *args)
+
+    namespace[name] = counted
+    return ranges
 
 
 def eval_bn(c, dtype="float32"):
@@ -127,7 +145,7 @@ def test_the_kernel_takes_contiguous_rows(split_rows):
     assert re.search(r"_out_\w+ = np\.empty\(\(size_N, 13, size_L\), np\.float32\)", driver)
     assert "_split(_step_part0, size_N, (), " in driver
     step = source[source.index("def step("):source.index("def _step_part0(")]
-    assert "if _worth_rows(size_N * 13 * size_L, size_N):" in step
+    assert "if _worth_rows(size_N * 13 * size_L, size_N, True):" in step
 
 
 def test_fewer_rows_than_threads(split_rows):
@@ -160,13 +178,14 @@ def test_static_shapes_below_the_threshold_get_no_twin():
 
 def test_worth_rows_needs_threads_elements_and_two_rows(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ROWS_ELEMENTS", 1000)
+    monkeypatch.setattr(parallel, "MIN_BLOCKED_BYTES", 1 << 60)
     before = lucid.get_num_threads()
     try:
         lucid.set_num_threads(2)
-        assert parallel.worth_rows(1000, 2) and not parallel.worth_rows(999, 2)
-        assert not parallel.worth_rows(10 ** 6, 1)  # one row: nothing to split
+        assert parallel.worth_rows(1000, 2, False) and not parallel.worth_rows(999, 2, False)
+        assert not parallel.worth_rows(10 ** 6, 1, False)  # one row: nothing to split
         lucid.set_num_threads(1)
-        assert not parallel.worth_rows(10 ** 6, 100)
+        assert not parallel.worth_rows(10 ** 6, 100, False)
     finally:
         lucid.set_num_threads(before)
 
@@ -179,7 +198,7 @@ def test_forward_by_rows_and_backward_by_channels(split_rows, monkeypatch):
     program = lucid.compile(lambda x, g: (x * g).relu(), lucid.placeholder((None, 5, 6), name="x"),
                             lucid.placeholder((5, 1), name="g"), mode="train")
     source = program.source
-    assert "    if _worth_rows(size_N * 5 * 6, size_N):" in source[source.index("def forward("):]
+    assert "    if _worth_rows(size_N * 5 * 6, size_N, False):" in source[source.index("def forward("):]
     assert "    if _worth(size_N * 5 * 6, 5 * 6):" in source[source.index("def backward("):]
     rng = np.random.default_rng(5)
     feeds = {"x": rng.standard_normal((12, 5, 6)).astype(np.float32),
@@ -215,3 +234,64 @@ def test_tensor_face_eval_gives_the_same_bits_on_two_threads(split_rows):
         out[n] = bn(Tensor(x)).data
     np.testing.assert_array_equal(out[2], out[1])
     np.testing.assert_allclose(out[2], bn_reference(x, bn), rtol=2e-5, atol=2e-5)
+
+
+def test_the_driver_computes_the_per_channel_constants_once(split_rows):
+    _, program, _ = compiled("bn_eval_3d")
+    source = program.source
+    kernel = source[source.index("def _step_part0("):source.index("def _step_parallel(")]
+    driver = source[source.index("def _step_parallel("):]
+    assert kernel.startswith("def _step_part0(_lo, _hi, _e0, _e1, _out_")
+    assert "broadcast_to" not in kernel and "np.sqrt" not in kernel
+    assert driver.count("_e0 = np.ascontiguousarray(np.broadcast_to(") == 1
+    assert "block=13 * size_L * 4)" in driver  # bytes of one row
+
+
+def test_blocks_of_rows_on_one_thread_give_the_same_bits(split_rows, monkeypatch):
+    _, program, feeds = compiled("bn_eval_3d")  # rows of 13 * 11 float32: 572 bytes
+    lucid.set_num_threads(1)
+    (whole,) = program.run(feeds).values()  # 9 * 572 bytes: below the blocks' threshold
+    monkeypatch.setattr(parallel, "MIN_BLOCKED_BYTES", 9 * 572)
+    monkeypatch.setattr(parallel, "MIN_ROWS_ELEMENTS", 1 << 60)  # only blocks: one thread
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 2 * 572)
+    ranges = counting_kernel_calls(program)
+    (blocked,) = program.run(feeds).values()  # the twin, on one thread
+    np.testing.assert_array_equal(blocked, whole)
+    assert ranges == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]  # two rows a block, in order
+    np.testing.assert_allclose(blocked, bn_reference(feeds["x"], CASES["bn_eval_3d"][0]()),
+                               rtol=2e-5, atol=2e-5)
+
+
+def test_blocks_split_over_threads(split_rows, monkeypatch):
+    _, program, feeds = compiled("bn_eval_3d")
+    lucid.set_num_threads(1)
+    (whole,) = program.run(feeds).values()
+    monkeypatch.setattr(parallel, "MIN_BLOCKED_BYTES", 1)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 2 * 572)
+    by_thread = {}
+    counting_kernel_calls(program, threads=by_thread)
+    lucid.set_num_threads(2)
+    (blocked,) = program.run(feeds).values()
+    np.testing.assert_array_equal(blocked, whole)
+    # rows 0:4 on the calling thread, 4:9 on a worker; each in blocks of two rows, in order
+    assert by_thread.pop(threading.get_ident()) == [(0, 2), (2, 4)]
+    assert list(by_thread.values()) == [[(4, 6), (6, 8), (8, 9)]]
+
+
+def test_a_single_pass_is_not_blocked(split_rows):
+    program = lucid.compile(lambda v: v * 2.0, lucid.placeholder((None, 8), name="x"))
+    assert "block=" not in program.source and "_worth_rows(size_N * 8, size_N, False)" in \
+        program.source
+
+
+def test_worth_rows_blocks_on_one_thread_from_its_size(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ROWS_ELEMENTS", 1 << 60)
+    monkeypatch.setattr(parallel, "MIN_BLOCKED_BYTES", 4000)
+    before = lucid.get_num_threads()
+    try:
+        lucid.set_num_threads(1)
+        assert parallel.worth_rows(1000, 10, True) and not parallel.worth_rows(999, 10, True)
+        assert not parallel.worth_rows(1000, 10, False)  # one pass: nothing stays in cache
+        assert not parallel.worth_rows(1000, 1, True)
+    finally:
+        lucid.set_num_threads(before)

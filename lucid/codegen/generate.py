@@ -31,7 +31,9 @@ def _worth(elements, row):
     running it replaces this with its thread pool's test (lucid.codegen.parallel)."""
     return False
 
-_worth_rows = _worth
+def _worth_rows(elements, rows, blocked):
+    """The same test for a twin split by rows (never here either)."""
+    return False
 
 _local = threading.local()
 
@@ -196,8 +198,9 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
         chosen = None  # too small for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
     if groups:
-        twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
-        lines = [f"if {condition(items, *chosen)}:  # big enough to split over threads?",
+        sources, blocked = _twin(plan, graph, name, params, groups, returns, given, chosen)
+        twins.extend(sources)
+        lines = [f"if {condition(items, *chosen, blocked)}:  # big enough to split over threads?",
                  f"    return _{name}_parallel({', '.join(params)})"] + lines
     return _source(plan, graph, name, params, items, returns, given, emitter, lines)
 
@@ -211,7 +214,8 @@ def _emitter(plan, name, params, items, returns):
 
 
 def _twin(plan, graph, name, params, groups, returns, given, chosen):
-    """The driver ``_<name>_parallel`` and its kernels, over ``groups`` from ``schedule``."""
+    """The driver ``_<name>_parallel`` and its kernels, over ``groups`` from ``schedule``;
+    and whether a kernel takes blocks of rows."""
     items = [it for _, group in groups for it in group]
     emitter = _emitter(plan, name, params, items, returns)  # slots shared with the serial one
     last = last_uses(plan, items)
@@ -219,7 +223,7 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
     shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
     shapes.update((str(it.symbol), it.shape) for it in plan.items)  # residuals too
     sizes = {size_name(d) for d in _sizes_available(plan, graph, params)}
-    driver, kernels, end = [], [], -1
+    driver, kernels, end, blocked = [], [], -1, False
     for region, group in groups:
         end += len(group)
         if not region:
@@ -229,14 +233,15 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
             continue
         later = {s for s, i in last.items() if i > end} | back
         scope = set(map(str, params)) | {str(s) for s in emitter.defined} | sizes
-        source, lines = kernel(emitter, name, len(kernels), group, Region(*chosen, driver=[]),
-                               scope, shapes, later)
+        source, lines, blocks = kernel(emitter, name, len(kernels), group,
+                                       Region(*chosen, driver=[]), scope, shapes, later)
         kernels.append(source)
+        blocked = blocked or blocks
         driver.extend(lines)
     plan.memory[f"_{name}_parallel"] = list(emitter.pool.intervals)
     twin = _source(plan, graph, f"_{name}_parallel", params, items, returns, given, emitter,
                    driver)
-    return kernels + [twin]
+    return kernels + [twin], blocked
 
 
 def _source(plan, graph, name, params, items, returns, given, emitter, lines):

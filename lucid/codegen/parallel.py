@@ -70,6 +70,10 @@ MIN_ELEMENTS = 1 << 19
 MIN_RUN = 4096
 #: Element count from which elementwise passes split by rows run in parallel (measured: see above).
 MIN_ROWS_ELEMENTS = 1 << 19
+#: Bytes of a block of rows a kernel making several passes takes at a time (measured: see above).
+BLOCK_BYTES = 1 << 19
+#: Bytes from which a split by rows goes in blocks, on one thread too (measured: see above).
+MIN_BLOCKED_BYTES = 1 << 23
 
 
 def _default_threads():
@@ -164,10 +168,16 @@ def worth(elements, row):
     return threads > 1 and elements >= MIN_ELEMENTS and row >= MIN_RUN * threads
 
 
-def worth_rows(elements, rows):
+def worth_rows(elements, rows, blocked):
     """Whether a function of elementwise passes only, over ``elements`` values in ``rows``
-    rows (its leading axis), should run its twin: each thread takes contiguous rows."""
-    return _POOL.threads > 1 and rows > 1 and elements >= MIN_ROWS_ELEMENTS
+    rows (its leading axis), should run its twin: each thread takes contiguous rows; if
+    ``blocked`` (its kernels make several passes), in blocks of rows that stay in cache
+    from one pass to the next, which pays on one thread too. (Elements are counted as
+    float32: the cache a block fits is a rule of thumb, not exact.)"""
+    if rows < 2:
+        return False
+    return (_POOL.threads > 1 and elements >= MIN_ROWS_ELEMENTS) or \
+        (blocked and 4 * elements >= MIN_BLOCKED_BYTES)
 
 
 def bounds(size, parts):
@@ -176,7 +186,7 @@ def bounds(size, parts):
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def split(kernel, size, axes, *args):
+def split(kernel, size, axes, *args, block=0):
     """Run ``kernel(c0, c1, *args)`` on slices of ``range(size)``; join what they return.
 
     The kernel writes its large values into slices of arrays the caller
@@ -184,7 +194,12 @@ def split(kernel, size, axes, *args):
     along ``axes`` (one axis per returned value). Slice 0 runs on the
     calling thread. If any slice raises, the first error (in slice order)
     is raised once every slice has finished, so no worker still writes.
+    With ``block`` (the bytes of one index of the split axis: a row) and at
+    least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about
+    ``BLOCK_BYTES``, one after the other.
     """
+    if block and size * block >= MIN_BLOCKED_BYTES:
+        kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)
     slices = bounds(size, min(_POOL.threads, size)) if size > 0 else [(0, 0)]
     if len(slices) > 1:
         _POOL.ensure(len(slices) - 1)
@@ -202,9 +217,21 @@ def split(kernel, size, axes, *args):
     for error in errors:
         if error is not None:
             raise error
-    if len(results) == 1:
-        return results[0]
+    return results[0] if len(results) == 1 else _join(results, axes)
+
+
+def _join(results, axes):
     return tuple(np.concatenate([r[k] for r in results], axis=axis) for k, axis in enumerate(axes))
+
+
+def _in_blocks(kernel, rows, axes):
+    """``kernel`` run on consecutive blocks of ``rows`` indices of its slice, joined."""
+    def blocks(lo, hi, *args):
+        if hi - lo <= rows:
+            return kernel(lo, hi, *args)
+        return _join([kernel(a, min(a + rows, hi), *args) for a in range(lo, hi, rows)], axes)
+    blocks.__name__ = kernel.__name__
+    return blocks
 
 
 #: What a Program puts into the namespace of its generated source (see ``_worth`` there).

@@ -28,6 +28,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..ops.shapes import fit
 from . import parallel
 from .linear import is_large
@@ -93,18 +95,19 @@ def has_reductions(items):
     return any(it.kind == "reduce" for it in items)
 
 
-def condition(items, shape, axis):
+def condition(items, shape, axis, blocked):
     """The source of the serial function's test whether to run its twin instead.
 
     ``_worth(elements, row)`` (:func:`lucid.codegen.parallel.worth`) for a split
     of reductions, ``row`` the values per index of the axes before the split axis
-    (C * L for (N, C, L)); ``_worth_rows(elements, rows)``
-    (:func:`lucid.codegen.parallel.worth_rows`) for elementwise passes split by rows.
+    (C * L for (N, C, L)); ``_worth_rows(elements, rows, blocked)``
+    (:func:`lucid.codegen.parallel.worth_rows`) for elementwise passes split by rows,
+    ``blocked`` if a kernel makes several passes over its rows.
     """
     dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
     if has_reductions(items):
         return f"_worth({' * '.join(dims)}, {' * '.join(dims[axis:])})"
-    return f"_worth_rows({' * '.join(dims)}, {dims[0]})"
+    return f"_worth_rows({' * '.join(dims)}, {dims[0]}, {blocked})"
 
 
 def too_small(items, shape, axis):
@@ -180,7 +183,8 @@ _STRING = re.compile(r"'[^']*'")
 
 
 def kernel(emitter, fn, index, group, region, scope, shapes, later):
-    """Emit ``group`` as kernel ``_<fn>_part<index>``; return ``(source, driver lines)``.
+    """Emit ``group`` as kernel ``_<fn>_part<index>``; return ``(source, driver lines,
+    blocked)``, ``blocked`` when the driver hands it blocks of rows (see :func:`_hoist`).
 
     ``scope`` holds the names the driver has bound; ``shapes`` their shapes
     (to slice the ones with a channel axis); ``later`` the symbols read after
@@ -194,12 +198,15 @@ def kernel(emitter, fn, index, group, region, scope, shapes, later):
             emitter.item(it)
     finally:
         emitter.lines, emitter.expanded, emitter.region = outer_lines, outer_expanded, None
+    rows = not has_reductions(group)
+    hoisted, varying = _hoist(body, {p for p in scope if _slices(region, shapes, p)}) \
+        if rows else ([], set())
     scope = scope | set(region.full)
     read = set()
     for line in body:
         if not line.startswith("#"):
             read.update(_NAME.findall(_STRING.sub("", line)))
-    params = sorted(n for n in read if n in scope)
+    params = sorted(n for n in read if n in scope or any(_assigns(h, n) for h in hoisted))
     computed = [it for it in group if str(it.symbol) not in region.full]
     exports = [it for it in computed if it.symbol in later]
     for it in computed:
@@ -212,18 +219,65 @@ def kernel(emitter, fn, index, group, region, scope, shapes, later):
     if "_width" in read:
         lines.append("    _width = _hi - _lo")
     for p in params:  # (the arrays allocated for the region are sliced where first written)
-        pos = region.position(shapes[p]) if p in shapes and p not in region.full else None
-        if pos is not None:
-            lines.append(f"    {p} = {sliced(p, pos)}")
+        if _slices(region, shapes, p):
+            lines.append(f"    {p} = {sliced(p, region.position(shapes[p]))}")
     lines.extend(f"    {line}" for line in body)
     ret = ", ".join(str(it.symbol) for it in exports)
     lines.append(f"    return ({ret}{',' if len(exports) == 1 else ''})")
     size = region.shape[region.axis]
     size = size_name(size) if isinstance(size, str) else str(size)
     axes = [region.position(it.shape) for it in exports]
-    call = f"_split({', '.join([name, size, str(tuple(axes))] + params)})"
+    args = [name, size, str(tuple(axes))] + params
+    passes = [set(_NAME.findall(_STRING.sub("", line))) & varying for line in body
+              if not line.startswith("#") and not _SLICE.match(line)]
+    blocked = any(sum(n in p for p in passes) > 1 for n in varying)
+    if blocked:  # an array two passes read or write: its block stays in cache between them
+        itemsize = max(np.dtype(it.dtype).itemsize for it in group)
+        dims = [size_name(d) if isinstance(d, str) else str(d) for d in region.shape[1:]]
+        args.append(f"block={' * '.join(dims + [str(itemsize)])}")
+    call = f"_split({', '.join(args)})"
     target = ", ".join(str(it.symbol) for it in exports)
     driver = [f"# axis {region.axis} in slices on the thread pool: {name}",
               f"{target}{',' if len(exports) == 1 else ''} = {call}" if exports else call]
     allocated = ["# arrays the slices write into, allocated whole"] if region.driver else []
-    return "\n".join(lines) + "\n", allocated + region.driver + driver
+    if hoisted:
+        hoisted.insert(0, f"# what {name} reads that no row changes, computed once")
+    return "\n".join(lines) + "\n", allocated + region.driver + hoisted + driver, blocked
+
+
+_SLICE = re.compile(r"(\w+) = \1\[")  # a kernel's slice of an array the driver allocated
+_ASSIGN = re.compile(r"(\w+) = (.*)$")
+
+
+def _slices(region, shapes, name):
+    """Whether the kernel takes its slice of parameter ``name`` (not allocated for it)."""
+    return name in shapes and name not in region.full and region.position(shapes[name]) is not None
+
+
+def _assigns(line, name):
+    found = _ASSIGN.match(line)
+    return found is not None and found.group(1) == name
+
+
+def _hoist(body, varying):
+    """Take out of a row kernel's ``body`` (in place) the statements no row changes:
+    per-channel constants and their layouts, which the driver then computes once rather
+    than every block of rows. ``varying`` holds the parameters the kernel slices; a
+    statement depends on the rows if it reads the slice bounds or a value that does, or
+    writes into an array (``out=``). Returns the statements taken out and the names of
+    the values that depend on the rows."""
+    varying = set(varying) | {"_lo", "_hi", "_width"}
+    hoisted, kept = [], []
+    for line in body:
+        found = None if line.startswith("#") else _ASSIGN.match(line)
+        if found is None:
+            kept.append(line)
+            continue
+        reads = set(_NAME.findall(_STRING.sub("", found.group(2))))
+        if reads & varying or "out=" in found.group(2):
+            varying.add(found.group(1))
+            kept.append(line)
+        else:
+            hoisted.append(line)
+    body[:] = kept
+    return hoisted, varying - {"_lo", "_hi", "_width"}
