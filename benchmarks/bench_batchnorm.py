@@ -142,36 +142,79 @@ def _torch(x, dy, g, b, rm, rv, mode):
 
 
 def threshold(quick, mode):
-    """Print the generated step function (train step, or eval forward) on one thread
-    against its parallel twin forced on (every threshold 1) at the default thread count,
-    by element count and contiguous run per thread: where the ratio falls below 1 gives
-    the thresholds in :mod:`lucid.codegen.parallel` (``MIN_ELEMENTS`` and ``MIN_RUN`` for
-    the train step's split by channels, ``MIN_ROWS_ELEMENTS`` for the eval forward's
-    split by rows)."""
+    """Print the generated step function (train step) on one thread against its parallel
+    twin forced on (every threshold 1) at the default thread count, by element count and
+    contiguous run per thread: where the ratio falls below 1 gives the thresholds in
+    :mod:`lucid.codegen.parallel` (``MIN_ELEMENTS``, ``MIN_RUN``). For the eval forward
+    (split by rows), :func:`threshold_rows`."""
+    if mode == "eval":
+        threshold_rows(quick)
+        return
     rng, order = np.random.default_rng(0), random.Random(0)
-    print(f"### {mode}: {THREADS} threads against 1; generated step function; "
+    print(f"### train: {THREADS} threads against 1; generated step function; "
           "median of interleaved rounds\n")
     print("| elements | shape | run per thread | 1 thread | split | ratio |\n|---|---|---|---|---|---|")
-    saved = parallel.MIN_ELEMENTS, parallel.MIN_RUN, parallel.MIN_ROWS_ELEMENTS
-    parallel.MIN_ELEMENTS = parallel.MIN_RUN = parallel.MIN_ROWS_ELEMENTS = 1
+    saved = parallel.MIN_ELEMENTS, parallel.MIN_RUN
+    parallel.MIN_ELEMENTS = parallel.MIN_RUN = 1
     try:
-        for shape in THRESHOLD_SHAPES if mode == "train" else EVAL_THRESHOLD_SHAPES:
+        for shape in THRESHOLD_SHAPES:
             x = rng.standard_normal(shape, dtype=np.float32)
             dy = rng.standard_normal(shape, dtype=np.float32)
             ph = lucid.placeholder((None,) + shape[1:], name="x")
-            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode=mode)
-            assert "_step_parallel" in program.source
-            feeds = program.feeds((x, dy) if mode == "train" else (x,), {})
+            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode="train")
+            feeds = program.feeds((x, dy), {})
             args = [feeds[p] for p in program.graph.inputs]
             call = lambda: program.step_fn(*args)  # noqa: E731
             med = measure({"1": on_threads(1, call), "T": on_threads(THREADS, call)},
                           rounds_for(shape, quick), order)
-            # a split by channels: runs of C/T * L per thread; by rows: N/T * C * L
-            run = int(np.prod(shape if mode == "eval" else shape[1:])) // THREADS
+            run = int(np.prod(shape[1:])) // THREADS
             print(f"| {int(np.prod(shape))} | {shape} | {run} | {fmt(med['1'])} | {fmt(med['T'])} | "
                   f"{med['T'] / med['1']:.2f} |")
     finally:
-        parallel.MIN_ELEMENTS, parallel.MIN_RUN, parallel.MIN_ROWS_ELEMENTS = saved
+        parallel.MIN_ELEMENTS, parallel.MIN_RUN = saved
+    print()
+
+
+def threshold_rows(quick):
+    """The eval forward's generated step function run four ways, by size: serial (one
+    thread, whole passes), split by rows over the default thread count, and in blocks of
+    rows of 256 KiB, 512 KiB and 1 MiB on one thread and of ``BLOCK_BYTES`` split over the
+    threads. Ratios to serial; they give ``MIN_ROWS_ELEMENTS``, ``BLOCK_BYTES`` and
+    ``MIN_BLOCKED_BYTES`` of :mod:`lucid.codegen.parallel`."""
+    rng, order = np.random.default_rng(0), random.Random(0)
+    never = 1 << 62
+    blocks = {"blocks 256K": 1 << 18, "blocks 512K": 1 << 19, "blocks 1M": 1 << 20}
+    print(f"### eval forward, split by rows: ratio to one thread, whole passes; T = {THREADS}; "
+          "median of interleaved rounds\n")
+    columns = ["serial", "split"] + list(blocks) + ["split, blocks"]
+    print("| elements | shape | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 2) + "|")
+    saved = parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES, parallel.BLOCK_BYTES
+
+    def way(threads, rows, blocked, block=saved[2]):
+        def run():
+            lucid.set_num_threads(threads)
+            parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES = rows, blocked
+            parallel.BLOCK_BYTES = block
+            call()
+        return run
+    try:
+        for shape in EVAL_THRESHOLD_SHAPES:
+            x = rng.standard_normal(shape, dtype=np.float32)
+            ph = lucid.placeholder((None,) + shape[1:], name="x")
+            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode="eval")
+            assert "block=" in program.source
+            feeds = program.feeds((x,), {})
+            args = [feeds[p] for p in program.graph.inputs]
+            call = lambda: program.step_fn(*args)  # noqa: E731
+            ways = {"serial": way(1, never, never), "split": way(THREADS, 1, never),
+                    "split, blocks": way(THREADS, 1, 1)}
+            ways.update((name, way(1, never, 1, b)) for name, b in blocks.items())
+            med = measure(ways, rounds_for(shape, quick), order)
+            cells = [fmt(med["serial"])] + [f"{med[c] / med['serial']:.2f}" for c in columns[1:]]
+            print(f"| {int(np.prod(shape))} | {shape} | " + " | ".join(cells) + " |")
+    finally:
+        parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES, parallel.BLOCK_BYTES = saved
+        lucid.set_num_threads(THREADS)
     print()
 
 
