@@ -140,7 +140,7 @@ def test_the_kernel_takes_contiguous_rows(split_rows):
     source = program.source
     kernel = source[source.index("def _step_part0("):source.index("def _step_parallel(")]
     assert "    x = x[_lo:_hi]\n" in kernel and "[:, _lo:_hi]" not in kernel
-    assert re.search(r"np\.multiply\(x, _e0, out=_out_\w+\)", kernel)  # into its rows
+    assert re.search(r"np\.multiply\(x, _part0_e0, out=_out_\w+\)", kernel)  # into its rows
     driver = source[source.index("def _step_parallel("):]
     assert re.search(r"_out_\w+ = np\.empty\(\(size_N, 13, size_L\), np\.float32\)", driver)
     assert "_split(_step_part0, size_N, (), " in driver
@@ -241,9 +241,9 @@ def test_the_driver_computes_the_per_channel_constants_once(split_rows):
     source = program.source
     kernel = source[source.index("def _step_part0("):source.index("def _step_parallel(")]
     driver = source[source.index("def _step_parallel("):]
-    assert kernel.startswith("def _step_part0(_lo, _hi, _e0, _e1, _out_")
+    assert re.match(r"def _step_part0\(_lo, _hi, _out_n\d+, _part0_e0, _part0_e1, x\):", kernel)
     assert "broadcast_to" not in kernel and "np.sqrt" not in kernel
-    assert driver.count("_e0 = np.ascontiguousarray(np.broadcast_to(") == 1
+    assert driver.count("_part0_e0 = np.ascontiguousarray(np.broadcast_to(") == 1
     assert "block=13 * size_L * 4)" in driver  # bytes of one row
 
 
@@ -295,3 +295,39 @@ def test_worth_rows_blocks_on_one_thread_from_its_size(monkeypatch):
         assert not parallel.worth_rows(1000, 1, True)
     finally:
         lucid.set_num_threads(before)
+
+
+def two_regions(x, z, w, v):
+    a = x * w + 1
+    b = a.reshape(-1, 6, 4) * v + z * v  # on other rows: computed by the driver
+    return a, b, b.reshape(-1, 4, 6) * w - 1
+
+
+def test_two_row_kernels_with_the_driver_between(split_rows):
+    placeholders = [lucid.placeholder(s, name=n) for s, n in
+                    [((None, 4, 6), "x"), ((None, 6, 4), "z"), ((4, 1), "w"), ((6, 1), "v")]]
+    program = lucid.compile(two_regions, *placeholders, mode="eval")
+    driver = program.source[program.source.index("def _step_parallel("):]
+    # each kernel's layouts get their own names in the driver, apart from the driver's own
+    assert "_part0_e0 = " in driver and "_part1_e0 = " in driver and "    _e0 = " in driver
+    rng = np.random.default_rng(7)
+    feeds = {"x": rng.standard_normal((10, 4, 6)), "z": rng.standard_normal((10, 6, 4)),
+             "w": rng.standard_normal((4, 1)), "v": rng.standard_normal((6, 1))}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    sizes = counting_splits(program)
+    results = {}
+    for n in (1, 2, 3):
+        lucid.set_num_threads(n)
+        results[n] = program.run(feeds)
+    assert [k for k, _ in sizes] == ["_step_part0", "_step_part1"] * 2
+    for n in (2, 3):
+        for key in results[1]:
+            np.testing.assert_array_equal(results[n][key], results[1][key], err_msg=key)
+    x, z, w, v = (feeds[k].astype(np.float64) for k in "xzwv")
+    a = x * w + 1
+    b = a.reshape(-1, 6, 4) * v + z * v
+    want = [a, b, b.reshape(-1, 4, 6) * w - 1]
+    reference = reference_run(program.graph, feeds)
+    for got, exact, key in zip(results[2].values(), want, reference):
+        np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, reference[key], rtol=1e-6, atol=1e-6)

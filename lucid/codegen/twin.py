@@ -199,8 +199,8 @@ def kernel(emitter, fn, index, group, region, scope, shapes, later):
     finally:
         emitter.lines, emitter.expanded, emitter.region = outer_lines, outer_expanded, None
     rows = not has_reductions(group)
-    hoisted, varying = _hoist(body, {p for p in scope if _slices(region, shapes, p)}) \
-        if rows else ([], set())
+    hoisted, varying = _hoist(body, {p for p in scope if _slices(region, shapes, p)},
+                              f"_part{index}") if rows else ([], set())
     scope = scope | set(region.full)
     read = set()
     for line in body:
@@ -259,13 +259,15 @@ def _assigns(line, name):
     return found is not None and found.group(1) == name
 
 
-def _hoist(body, varying):
+def _hoist(body, varying, prefix):
     """Take out of a row kernel's ``body`` (in place) the statements no row changes:
     per-channel constants and their layouts, which the driver then computes once rather
     than every block of rows. ``varying`` holds the parameters the kernel slices; a
     statement depends on the rows if it reads the slice bounds or a value that does, or
     writes into an array (``out=``). Returns the statements taken out and the names of
-    the values that depend on the rows."""
+    the values that depend on the rows. The kernel numbers its layouts ``_e0, _e1, ...``
+    afresh; taken into the driver they become ``<prefix>_e0, ...``, so that they cannot
+    rebind a layout of the driver's own."""
     varying = set(varying) | {"_lo", "_hi", "_width"}
     hoisted, kept = [], []
     for line in body:
@@ -279,5 +281,12 @@ def _hoist(body, varying):
             kept.append(line)
         else:
             hoisted.append(line)
+    layouts = sorted(found.group(1) for found in map(_ASSIGN.match, hoisted)
+                     if re.fullmatch(r"_e\d+", found.group(1)))
+    if layouts:
+        rename = re.compile(r"\b(%s)\b" % "|".join(layouts))
+        hoisted = [rename.sub(lambda m: prefix + m.group(1), line) for line in hoisted]
+        kept = [line if line.startswith("#") else rename.sub(lambda m: prefix + m.group(1), line)
+                for line in kept]
     body[:] = kept
     return hoisted, varying - {"_lo", "_hi", "_width"}
