@@ -16,7 +16,11 @@ the small per-channel values later statements read, which
 A function with no reduction at all (an eval BatchNorm, an activation: only
 elementwise passes over one large shape) is split along its *leading* axis
 instead: each kernel takes the rows ``x[_lo:_hi]``, one contiguous block of
-memory, so every pass keeps the longest inner loops NumPy can have.
+memory, so every pass keeps the longest inner loops NumPy can have. What no
+row changes (per-channel constants and their layouts) its driver computes
+once, and a kernel whose passes share an array is handed blocks of rows
+small enough to stay in cache from one pass to the next (see :func:`_hoist`
+and the thresholds in :mod:`lucid.codegen.parallel`).
 
 The serial function stays as it was and starts with one test (see
 :func:`condition`): below a measured size, or with one thread, it runs
@@ -112,10 +116,11 @@ def condition(items, shape, axis, blocked):
 
 def too_small(items, shape, axis):
     """Whether static sizes already rule the twin out at any thread count: rows shorter
-    than ``2 * MIN_RUN`` for a split of reductions, fewer than ``MIN_ROWS_ELEMENTS``
-    values for elementwise passes split by rows."""
+    than ``2 * MIN_RUN`` for a split of reductions, fewer values than both
+    ``MIN_ROWS_ELEMENTS`` and blocks need for elementwise passes split by rows."""
+    least = min(parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES // 4)
     dims, least = (shape[axis:], 2 * parallel.MIN_RUN) if has_reductions(items) else \
-        (shape, parallel.MIN_ROWS_ELEMENTS)
+        (shape, least)
     return all(isinstance(d, int) for d in dims) and math.prod(dims) < least
 
 
@@ -124,7 +129,8 @@ def schedule(plan, items, shape, axis):
 
     Statements outside regions move up to as soon as their operands exist
     (the driver runs them before handing out slices); a region is kept only
-    if it holds a reduction and a pass over the whole split shape. Returns
+    if it holds a pass over the whole split shape, and a reduction if the
+    function has any. Returns
     None when no region is kept.
     """
     region = Region(tuple(shape), axis, [])
