@@ -46,3 +46,22 @@ def test_int_and_float_exponents_are_different_programs():
     assert (x ** 2.0).dtype == np.float32
     with pytest.raises(ValueError, match="to the power -1"):
         x ** -1  # torch: integers to negative integer powers are not allowed
+
+
+def test_relu_gradient_at_nan_agrees_between_executor_and_generated_code():
+    from lucid.runtime.executor import run
+    x = np.array([-1.0, np.nan, 2.0, 0.0], np.float32)
+    g = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    program = lucid.compile(lambda t: lucid.relu(t), lucid.placeholder((4,), name="t"))
+    compiled = program(x, g)["grad:t"]
+    reference = run(program.graph, {"t": x, "grad_out": g})["grad:t"]
+    np.testing.assert_array_equal(compiled, [0.0, 0.0, 3.0, 0.0])
+    np.testing.assert_array_equal(reference, compiled)  # np.heaviside gave NaN here
+
+
+def test_step_helper_values():
+    from lucid.ops.special import step
+    x = np.array([-2.0, -0.0, 0.0, 1e-30, np.inf, -np.inf, np.nan], np.float32)
+    np.testing.assert_array_equal(step(x, 0), [0, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(step(x, 1), [0, 1, 1, 1, 1, 0, 0])
+    assert step(x, 0).dtype == np.float32 and step(np.array([3]), 0).dtype == np.float64
