@@ -463,10 +463,10 @@ def test_backward_with_a_tensor_grad_gives_the_arrays_result_and_keeps_neither()
 class _TwoBiases(nn.Module):
     """y = x + a + b: a's and b's gradients are one value, the upstream gradient summed."""
 
-    def __init__(self):
+    def __init__(self, shape=(3,)):
         super().__init__()
-        self.a = nn.Parameter(np.zeros(3, np.float32))
-        self.b = nn.Parameter(np.zeros(3, np.float32))
+        self.a = nn.Parameter(np.zeros(shape, np.float32))
+        self.b = nn.Parameter(np.zeros(shape, np.float32))
 
     def forward(self, x):
         return x + self.a + self.b
@@ -485,3 +485,26 @@ def test_parameters_whose_gradients_are_one_value_each_get_their_own_array():
     assert not any(np.shares_memory(g, seed) for g in (m.a.grad, m.b.grad, x.grad))
     m.a.grad += 1
     np.testing.assert_array_equal(m.b.grad, 2 * seed.sum(0))
+
+
+def test_a_parameter_passed_as_the_input_of_its_own_module_sums_its_gradients():
+    m = _TwoBiases((1, 3))
+    seed = np.array([[1.0, 2.0, 4.0]], np.float32)
+    m(m.a).backward(seed)  # y = a + a + b
+    np.testing.assert_array_equal(m.a.grad, 2 * seed)
+    np.testing.assert_array_equal(m.b.grad, seed)
+    x = Tensor(np.zeros((1, 3), np.float32), requires_grad=True)
+    m(x).backward(seed)  # a fresh input: the walk is skipped again, accumulating
+    np.testing.assert_array_equal(m.a.grad, 3 * seed)
+    np.testing.assert_array_equal(x.grad, seed)
+    # summed first, then added to .grad, as torch does: 1 + 2**-24 + 2**-24 would round to 1
+    m.a.grad = np.ones((1, 3), np.float32)
+    m(m.a).backward(np.full((1, 3), 2.0 ** -24, np.float32))
+    np.testing.assert_array_equal(m.a.grad, np.float32(1 + 2.0 ** -23))
+
+
+def test_one_tensor_passed_twice_is_summed_before_it_is_added_to_its_grad():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    x.grad = np.ones(3, np.float32)
+    (x * x).backward(np.full(3, 2.0 ** -24, np.float32))  # two gradients of 2**-24 each
+    np.testing.assert_array_equal(x.grad, np.float32(1 + 2.0 ** -23))  # not 1: summed first

@@ -70,7 +70,7 @@ class Entry:
                  "fingerprint", "untracked", "bound", "start", "lock", "single",
                  "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
                  "grad_inputs", "distinct", "tuple_type", "scalar_updates", "direct",
-                 "backward", "grads_in_order")
+                 "backward", "grads_in_order", "input_positions", "fixed_targets", "fixed_ids")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -126,8 +126,13 @@ class Entry:
         self.grads_in_order = self.grad_index == list(range(len(back)))  # all, as returned
         self.grad_targets = [t for _, t in self.grads]  # a position, or the Tensor itself
         self.grad_inputs = any(t.__class__ is int for t in self.grad_targets)
-        fixed = [id(t) for t in self.grad_targets if t.__class__ is not int]
-        self.distinct = len(set(fixed)) == len(fixed)  # no parameter differentiated twice
+        # the same targets split (call arguments come first): the positions of the arguments,
+        # then the parameters, which are leaves
+        self.input_positions = [t for t in self.grad_targets if t.__class__ is int]
+        self.fixed_targets = [t for t in self.grad_targets if t.__class__ is not int]
+        self.fixed_ids = {id(t) for t in self.fixed_targets}
+        # no parameter differentiated twice
+        self.distinct = len(self.fixed_ids) == len(self.fixed_targets)
         # the output whose backward may skip the walk (see autograd._one_call): the only
         # one differentiated, with no parameter differentiated twice
         self.direct = self.seed_keys[0] if len(seeds) == 1 and self.distinct else None
