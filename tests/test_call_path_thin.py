@@ -164,3 +164,18 @@ def test_one_tensor_passed_twice_is_summed_before_it_is_added_to_its_grad():
     x.grad = np.ones(3, np.float32)
     (x * x).backward(np.full(3, 2.0 ** -24, np.float32))  # two gradients of 2**-24 each
     np.testing.assert_array_equal(x.grad, np.float32(1 + 2.0 ** -23))  # not 1: summed first
+
+
+def test_a_parameter_given_a_history_in_place_passes_its_gradient_on():
+    """torch: ``a += 2 * x`` on a parameter that does not require grad makes it stand for
+    the sum (not a leaf); a backward through the module reaches x, and a's .grad stays None."""
+    m = _TwoBiases((1, 3))
+    m.a.requires_grad = False
+    x = Tensor(np.ones((1, 3), np.float32), requires_grad=True)
+    m.a += 2 * x
+    assert not m.a.is_leaf and m.a.requires_grad
+    seed = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32)
+    m(Tensor(np.ones((2, 3), np.float32))).backward(seed)
+    np.testing.assert_array_equal(x.grad, 2 * seed.sum(0, keepdims=True))
+    np.testing.assert_array_equal(m.b.grad, seed.sum(0, keepdims=True))
+    assert m.a.grad is None

@@ -203,15 +203,17 @@ def _one_call(call, key, grad, retain_graph):
     if call.__class__ is not Call or key != entry.direct or call.outs is None or \
             LAST_WRITE[0] > call.seq:
         return False
-    targets = entry.fixed_targets  # parameters: leaves
-    if entry.grad_inputs:  # the arguments of this call, first
+    targets = entry.fixed_targets  # the parameters, distinct
+    if entry.grad_inputs:  # the arguments of this call come first
         inputs = list(map(call.tensors.__getitem__, entry.input_positions))
-        if any(map(_ORIGIN, inputs)):  # a gradient goes on into another call
-            return False
         if not entry.fixed_ids.isdisjoint(map(id, inputs)) or \
                 len(inputs) > 1 and len(set(map(id, inputs))) != len(inputs):
             return False  # one tensor is two targets: its gradients are summed
         targets = inputs + targets
+    # a gradient goes on into another call (a parameter too, after an in-place op with a
+    # tensor that requires grad)
+    if any(map(_ORIGIN, targets)):
+        return False
     grads = entry.backward(grad, *call.outs[entry.start:])
     if not entry.grads_in_order:
         grads = map(grads.__getitem__, entry.grad_index)

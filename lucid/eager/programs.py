@@ -125,11 +125,11 @@ class Entry:
         self.grad_index = [i for i, _ in self.grads]
         self.grads_in_order = self.grad_index == list(range(len(back)))  # all, as returned
         self.grad_targets = [t for _, t in self.grads]  # a position, or the Tensor itself
-        self.grad_inputs = any(t.__class__ is int for t in self.grad_targets)
         # the same targets split (call arguments come first): the positions of the arguments,
-        # then the parameters, which are leaves
+        # then the parameters
         self.input_positions = [t for t in self.grad_targets if t.__class__ is int]
         self.fixed_targets = [t for t in self.grad_targets if t.__class__ is not int]
+        self.grad_inputs = bool(self.input_positions)
         self.fixed_ids = {id(t) for t in self.fixed_targets}
         # no parameter differentiated twice
         self.distinct = len(self.fixed_ids) == len(self.fixed_targets)
