@@ -466,7 +466,7 @@ TRAIN_SOURCE = PRELUDE + '''def check(x, grad_out):
         and x.shape[1] == 3
         and type(grad_out) is _ndarray
         and grad_out.dtype is _float32
-        and grad_out.ndim == 0)
+        and grad_out.shape == ())
 
 
 def step(x, grad_out):

@@ -92,8 +92,11 @@ def check_source(graph, params, name):
     conds, seen = [], {}
     for p in params:
         d = graph.node(p)
-        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d.dtype}",
-                  f"{p}.ndim == {len(d.shape)}"]
+        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d.dtype}"]
+        if all(isinstance(dim, int) for dim in d.shape):  # one tuple comparison: ndim and sizes
+            conds.append(f"{p}.shape == {tuple(int(dim) for dim in d.shape)!r}")
+            continue
+        conds.append(f"{p}.ndim == {len(d.shape)}")
         for axis, dim in enumerate(d.shape):
             if isinstance(dim, str) and dim not in seen:
                 seen[dim] = f"{p}.shape[{axis}]"
