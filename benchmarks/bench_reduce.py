@@ -15,6 +15,8 @@ medians in microseconds (``benchmarks/timing.py``). Forms:
                (x @ ones_L) then ones_N @ that for (N, C, L) (two BLAS gemv, the (N, C)
                partial sums in between)
   ones+alloc   the same with the ones vectors made by np.ones on every call
+  ones64       "ones" in float64 on float32 data: np.matmul(..., dtype=np.float64) converts
+               the data as it goes
   vecdot       product forms: np.vecdot(a, b) along the summed axis (a dot per row, no
                product array), for (N, C, L) the (N, C) dots then ones_N @ them
   bmm          product form of (N, C, L): a[..., None, :] @ b[..., :, None], then a sum
@@ -75,6 +77,11 @@ def forms(shape, dtype, product, rng):
     if dtype == "float32":
         impls["einsum64"] = lambda: np.einsum(f"{spec}->b", a, dtype=np.float64)
         impls["reduce64"] = lambda: np.add.reduce(a, axis=axes, dtype=np.float64)
+        ones64_n, ones64_l = np.ones(n, np.float64), (np.ones(l, np.float64) if l else None)
+        if two:
+            impls["ones64"] = lambda: np.matmul(ones64_n, a, dtype=np.float64)
+        else:
+            impls["ones64"] = lambda: ones64_n @ np.matmul(a, ones64_l, dtype=np.float64)
     if two:
         impls["ones"] = lambda: ones_n @ a
         impls["ones+alloc"] = lambda: np.ones(n, a.dtype) @ a
@@ -102,7 +109,8 @@ def run(quick, seed):
 
 
 def table(rows):
-    names = ["einsum", "einsum64", "reduce", "reduce64", "ones", "ones+alloc", "vecdot", "bmm"]
+    names = ["einsum", "einsum64", "reduce", "reduce64", "ones64", "ones", "ones+alloc",
+             "vecdot", "bmm"]
     lines = [f"| shape | dtype | form | {' | '.join(names)} |",
              "|---" * (len(names) + 3) + "|"]
     for shape, dtype, product, t in rows:
@@ -113,12 +121,13 @@ def table(rows):
 
 
 def einsum_only():
-    """A stand-in for ``reduce.choose`` that never picks the matrix product with ones."""
-    choose = reduce.choose
+    """A stand-in for ``reduce.choose`` that never picks a matrix product with ones."""
+    choose, einsum = reduce.choose, {reduce.Form.ONES: reduce.Form.EINSUM,
+                                     reduce.Form.ONES64: reduce.Form.EINSUM64}
 
     def chosen(*args):
         form = choose(*args)
-        return reduce.Form.EINSUM if form is reduce.Form.ONES else form
+        return einsum.get(form, form)
     return chosen
 
 

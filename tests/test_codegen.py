@@ -194,8 +194,13 @@ def code(body):
     einsum alone: one statement per sum, as without the test."""
     lines = [s.strip() for s in body if not s.strip().startswith(("return ", "if _worth("))
              and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
-    guards = {i for i, s in enumerate(lines) if s.startswith("if ") and "reduce.BLAS_LIMIT" in s}
-    return [s for i, s in enumerate(lines) if not {i, i - 1, i - 2} & guards]
+    out, guarded = [], False
+    for s in lines:
+        guarded = guarded or (s.startswith("if ") and "reduce.BLAS_LIMIT" in s)
+        if not guarded:
+            out.append(s)
+        guarded = guarded and s != "else:"
+    return out
 
 
 def statements(body):

@@ -52,8 +52,11 @@ SPECS = {(0,): "ab->b", (0, 2): "abc->b"}
 
 # -- the rule --------------------------------------------------------------------------
 @pytest.mark.parametrize("args, form", [
-    ((1, "float32", True, (0,), ("N", 256), False), Form.EINSUM64),  # the mean of raw data
-    ((1, "float32", True, (0, 2), (64, 8, 16), False), Form.EINSUM64),
+    ((1, "float32", True, (0,), ("N", 256), False), Form.ONES64),  # the mean of raw data
+    ((1, "float32", True, (0, 2), (64, 8, 16), False), Form.ONES64),
+    ((1, "float32", True, (0,), ("N", 256), True), Form.EINSUM64),
+    ((1, "float32", True, (0, 2), (64, 256, 32), False), Form.EINSUM64),  # 2**19 values
+    ((1, "float32", True, (1,), ("N", 256), False), Form.EINSUM64),
     ((1, "float32", False, (0,), ("N", 256), False), Form.ONES),  # a backward sum
     ((1, "float64", False, (0,), (32, 64), False), Form.ONES),
     ((1, "float32", False, (0, 2), ("N", 64, 16), False), Form.ONES),
@@ -93,7 +96,8 @@ def test_every_form_agrees_with_exact_sums_on_offset_data(shape, axes, dtype):
     x = (1e4 + rng.standard_normal(shape)).astype(dtype)
     spec, n = SPECS[axes], x.size // x.shape[1]
     errors = {}
-    for form in ([Form.EINSUM, Form.ONES] + ([Form.EINSUM64] if dtype == "float32" else [])):
+    for form in [Form.EINSUM, Form.ONES] + \
+            ([Form.EINSUM64, Form.ONES64] if dtype == "float32" else []):
         got = evaluate(reduce.lower(form, "s", spec, ["x"], shape, dtype), x=x)
         assert got.dtype == dtype and got.shape == (shape[1],)
         errors[form] = error(got, x, axes)
@@ -101,32 +105,43 @@ def test_every_form_agrees_with_exact_sums_on_offset_data(shape, axes, dtype):
     # BLAS keeps SIMD partial sums: no worse than the einsum it replaces
     assert errors[Form.ONES] <= max(1.5 * errors[Form.EINSUM], 4), errors
     if dtype == "float32":  # accumulated in float64: within an ulp of the result
-        assert errors[Form.EINSUM64] <= 1, errors
+        assert errors[Form.EINSUM64] <= 1 and errors[Form.ONES64] <= 1, errors
 
 
+@pytest.mark.parametrize("form", [Form.ONES, Form.ONES64])
 @pytest.mark.parametrize("axes, shape, sizes", [((0,), ("N", 7), [5, BLAS_LIMIT // 7 + 3]),
                                                 ((0, 2), ("N", 3, 16), [4, BLAS_LIMIT // 48 + 1])])
-def test_both_sides_of_the_runtime_test_agree_with_exact_sums(axes, shape, sizes):
-    lines = reduce.lower(Form.ONES, "s", SPECS[axes], ["x"], shape, "float32")
+def test_both_sides_of_the_runtime_test_agree_with_exact_sums(form, axes, shape, sizes):
+    lines = reduce.lower(form, "s", SPECS[axes], ["x"], shape, "float32")
     rng = np.random.default_rng(4)
+    n_small, n_large = sizes
+    assert n_small * math.prod(shape[1:]) <= BLAS_LIMIT < n_large * math.prod(shape[1:])
     for n in sizes:
         x = (1e3 + rng.standard_normal((n,) + shape[1:])).astype(np.float32)
         s = evaluate(lines, x=x, size_N=n)
-        assert error(s, x, axes) <= 4 * math.log2(n) + 4
-    n_small, n_large = sizes
-    assert n_small * math.prod(shape[1:]) <= BLAS_LIMIT < n_large * math.prod(shape[1:])
+        assert s.dtype == np.float32 and error(s, x, axes) <= (1 if form is Form.ONES64 else n)
+        dtype = np.float64 if form is Form.ONES64 else np.float32
+        data, ones = x.astype(dtype), np.ones(n, dtype)
+        blas = ones @ data if len(shape) == 2 else ones @ (data @ np.ones(shape[2], dtype))
+        # the BLAS form below the limit, einsum above it
+        want = blas if n == n_small else np.einsum(SPECS[axes], x, dtype=dtype)
+        np.testing.assert_array_equal(s, want.astype(np.float32))
 
 
 def test_ones_are_read_only_and_kept_between_calls():
     ones = helpers()["_ones"]
+    cache = ones.__globals__["_ones_cache"]
     a = ones(5, np.float32)
-    assert a is ones(5, np.float32) and a.dtype == np.float32 and np.all(a == 1)
-    assert ones(5, np.float64) is not a and ones(5, np.float64).dtype == np.float64
+    assert a.shape == (5,) and a.dtype == np.float32 and np.all(a == 1)
+    assert ones(5, np.float64).dtype == np.float64 and ones(5, np.float64).shape == (5,)
     with pytest.raises(ValueError):
         a[0] = 2
-    for n in range(200):  # many batch sizes: the cache stays bounded
-        ones(n, np.float32)
-    assert len(ones.__globals__["_ones_cache"]) <= 64
+    kept = cache[np.float32]
+    assert ones(3, np.float32).base is kept  # shorter: a view of the vector kept
+    for n in range(1, 200):  # many batch sizes: one vector per dtype, the longest
+        assert ones(n, np.float32).shape == (n,) and np.all(ones(n, np.float32) == 1)
+    assert len(cache) == 2 and cache[np.float32].shape == (199,)
+    assert not cache[np.float32].flags.writeable
 
 
 # -- in generated programs -------------------------------------------------------------------
@@ -163,7 +178,11 @@ def test_batchnorm_backward_sums_with_ones_and_agrees_on_both_sides(shape, sizes
     assert re.search(r"\n        _r\d+ = \(?_ones\(size_N, np\.float32\) @ \(?grad_out\b", backward)
     forward = program.source[program.source.index("def forward("):
                              program.source.index("def backward(")]
-    assert "_ones(" not in forward  # the mean keeps its float64 einsum
+    # the mean: float32 data summed in float64 (matmul converting it)
+    assert re.search(r"\n        _r\d+ = (np\.matmul\(_ones\(size_N, np\.float64\), x|"
+                     r"\(_ones\(size_N, np\.float64\) @ np\.matmul\(x), .*dtype=np\.float64",
+                     forward), forward
+    assert "_ones(size_N, np.float32)" not in forward
     rng = np.random.default_rng(5)
     for n in sizes:
         full = (n,) + shape[1:]
@@ -188,7 +207,7 @@ def test_static_shapes_use_ones_without_a_test():
     assert "_ones(" not in program4k.source.split(reduce.HELPER)[1]
 
 
-def test_functions_with_a_parallel_twin_keep_einsum(monkeypatch):
+def test_functions_with_a_parallel_twin_keep_einsum():
     # (N, 128, 256) has a twin at the measured thresholds: its sums stay einsum serially too
     program, _ = batchnorm((None, 128, 256))
     assert "def _step_parallel(" in program.source

@@ -4,8 +4,9 @@ Small values (per-channel statistics, scales, counts) are printed as one
 expression each. Large values are written into a destination array with
 ``out=`` ufunc calls (:mod:`.linear`: an expression linear in its large
 operands, ``sum_i k_i * f_i + c``, costs one pass per term and no temporaries
-beyond one scratch array); a reduction is one ``np.einsum`` pass (of a product of
-two operands too, never materialising the product).
+beyond one scratch array); a reduction is one pass in the form :mod:`.reduce` picks
+by measurement (``np.einsum``, of a product of two operands too, never materialising
+the product; or a matrix product with ones).
 Node names are checked identifiers (:meth:`lucid.graph.Graph.fresh_name`);
 anything else a user wrote reaches the source only through :func:`comment`.
 """

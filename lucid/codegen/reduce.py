@@ -23,15 +23,14 @@ _ones_cache = {}
 
 
 def _ones(n, dtype):
-    """A read-only vector of n ones, kept between calls: a sum as a matrix product."""
-    ones = _ones_cache.get((n, dtype))
-    if ones is None:
-        if len(_ones_cache) >= 64:  # many batch sizes: start again rather than grow
-            _ones_cache.clear()
+    """n ones, read-only: a view of one vector per dtype kept between calls (as long as
+    the longest asked for, at most BLAS_LIMIT), for a sum as a matrix product."""
+    ones = _ones_cache.get(dtype)
+    if ones is None or len(ones) < n:
         ones = np.ones(n, dtype)
         ones.flags.writeable = False
-        _ones_cache[n, dtype] = ones
-    return ones
+        _ones_cache[dtype] = ones
+    return ones[:n]
 '''
 
 
@@ -41,6 +40,7 @@ class Form(Enum):
     EINSUM = "einsum"  # np.einsum(spec, a[, b]): one pass, a product never materialised
     EINSUM64 = "einsum64"  # the same with dtype=np.float64, then cast back to float32
     ONES = "ones"  # ones_N @ x, ones_N @ (x @ ones_L): BLAS gemv in the data's own dtype
+    ONES64 = "ones64"  # ONES on float32 data cast to float64 by np.matmul(..., dtype=)
 
 
 def choose(operands, dtype, widen, axes, shape, twinned):
@@ -49,48 +49,53 @@ def choose(operands, dtype, widen, axes, shape, twinned):
     ``widen``: accumulate float32 data in float64 (the mean of raw data); ``twinned``:
     the function has a parallel twin, whose channel slices must sum each channel to the
     same bits as the whole array does. Medians in microseconds from
-    ``python benchmarks/bench_reduce.py`` (two runs, interleaved, on a 2-core machine
-    that other processes were using; "ones" holds its ones vector between calls):
+    ``python benchmarks/bench_reduce.py`` (the range over four runs, interleaved, on a
+    2-core machine that other processes were using; "ones" holds its ones vectors
+    between calls):
 
-    ==============  =======  ====  ============  ============  ============  ============
-    shape           dtype    sum   einsum        einsum64      add.reduce    ones
-    ==============  =======  ====  ============  ============  ============  ============
-    (32, 64)        float32  a     2.4 - 3.8     3.3 - 5.5     1.7 - 2.8     1.1 - 2.0
-    (256, 256)      float32  a     9.1 - 13.4    24 - 36       9.1 - 11.2    3.9 - 5.2
-    (256, 256)      float64  a     14.8 - 18.2                 13.4 - 16.6   6.8 - 8.1
-    (4096, 256)     float32  a     169 - 225     591 - 837     176 - 212     6207 - 7043
-    (128, 64, 16)   float32  a     34 - 60       76 - 143      157 - 183     21.5 - 37.6
-    (128, 64, 16)   float64  a     38 - 69                     158 - 183     26 - 41
-    (64, 128, 256)  float32  a     206 - 218     821 - 863     458 - 559     198 - 254
-    (64, 256, 512)  float32  a     1020 - 1534   4585 - 6744   1615 - 2115   2481 - 3541
-    ==============  =======  ====  ============  ============  ============  ============
+    ==============  =======  ===========  ===========  ===========  ===========  ===========
+    sum of a        dtype    einsum       add.reduce   ones         einsum64     ones64
+    ==============  =======  ===========  ===========  ===========  ===========  ===========
+    (32, 64)        float32  2.4 - 3.8    1.7 - 2.8    1.1 - 2.0    3.3 - 5.5    2.1 - 2.2
+    (256, 256)      float32  9.1 - 13.4   9.1 - 11.8   3.7 - 5.2    24 - 36      16.5 - 17.4
+    (256, 256)      float64  14.5 - 18.2  13.4 - 17.5  6.8 - 8.1
+    (4096, 256)     float32  118 - 225    152 - 212    50 - 7043    357 - 837    534 - 7320
+    (128, 64, 16)   float32  34 - 60      157 - 183    21.5 - 37.6  76 - 143     44.0 - 44.1
+    (128, 64, 16)   float64  38 - 69      158 - 183    25 - 41
+    (64, 128, 256)  float32  206 - 238    452 - 559    198 - 465    702 - 946    2101 - 2147
+    (64, 256, 512)  float32  1020 - 1534  1615 - 2115  2481 - 3541  4585 - 6744  7234 - 8368
+    ==============  =======  ===========  ===========  ===========  ===========  ===========
 
     Products ``a*b`` (never materialised): einsum beat ``np.vecdot`` along axis 0 of
     (N, C) 4-12x from (256, 256) on (a strided dot per channel), and the (N, C) row dots
-    of (N, C, L) then a sum 2x at (128, 64, 16), within 10% either way above: products
-    stay einsum.
+    of (N, C, L) then a sum 2x at (128, 64, 16); the row dots won by 12-26% only in
+    float32 at (64, 128, 256) and took 0.83-1.06x einsum's time at (64, 256, 512), shapes
+    that run in parallel twins: products stay einsum.
 
-    So: a float32 sum accumulated in float64 (``widen``) is einsum64 (fastest of the
-    widening forms for 3D, within 10% of add.reduce for 2D). A single-operand float
-    sum over axis 0 of (N, C) or axes (0, 2) of (N, C, L), accumulated in its own dtype,
-    is ``ones`` up to :data:`BLAS_LIMIT` elements (1.5-2.5x faster than einsum; with a
-    batch size known only at run time the statement tests the size), but not in a
-    function with a parallel twin: its kernels sum slices of channels, and one form
-    for both keeps every thread count's bits the same. Everything else is einsum.
+    So a single-operand float sum over axis 0 of (N, C) or axes (0, 2) of (N, C, L) of
+    at most :data:`BLAS_LIMIT` values (with a batch size known only at run time the
+    statement tests the size) is ``ones`` when accumulated in its own dtype (1.5-2.5x
+    faster than einsum) and ``ones64`` when float32 data is accumulated in float64
+    (1.5-1.7x faster than einsum64), except in a function with a parallel twin: its
+    kernels sum slices of channels, and one form for both keeps every thread count's
+    bits the same. Above the limit BLAS threads (and stalled: 7 ms at (4096, 256)).
+    Everything else is einsum, or einsum64 when widened (the fastest widening form in
+    3D, within 20% of add.reduce in 2D).
 
-    Error: gemv accumulates in the data's dtype, as the einsum it replaces does, and
-    sums over N one row after another (in SIMD lanes across channels, a few rows per
-    step), an error bound of about N units in the last place of the sum of |x|, as
-    einsum's; the (0, 2) form sums each row of L in SIMD partial sums first, as einsum
-    does (tests/test_reduce_forms.py measures both against float64 on offset data).
+    Error: gemv accumulates in the dtype it is given, as the einsum it replaces does, and
+    sums over N a few rows at a time (SIMD lanes across channels), an error bound of
+    about N units in the last place of the sum of |x|, as einsum's; the (0, 2) form sums
+    each row of L in SIMD partial sums first, as einsum does. ``ones64`` sums the
+    float32 values, exactly converted, in float64 (matmul converts them in blocks and
+    keeps no float64 copy). tests/test_reduce_forms.py measures
+    every form against exact sums of offset data.
     """
+    fits = operands == 1 and dtype in ("float32", "float64") and not twinned and \
+        tuple(axes) in {2: [(0,)], 3: [(0, 2)]}.get(len(shape), []) and \
+        _limit(shape) is not None
     if widen:
-        return Form.EINSUM64
-    ones = operands == 1 and dtype in ("float32", "float64") and not twinned and \
-        tuple(axes) in {2: [(0,)], 3: [(0, 2)]}.get(len(shape), [])
-    if ones and _limit(shape) is not None:
-        return Form.ONES
-    return Form.EINSUM
+        return Form.ONES64 if fits else Form.EINSUM64
+    return Form.ONES if fits else Form.EINSUM
 
 
 def _limit(shape):
@@ -113,23 +118,29 @@ def lower(form, name, spec, args, shape, dtype, fix=""):
         s = np.einsum('ab->b', x)
     >>> lower(Form.ONES, "s", 'abc->b', ['x'], (8, 4, 16), 'float64', '.reshape((4, 1))')
     ['s = (_ones(8, np.float64) @ (x @ _ones(16, np.float64))).reshape((4, 1))']
+    >>> lower(Form.ONES64, "s", 'ab->b', ['x'], (8, 4), 'float32')
+    ['s = np.matmul(_ones(8, np.float64), x, dtype=np.float64).astype(np.float32)']
     """
-    einsum = f"np.einsum({spec!r}, {', '.join(args)})"
     if form is Form.EINSUM:
-        return [f"{name} = {einsum}{fix}"]
+        return [f"{name} = np.einsum({spec!r}, {', '.join(args)}){fix}"]
+    widened = f"np.einsum({spec!r}, {', '.join(args)}, dtype=np.float64).astype(np.float32)"
     if form is Form.EINSUM64:
-        return [f"{name} = np.einsum({spec!r}, {', '.join(args)}, dtype=np.float64)"
-                f".astype(np.float32){fix}"]
-    dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
+        return [f"{name} = {widened}{fix}"]
     (x,) = args
-    value = f"_ones({dims[0]}, np.{dtype}) @ " + \
-        (f"({x} @ _ones({dims[2]}, np.{dtype}))" if len(shape) == 3 else x)
-    value = f"({value}){fix}" if fix else value  # the reshape is of the product
+    kind = "float64" if form is Form.ONES64 else dtype
+    n, l = (f"_ones({size_name(d) if isinstance(d, str) else d}, np.{kind})"
+            for d in (shape[0], shape[-1]))
+    if form is Form.ONES64:  # matmul casts x to float64 as it goes: no array kept for it
+        value = f"np.matmul({n}, {x}, dtype=np.float64)" if len(shape) == 2 else \
+            f"({n} @ np.matmul({x}, {l}, dtype=np.float64))"
+        value = f"{value}.astype(np.float32){fix}"
+    else:
+        value = f"{n} @ {x}" if len(shape) == 2 else f"{n} @ ({x} @ {l})"
+        value = f"({value}){fix}" if fix else value  # the reshape is of the product
     limit = _limit(shape)
     if not limit:
         return [f"{name} = {value}"]
     sizes = " * ".join(size_name(d) for d in shape if isinstance(d, str))
+    other = f"{widened}{fix}" if form is Form.ONES64 else f"np.einsum({spec!r}, {x}){fix}"
     return [f"if {sizes} <= {limit}:  # one BLAS thread (reduce.BLAS_LIMIT): a product with ones",
-            f"    {name} = {value}",
-            "else:",
-            f"    {name} = {einsum}{fix}"]
+            f"    {name} = {value}", "else:", f"    {name} = {other}"]
