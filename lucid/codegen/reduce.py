@@ -49,28 +49,28 @@ def choose(operands, dtype, widen, axes, shape, twinned):
     ``widen``: accumulate float32 data in float64 (the mean of raw data); ``twinned``:
     the function has a parallel twin, whose channel slices must sum each channel to the
     same bits as the whole array does. Medians in microseconds from
-    ``python benchmarks/bench_reduce.py`` (the range over four runs, interleaved, on a
-    2-core machine that other processes were using; "ones" holds its ones vectors
-    between calls):
+    ``python benchmarks/bench_reduce.py`` (the range over four runs, two for ones64,
+    interleaved, on a 2-core machine that other processes were using; "ones" holds its
+    ones vectors between calls):
 
     ==============  =======  ===========  ===========  ===========  ===========  ===========
     sum of a        dtype    einsum       add.reduce   ones         einsum64     ones64
     ==============  =======  ===========  ===========  ===========  ===========  ===========
-    (32, 64)        float32  2.4 - 3.8    1.7 - 2.8    1.1 - 2.0    3.3 - 5.5    2.1 - 2.2
-    (256, 256)      float32  9.1 - 13.4   9.1 - 11.8   3.7 - 5.2    24 - 36      16.5 - 17.4
-    (256, 256)      float64  14.5 - 18.2  13.4 - 17.5  6.8 - 8.1
-    (4096, 256)     float32  118 - 225    152 - 212    50 - 7043    357 - 837    534 - 7320
-    (128, 64, 16)   float32  34 - 60      157 - 183    21.5 - 37.6  76 - 143     44.0 - 44.1
-    (128, 64, 16)   float64  38 - 69      158 - 183    25 - 41
-    (64, 128, 256)  float32  206 - 238    452 - 559    198 - 465    702 - 946    2101 - 2147
-    (64, 256, 512)  float32  1020 - 1534  1615 - 2115  2481 - 3541  4585 - 6744  7234 - 8368
+    (32, 64)        float32  2.4 - 3.8    1.7 - 2.8    1.1 - 2.0    3.3 - 5.5    2.2 - 2.2
+    (256, 256)      float32  9.1 - 13.4   8.7 - 12.5   3.8 - 5.2    24 - 36      16.6 - 17.0
+    (256, 256)      float64  14.6 - 18.2  13.4 - 16.6  6.8 - 8.1
+    (4096, 256)     float32  142 - 225    147 - 212    203 - 7043   417 - 837    7058 - 8893
+    (128, 64, 16)   float32  34 - 60      157 - 183    21.5 - 37.6  76 - 143     43.8 - 45.7
+    (128, 64, 16)   float64  37 - 69      158 - 183    25 - 41
+    (64, 128, 256)  float32  172 - 222    453 - 559    198 - 416    637 - 863    1794 - 2273
+    (64, 256, 512)  float32  1020 - 1534  1615 - 2115  2481 - 3541  4585 - 8749  12778 - 19470
     ==============  =======  ===========  ===========  ===========  ===========  ===========
 
     Products ``a*b`` (never materialised): einsum beat ``np.vecdot`` along axis 0 of
     (N, C) 4-12x from (256, 256) on (a strided dot per channel), and the (N, C) row dots
-    of (N, C, L) then a sum 2x at (128, 64, 16); the row dots won by 12-26% only in
-    float32 at (64, 128, 256) and took 0.83-1.06x einsum's time at (64, 256, 512), shapes
-    that run in parallel twins: products stay einsum.
+    of (N, C, L) then a sum 2x at (128, 64, 16); the row dots won by 12-29% only in
+    float32 at (64, 128, 256) and took 0.9-1.06x einsum's time at (64, 256, 512) (one
+    noisy 0.57), shapes that run in parallel twins: products stay einsum.
 
     So a single-operand float sum over axis 0 of (N, C) or axes (0, 2) of (N, C, L) of
     at most :data:`BLAS_LIMIT` values (with a batch size known only at run time the
@@ -78,7 +78,7 @@ def choose(operands, dtype, widen, axes, shape, twinned):
     faster than einsum) and ``ones64`` when float32 data is accumulated in float64
     (1.5-1.7x faster than einsum64), except in a function with a parallel twin: its
     kernels sum slices of channels, and one form for both keeps every thread count's
-    bits the same. Above the limit BLAS threads (and stalled: 7 ms at (4096, 256)).
+    bits the same. Above the limit BLAS threads, and stalled (7 ms at (4096, 256)).
     Everything else is einsum, or einsum64 when widened (the fastest widening form in
     3D, within 20% of add.reduce in 2D).
 
@@ -86,9 +86,9 @@ def choose(operands, dtype, widen, axes, shape, twinned):
     sums over N a few rows at a time (SIMD lanes across channels), an error bound of
     about N units in the last place of the sum of |x|, as einsum's; the (0, 2) form sums
     each row of L in SIMD partial sums first, as einsum does. ``ones64`` sums the
-    float32 values, exactly converted, in float64 (matmul converts them in blocks and
-    keeps no float64 copy). tests/test_reduce_forms.py measures
-    every form against exact sums of offset data.
+    float32 values, exactly converted, in float64 (matmul converts them itself: no
+    float64 array is kept between calls). tests/test_reduce_forms.py measures every
+    form against exact sums of offset data.
     """
     fits = operands == 1 and dtype in ("float32", "float64") and not twinned and \
         tuple(axes) in {2: [(0,)], 3: [(0, 2)]}.get(len(shape), []) and \
