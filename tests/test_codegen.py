@@ -189,9 +189,18 @@ def functions(source):
 
 def code(body):
     """Stripped lines without the ``size_*`` bindings, the return and the hand-off to the
-    parallel twin (``if _worth(...): return _step_parallel(...)``)."""
-    return [s.strip() for s in body if not s.strip().startswith(("return ", "if _worth("))
-            and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
+    parallel twin (``if _worth(...): return _step_parallel(...)``); of a sum that tests the
+    batch size (``if size_N <= K:`` BLAS form ``else:`` einsum, lucid.codegen.reduce), the
+    einsum alone: one statement per sum, as without the test."""
+    lines = [s.strip() for s in body if not s.strip().startswith(("return ", "if _worth("))
+             and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
+    out, guarded = [], False
+    for s in lines:
+        guarded = guarded or (s.startswith("if ") and "reduce.BLAS_LIMIT" in s)
+        if not guarded:
+            out.append(s)
+        guarded = guarded and s != "else:"
+    return out
 
 
 def statements(body):

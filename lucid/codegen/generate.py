@@ -14,7 +14,7 @@ import sympy as sp
 
 from dataclasses import replace
 
-from . import parallel
+from . import parallel, reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
@@ -46,7 +46,7 @@ def _buffer(slot, shape, dtype):
     if array is None or array.shape != shape or array.dtype != dtype:
         array = pool[slot] = np.empty(shape, dtype)
     return array
-'''
+''' + reduce.HELPER
 
 
 def generate(plan, graph, seeds):
@@ -187,16 +187,17 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     """The source of function ``name``; if it has regions to split, the source of its
     parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.twin`)
     goes into ``twins``."""
-    emitter = _emitter(plan, name, params, items, returns)
-    for it in items:
-        emitter.item(it)
-    plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
-    lines = emitter.lines
     chosen = choose(plan, items)
     if chosen and all(isinstance(d, int) for d in chosen[0][chosen[1]:]) and \
             math.prod(chosen[0][chosen[1]:]) < 2 * parallel.MIN_RUN:
         chosen = None  # rows too short for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
+    emitter = _emitter(plan, name, params, items, returns)
+    emitter.twinned = bool(groups)  # then its sums take the forms its kernels can take
+    for it in items:
+        emitter.item(it)
+    plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
+    lines = emitter.lines
     if groups:
         twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
         shape, axis = chosen
@@ -220,6 +221,7 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
     """The driver ``_<name>_parallel`` and its kernels, over ``groups`` from ``schedule``."""
     items = [it for _, group in groups for it in group]
     emitter = _emitter(plan, name, params, items, returns)  # slots shared with the serial one
+    emitter.twinned = True
     last = last_uses(plan, items)
     back = {sp.Symbol(str(r), real=True) for r in returns}
     shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
