@@ -15,6 +15,8 @@ checkout of main for it: ``git worktree add --detach /tmp/lucid-main main``.
 Variants (train: BatchNorm1d(C) in train mode, x not requiring grad):
   fn            the Tensor face's generated forward + backward on prepared arrays
   face          bn(Tensor(x)).backward(dy)
+  fn dx         the same with x requiring grad (its program also computes dx)
+  face dx       bn(Tensor(x, requires_grad=True)).backward(Tensor(dy)), as bench_batchnorm times it
   step          the compiled program's generated step function on prepared arrays
   program       lucid.compile(bn, placeholder, mode="train")(x, dy): checks and commit
   eval fn       the eval program's generated function on prepared arrays
@@ -37,8 +39,8 @@ from timing import measure  # noqa: E402
 
 SHAPES = [(32, 64), (128, 64, 16)]
 #: overhead name -> (the way of calling, the generated code it runs)
-OVERHEADS = {"face": ("face", "fn"), "program": ("program", "step"),
-             "eval face": ("eval face", "eval fn")}
+OVERHEADS = {"face": ("face", "fn"), "face dx": ("face dx", "fn dx"),
+             "program": ("program", "step"), "eval face": ("eval face", "eval fn")}
 
 
 def load(root):
@@ -67,12 +69,12 @@ def _arguments(program, x, dy=None):
             for p in program.graph.inputs if dy is not None or p not in seeds]
 
 
-def _face_program(bn, lucid, x, dy, training):
+def _face_program(bn, lucid, x, dy, training, dx=False):
     bn.train(training)
-    out = bn(lucid.Tensor(x))
+    out = bn(lucid.Tensor(x, requires_grad=dx))
     if training:
         out.backward(dy)
-    key = next(k for k in bn._programs if k[0] is training)
+    key = next(k for k in bn._programs if k[0] is training and k[-1] is dx)
     return bn._programs[key].program
 
 
@@ -85,10 +87,14 @@ def variants(lucid, shape, rng):
     train = _face_program(bn, lucid, x, dy, True)
     args = _arguments(train, x)
     n_res = len(train.residuals)
+    train_dx = _face_program(bn, lucid, x, dy, True, dx=True)
+    args_dx = _arguments(train_dx, x)
+    n_res_dx = len(train_dx.residuals)
     evaluated = _face_program(bn, lucid, x, dy, False)
     eval_args = _arguments(evaluated, x)
     bn.train()
     face = lucid.nn.BatchNorm1d(c)
+    face_dx = lucid.nn.BatchNorm1d(c)
     face_eval = lucid.nn.BatchNorm1d(c).eval()
     compiled_bn = lucid.nn.BatchNorm1d(c)
     compiled = lucid.compile(compiled_bn, lucid.placeholder((None,) + shape[1:], name="x"),
@@ -100,9 +106,15 @@ def variants(lucid, shape, rng):
         outs = train.forward_fn(*args)
         train.backward_fn(dy, *outs[len(outs) - n_res:])
 
+    def fn_dx():
+        outs = train_dx.forward_fn(*args_dx)
+        train_dx.backward_fn(dy, *outs[len(outs) - n_res_dx:])
+
     return {
         "fn": fn,
         "face": lambda: face(Tensor(x)).backward(dy),
+        "fn dx": fn_dx,
+        "face dx": lambda: face_dx(Tensor(x, requires_grad=True)).backward(Tensor(dy)),
         "step": lambda: compiled.step_fn(*step_args),
         "program": lambda: compiled(x, dy),
         "eval fn": lambda: evaluated.step_fn(*eval_args),

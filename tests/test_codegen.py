@@ -189,9 +189,19 @@ def functions(source):
 
 def code(body):
     """Stripped lines without the ``size_*`` bindings, the return and the hand-off to the
-    parallel twin (``if _worth(...): return _step_parallel(...)``, or ``_worth_rows``)."""
-    return [s.strip() for s in body if not s.strip().startswith(("return ", "if _worth(", "if _worth_rows("))
-            and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
+    parallel twin (``if _worth(...): return _step_parallel(...)``, or ``_worth_rows``); of a
+    sum that tests the batch size (``if size_N <= K:`` BLAS form ``else:`` einsum,
+    lucid.codegen.reduce), the einsum alone: one statement per sum, as without the test."""
+    lines = [s.strip() for s in body
+             if not s.strip().startswith(("return ", "if _worth(", "if _worth_rows("))
+             and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
+    out, guarded = [], False
+    for s in lines:
+        guarded = guarded or (s.startswith("if ") and "reduce.BLAS_LIMIT" in s)
+        if not guarded:
+            out.append(s)
+        guarded = guarded and s != "else:"
+    return out
 
 
 def statements(body):
@@ -466,7 +476,7 @@ TRAIN_SOURCE = PRELUDE + '''def check(x, grad_out):
         and x.shape[1] == 3
         and type(grad_out) is _ndarray
         and grad_out.dtype is _float32
-        and grad_out.ndim == 0)
+        and grad_out.shape == ())
 
 
 def step(x, grad_out):

@@ -4,8 +4,9 @@ Small values (per-channel statistics, scales, counts) are printed as one
 expression each. Large values are written into a destination array with
 ``out=`` ufunc calls (:mod:`.linear`: an expression linear in its large
 operands, ``sum_i k_i * f_i + c``, costs one pass per term and no temporaries
-beyond one scratch array); a reduction is one ``np.einsum`` pass (of a product of
-two operands too, never materialising the product).
+beyond one scratch array); a reduction is one pass in the form :mod:`.reduce` picks
+by measurement (``np.einsum``, of a product of two operands too, never materialising
+the product; or a matrix product with ones).
 Node names are checked identifiers (:meth:`lucid.graph.Graph.fresh_name`);
 anything else a user wrote reaches the source only through :func:`comment`.
 """
@@ -19,6 +20,7 @@ from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-expor
 from .memory import Pool
 from .plan import VIEWS
 from .printer import to_numpy_source
+from . import reduce
 from .text import comment, describe, shape_source
 
 def src(expr, scalars=None) -> str:
@@ -46,6 +48,7 @@ class Emitter(LinearForms):
         self.expanded = {}  # per-channel operands laid out for long inner loops
         self.k_defs = {}  # _k symbols of shared coefficient parts -> their values
         self.region = None  # while emitting a kernel over channel slices: its twin.Region
+        self.twinned = False  # the function has a parallel twin (set by generate)
 
     def src(self, expr):
         return src(expr, self.plan.scalars)
@@ -176,7 +179,8 @@ class Emitter(LinearForms):
                           else f"{name} = {value}")
 
     def reduction(self, name, it):
-        """A sum over axes as one ``np.einsum`` pass (faster than np.sum off the last axis).
+        """A sum over axes in the form :func:`lucid.codegen.reduce.choose` picks: one
+        ``np.einsum`` pass, or a matrix product with ones.
 
         A forward sum of a single float32 operand accumulates in float64: that
         is the mean of raw data, where a float32 running sum of values like
@@ -197,12 +201,11 @@ class Emitter(LinearForms):
         letters = "abcdefghijklmnopqrstuvwxyz"[:len(shape)]
         kept = "".join(c for i, c in enumerate(letters) if i not in axes)
         spec = ",".join([letters] * len(factors)) + "->" + kept
-        args = ", ".join(map(str, factors))
-        if len(factors) == 1 and it.dtype == "float32" and not it.backward:
-            value = f"np.einsum({spec!r}, {args}, dtype=np.float64).astype(np.float32)"
-        else:
-            value = f"np.einsum({spec!r}, {args})"
-        self.lines.append(f"{name} = {value}{fix}")
+        widen = len(factors) == 1 and it.dtype == "float32" and not it.backward
+        twinned = self.twinned or self.region is not None
+        form = reduce.choose(len(factors), it.dtype, widen, axes, shape, twinned)
+        self.lines.extend(reduce.lower(form, name, spec, list(map(str, factors)), shape,
+                                       it.dtype, fix))
 
     def op(self, name, it):
         g = self.plan.graph.node(it.node)

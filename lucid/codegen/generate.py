@@ -14,7 +14,7 @@ import sympy as sp
 
 from dataclasses import replace
 
-from . import parallel
+from . import parallel, reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
@@ -26,14 +26,12 @@ PRELUDE = '''import threading
 
 import numpy as np
 
-def _worth(elements, row):
+def _worth(*sizes):
     """Whether to run the parallel twin: never in this source run on its own; a Program
     running it replaces this with its thread pool's test (lucid.codegen.parallel)."""
     return False
 
-def _worth_rows(elements, rows, blocked):
-    """The same test for a twin split by rows (never here either)."""
-    return False
+_worth_rows = _worth
 
 _local = threading.local()
 
@@ -50,7 +48,7 @@ def _buffer(slot, shape, dtype):
     if array is None or array.shape != shape or array.dtype != dtype:
         array = pool[slot] = np.empty(shape, dtype)
     return array
-'''
+''' + reduce.HELPER
 
 
 def generate(plan, graph, seeds):
@@ -96,8 +94,11 @@ def check_source(graph, params, name):
     conds, seen = [], {}
     for p in params:
         d = graph.node(p)
-        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d.dtype}",
-                  f"{p}.ndim == {len(d.shape)}"]
+        conds += [f"type({p}) is _ndarray", f"{p}.dtype is _{d.dtype}"]
+        if all(isinstance(dim, int) for dim in d.shape):  # one tuple comparison: ndim and sizes
+            conds.append(f"{p}.shape == {tuple(int(dim) for dim in d.shape)!r}")
+            continue
+        conds.append(f"{p}.ndim == {len(d.shape)}")
         for axis, dim in enumerate(d.shape):
             if isinstance(dim, str) and dim not in seen:
                 seen[dim] = f"{p}.shape[{axis}]"
@@ -188,15 +189,16 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     """The source of function ``name``; if it has regions to split, the source of its
     parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.twin`)
     goes into ``twins``."""
-    emitter = _emitter(plan, name, params, items, returns)
-    for it in items:
-        emitter.item(it)
-    plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
-    lines = emitter.lines
     chosen = choose(plan, items)
     if chosen and too_small(items, *chosen):
         chosen = None  # too small for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
+    emitter = _emitter(plan, name, params, items, returns)
+    emitter.twinned = bool(groups)  # then its sums take the forms its kernels can take
+    for it in items:
+        emitter.item(it)
+    plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
+    lines = emitter.lines
     if groups:
         sources, blocked = _twin(plan, graph, name, params, groups, returns, given, chosen)
         twins.extend(sources)
@@ -218,6 +220,7 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
     and whether a kernel takes blocks of rows."""
     items = [it for _, group in groups for it in group]
     emitter = _emitter(plan, name, params, items, returns)  # slots shared with the serial one
+    emitter.twinned = True
     last = last_uses(plan, items)
     back = {sp.Symbol(str(r), real=True) for r in returns}
     shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}

@@ -38,7 +38,7 @@ class LucidPrinter(NumPyPrinter):
     def _print_Heaviside(self, expr):
         # the value at 0 is the second argument (lucid's own rules use 0), sympy's default 1/2
         at0 = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
-        return f"np.heaviside({self._print(expr.args[0])}, {self._print(at0)})"
+        return f"_step({self._print(expr.args[0])}, {self._print(at0)})"
 
     def _mask(self, step):
         """``Heaviside(x, 0)`` as ``(x > 0)``, ``Heaviside(x, 1)`` as ``(x >= 0)``."""
@@ -76,7 +76,7 @@ class LucidPrinter(NumPyPrinter):
         ``g*(x > 0)`` is a boolean pass about twenty times cheaper than
         ``np.heaviside``, and multiplying a float array by a boolean one keeps
         the float's dtype. (Alone, or against scalars only, a boolean would
-        turn into int64 or float64, so there it stays ``np.heaviside``.)
+        turn into int64 or float64, so there it stays the ``_step`` helper, ``special.step``.)
         """
         masks = [f for f in sp.Mul.make_args(expr) if is_mask(f)]
         if not self.scalars and not masks:
@@ -90,7 +90,7 @@ class LucidPrinter(NumPyPrinter):
             term = f.base ** -f.exp if inverse else f
             scalar = term.free_symbols <= self.scalars
             ((den_s if scalar else den_a) if inverse else (num_s if scalar else num_a)).append(term)
-        if not num_a:  # nothing to carry the float dtype: the masks stay np.heaviside
+        if not num_a:  # nothing to carry the float dtype: the masks stay _step calls
             num_a, masks = masks, []
         scalar = coeff * sp.Mul(*num_s) / sp.Mul(*den_s)
         if not num_a and not den_a:

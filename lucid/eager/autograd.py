@@ -162,15 +162,13 @@ def run_backward(root, grad, retain_graph=False):
     gradients all go to leaves (a module's parameters, the user's inputs), runs
     without the walk (:func:`_one_call`), to the same effect.
     """
-    leaves = {}
     if root._origin is None:
-        _accumulate(leaves, root, grad)
-        _commit_grads(leaves.values(), foreign=grad)
+        _commit_grads([(root, grad)], foreign=grad)
         return
     call, key = root._origin
     if _one_call(call, key, grad, retain_graph):
         return
-    upstream, done, heap, pending = {key: grad}, [], [], None
+    leaves, upstream, done, heap, pending = {}, {key: grad}, [], [], None
     while True:
         done.append(call)
         for tensor, g in call.backward(upstream):
@@ -202,29 +200,28 @@ def _one_call(call, key, grad, retain_graph):
     leaves, with nothing written in place since it ran. False, having done nothing, when
     the general walk is needed."""
     entry = call.entry
-    keys = entry.seed_keys
-    if call.__class__ is not Call or call.outs is None or LAST_WRITE[0] > call.seq or \
-            len(keys) != 1 or keys[0] != key or not entry.distinct:
+    if call.__class__ is not Call or key != entry.direct or call.outs is None or \
+            LAST_WRITE[0] > call.seq:
         return False
-    targets = entry.grad_targets
-    if entry.grad_inputs:  # positions of call arguments: this call's tensors
-        tensors = call.tensors
-        targets = [tensors[t] if t.__class__ is int else t for t in targets]
-        if len(set(map(id, targets))) != len(targets):  # one tensor passed twice: summed
-            return False
-    if any(map(_ORIGIN, targets)):  # a gradient goes on into another call
+    targets = entry.fixed_targets  # the parameters, distinct
+    if entry.grad_inputs:  # the arguments of this call come first
+        inputs = list(map(call.tensors.__getitem__, entry.input_positions))
+        if not entry.fixed_ids.isdisjoint(map(id, inputs)) or \
+                len(inputs) > 1 and len(set(map(id, inputs))) != len(inputs):
+            return False  # one tensor is two targets: its gradients are summed
+        targets = inputs + targets
+    # a gradient goes on into another call (a parameter too, after an in-place op with a
+    # tensor that requires grad)
+    if any(map(_ORIGIN, targets)):
         return False
-    grads = entry.program.backward_fn(grad, *call.outs[entry.start:])
+    grads = entry.backward(grad, *call.outs[entry.start:])
+    if not entry.grads_in_order:
+        grads = map(grads.__getitem__, entry.grad_index)
     # the caller's array may come back as a gradient (an identity): foreign, so copied
-    _commit_grads(zip(targets, map(grads.__getitem__, entry.grad_index)), foreign=grad)
+    _commit_grads(zip(targets, grads), grad)
     if not retain_graph:
         call.outs = None
     return True
-
-
-def _accumulate(leaves, tensor, g):
-    entry = leaves.get(id(tensor))
-    leaves[id(tensor)] = (tensor, g if entry is None else entry[1] + g)
 
 
 def _commit_grads(pairs, foreign=None):

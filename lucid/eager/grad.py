@@ -14,12 +14,14 @@ class _State(threading.local):
     enabled = True  # a thread that never switched records: no attribute lookup fails
 
 
-_state = _State()
+#: this thread's mode; ``MODE.enabled`` is what :func:`is_grad_enabled` returns (the call path
+#: reads it without the call)
+MODE = _State()
 
 
 def is_grad_enabled():
     """Whether operations on Tensors are being recorded for ``backward``."""
-    return _state.enabled
+    return MODE.enabled
 
 
 class _GradMode:
@@ -28,11 +30,11 @@ class _GradMode:
     enabled = True
 
     def __enter__(self):
-        self._previous = _state.enabled
-        _state.enabled = self.enabled
+        self._previous = MODE.enabled
+        MODE.enabled = self.enabled
 
     def __exit__(self, *exc):
-        _state.enabled = self._previous
+        MODE.enabled = self._previous
         return False
 
     def __call__(self, fn):

@@ -26,10 +26,12 @@ from .tensor import Tensor, as_dtype, check_inplace, write
 
 
 def _frozen(value):
-    """A cache-key form of an argument (lists become tuples)."""
+    """A cache-key form of an argument (lists become tuples). The type goes in too: 2, 2.0
+    and True are equal keys to Python but not the same program (``int_tensor ** 2.0`` is
+    float), and repr tells -0.0 from 0.0."""
     if isinstance(value, (list, tuple)):
         return tuple(_frozen(v) for v in value)
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+    return (type(value), repr(value))
 
 
 def dispatch(name, fn, args, kwargs):

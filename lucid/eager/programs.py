@@ -18,6 +18,7 @@ a recompile, and an unchanged world costs one comparison.
 from __future__ import annotations
 
 import itertools
+import operator
 import threading
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..frontend.trace import RandomKey
 from ..graph import OutKind
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
-from .grad import is_grad_enabled
+from .grad import MODE, is_grad_enabled
 from .tensor import Tensor, wrap
 
 _function_programs = {}  # insertion-ordered: the oldest entry goes first
@@ -38,6 +39,7 @@ FUNCTION_CACHE = 256
 STRUCTURE = [0]
 _stamps = itertools.count(1)
 _recording = threading.local()  # .modules: {id: module} called while a program is traced
+_DATA = operator.attrgetter("data")
 
 
 def changed():
@@ -67,7 +69,8 @@ class Entry:
                  "seed_keys", "grads", "lazy", "grad_entry", "epoch", "deps", "watched",
                  "fingerprint", "untracked", "bound", "start", "lock", "single",
                  "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
-                 "grad_inputs", "distinct", "tuple_type")
+                 "grad_inputs", "distinct", "tuple_type", "scalar_updates", "direct",
+                 "backward", "grads_in_order", "input_positions", "fixed_targets", "fixed_ids")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -106,7 +109,11 @@ class Entry:
         self.kind = program.result_kind
         self.tuple_type = getattr(program, "result_type", tuple)
         self.single = self.kind == "single"
-        self.updates = [(t, returned.index(outputs[k])) for k, t in program.updates.items()]
+        updates = [(t, returned.index(outputs[k]), graph.node(outputs[k]).shape == ())
+                   for k, t in program.updates.items()]
+        # a 0-d result may come back as a NumPy scalar: those alone are converted
+        self.updates = [(t, i) for t, i, scalar in updates if not scalar]
+        self.scalar_updates = [(t, i) for t, i, scalar in updates if scalar]
         self.seed_keys = [graph.meta[s]["seeds"] for s in seeds]
         back = program._bwd_outputs or []
         grad_of = {o.of: o.node for o in graph.outputs.values() if o.kind is OutKind.GRAD}
@@ -116,10 +123,20 @@ class Entry:
                       if grad_of[key] in back] + \
             [(back.index(grad_of[key]), t) for key, t in grad_params if grad_of[key] in back]
         self.grad_index = [i for i, _ in self.grads]
+        self.grads_in_order = self.grad_index == list(range(len(back)))  # all, as returned
         self.grad_targets = [t for _, t in self.grads]  # a position, or the Tensor itself
-        self.grad_inputs = any(t.__class__ is int for t in self.grad_targets)
-        fixed = [id(t) for t in self.grad_targets if t.__class__ is not int]
-        self.distinct = len(set(fixed)) == len(fixed)  # no parameter differentiated twice
+        # the same targets split (call arguments come first): the positions of the arguments,
+        # then the parameters
+        self.input_positions = [t for t in self.grad_targets if t.__class__ is int]
+        self.fixed_targets = [t for t in self.grad_targets if t.__class__ is not int]
+        self.grad_inputs = bool(self.input_positions)
+        self.fixed_ids = {id(t) for t in self.fixed_targets}
+        # no parameter differentiated twice
+        self.distinct = len(self.fixed_ids) == len(self.fixed_targets)
+        # the output whose backward may skip the walk (see autograd._one_call): the only
+        # one differentiated, with no parameter differentiated twice
+        self.direct = self.seed_keys[0] if len(seeds) == 1 and self.distinct else None
+        self.backward = program.backward_fn
 
 
 def _placeholders(specs, batch_symbolic):
@@ -155,7 +172,7 @@ def _specs(tensors, grad=True):
 
 
 def call_module(module, args):
-    grad = is_grad_enabled()
+    grad = MODE.enabled
     if len(args) == 1:  # the common case, without building a key list first
         t = args[0]
         if t.__class__ is not Tensor:
@@ -255,7 +272,7 @@ def _execute(entry, tensors):
         lock.acquire()
     try:
         if entry.ordered:
-            args = [t.data for t in tensors + entry.bound]
+            args = list(map(_DATA, tensors + entry.bound))
         else:
             args = [tensors[s].data if s.__class__ is int else
                     s.data if s.__class__ is not RandomKey else s.draw() for s in entry.slots]
@@ -264,8 +281,9 @@ def _execute(entry, tensors):
             bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
         outs = entry.forward(*args)
         for tensor, i in entry.updates:  # only after the whole forward succeeded
-            value = outs[i]
-            tensor.data = value if value.__class__ is np.ndarray else np.asarray(value)
+            tensor.data = outs[i]
+        for tensor, i in entry.scalar_updates:
+            tensor.data = np.asarray(outs[i])
     finally:
         if lock is not None:
             lock.release()

@@ -226,8 +226,11 @@ class Tensor:
                 raise ValueError("backward: grad can be left out only for a one-element "
                                  f"output, this one has shape {data.shape}")
             grad = np.ones_like(data)
-        elif grad.__class__ is not np.ndarray or grad.dtype != data.dtype:
-            grad = to_array(grad, data.dtype, copy=False)
+        else:
+            if grad.__class__ is Tensor:  # the common spelling, torch's: its data as it is
+                grad = grad.data
+            if grad.__class__ is not np.ndarray or grad.dtype != data.dtype:
+                grad = to_array(grad, data.dtype, copy=False)
         if grad.shape != data.shape:
             raise ValueError(f"backward: grad has shape {grad.shape}, expected {data.shape}")
         run_backward(self, grad, retain_graph)

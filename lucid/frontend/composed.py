@@ -154,6 +154,9 @@ def pow_(x, exponent):
     """``x ** exponent``; a constant exponent is the ``pow`` primitive, a tensor one the
     ``power`` primitive (the real power: ``(-2) ** 2 = 4``, ``0 ** 0 = 1``, as torch)."""
     if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
+        x = as_var(x)
+        if not isinstance(exponent, numbers.Integral) and x.dtype not in ("float32", "float64"):
+            x = cast(x, "float32")  # torch: an integer tensor to a float power is float32
         k = int(exponent) if float(exponent).is_integer() else float(exponent)
         if k == 1:
             return as_var(x)

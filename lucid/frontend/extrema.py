@@ -40,8 +40,10 @@ def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def _position(op, x, dim, keepdim):
     x = as_var(x)
-    axis = None if dim is None else normalize_axes(op, dim, x.ndim)[0]
-    return apply(op, x, axis=axis, keepdims=bool(keepdim and dim is not None))
+    if dim is None:  # of the flattened input; torch keeps every dim as 1 with keepdim
+        at = apply(op, x, axis=None, keepdims=False)
+        return _reshape(at, (1,) * x.ndim) if keepdim and x.ndim else at
+    return apply(op, x, axis=normalize_axes(op, dim, x.ndim)[0], keepdims=bool(keepdim))
 
 
 def argmax(x, dim=None, keepdim=False):

@@ -14,7 +14,8 @@ import numpy as np
 from .. import eager
 from ..compiler import new_tracer
 from ..frontend import Var, trace
-from ..eager import Tensor, as_dtype
+from ..frontend.trace import current
+from ..eager import Tensor, as_dtype, call_module
 
 _INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "_version", "training")
 _TABLES = ("_parameters", "_buffers", "_modules")
@@ -31,16 +32,15 @@ class Parameter(Tensor):
     def __init__(self, data, requires_grad=True, dtype=None):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
-    @property
-    def requires_grad(self):
-        return _REQUIRES_GRAD.__get__(self)
-
-    @requires_grad.setter
-    def requires_grad(self, value):
+    def _set_requires_grad(self, value):
         # which gradients a program computes depends on it; the owning modules are unknown
         # here, so programs re-check their fingerprints (which hold the flags) on next call
         _REQUIRES_GRAD.__set__(self, bool(value))
         eager.changed()
+
+    # read straight from Tensor's slot: a C call, no Python frame (a backward reads it)
+    requires_grad = property(_REQUIRES_GRAD.__get__, _set_requires_grad,
+                             doc="Whether ``backward`` fills ``.grad`` (a change recompiles).")
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -244,17 +244,17 @@ class Module:
 
     # -- calling ---------------------------------------------------------------------------
     def __call__(self, *args):
-        if not hasattr(self, "forward"):
-            raise TypeError(f"{type(self).__name__} defines no forward()")
-        for a in args:
-            if isinstance(a, Var):
-                return self._trace_call(args)
-        if trace.current() is not None:
-            return self._trace_call(args)
-        return eager.call_module(self, args)
+        if current() is None:  # not tracing: Tensors in, the module's compiled program runs
+            for a in args:
+                if isinstance(a, Var):
+                    return self._trace_call(args)
+            return call_module(self, args)  # compiling traces: _trace_call checks forward
+        return self._trace_call(args)
 
     def _trace_call(self, args):
-        t = trace.current()
+        if not hasattr(self, "forward"):
+            raise TypeError(f"{type(self).__name__} defines no forward()")
+        t = current()
         if t is None:  # a direct call on placeholders: record with this module as root
             tracer = new_tracer(self, "train" if self.training else "eval")
             try:

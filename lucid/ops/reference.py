@@ -18,7 +18,7 @@ from . import special
 
 #: Functions NumPy lacks: the name generated code calls -> lucid's vectorised helper.
 #: The names start with ``_``, which no graph node's name may (they cannot be shadowed).
-HELPERS = {"_erf": special.erf}
+HELPERS = {"_erf": special.erf, "_step": special.step}
 
 #: sympy head -> name of the NumPy function computing it elementwise.
 NUMPY_FUNCTIONS = {
@@ -32,7 +32,7 @@ NUMPY_FUNCTIONS = {
     sp.sign: "sign",
     sp.Max: "maximum",  # n-ary heads fold pairwise
     sp.Min: "minimum",
-    sp.Heaviside: "heaviside",  # Heaviside(x, h): h at 0
+    sp.Heaviside: "_step",  # Heaviside(x, h): h at 0, and 0 at NaN (a helper, as torch's mask)
     sp.erf: "_erf",  # a helper (HELPERS), not a NumPy function
 }
 

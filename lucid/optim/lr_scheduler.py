@@ -12,102 +12,17 @@ takes effect without recompiling.
 """
 from __future__ import annotations
 
-import abc
 import bisect
 import collections
 import math
 import numbers
 import types
-import warnings
 
-from .optimizer import Optimizer
+from .lr_base import LRScheduler, _positive_int, _real
+from .lr_chain import ChainedScheduler, SequentialLR
 
-EPOCH_DEPRECATION_WARNING = (
-    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
-    "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if "
-    "epoch is different from None, the closed form is used instead of the new chainable form, "
-    "where available.")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    return value
-
-
-class LRScheduler(abc.ABC):
-    """The base of every scheduler: ``last_epoch``, ``base_lrs``, ``step()``,
-    ``get_last_lr()`` and ``state_dict()`` / ``load_state_dict()``.
-
-    Building one with ``last_epoch=-1`` stores each group's ``lr`` as its
-    ``initial_lr`` (unless already set) and takes a first step to epoch 0;
-    resuming with ``last_epoch >= 0`` needs ``initial_lr`` in every group.
-    """
-
-    _is_initial = False  # True during the constructor's first step
-
-    def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral):
-            raise TypeError(f"last_epoch must be an int, got {type(last_epoch).__name__}")
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   "when resuming scheduler with last_epoch >= 0")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = int(last_epoch)
-        self._step_count = 0
-        self._is_initial = True
-        try:
-            self.step()
-        finally:
-            self._is_initial = False
-
-    @abc.abstractmethod
-    def get_lr(self):
-        """The learning rates of the groups at ``last_epoch``, one per group (each
-        scheduler's rule; called by :meth:`step`)."""
-
-    def step(self, epoch=None):
-        """Advance one epoch (call it after ``optimizer.step()``) and write the new rates."""
-        self._step_count += 1
-        if epoch is None:
-            self.last_epoch += 1
-            values = self.get_lr()
-        else:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-            self.last_epoch = epoch
-            closed = getattr(self, "_get_closed_form_lr", None)
-            values = closed() if closed is not None else self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def get_last_lr(self):
-        """The rates the last :meth:`step` wrote, one per parameter group."""
-        return self._last_lr
-
-    def state_dict(self):
-        """Every attribute but the optimizer, as torch's."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
-
-    def load_state_dict(self, state_dict):
-        self.__dict__.update(state_dict)
-
-    def _current(self):
-        return [group["lr"] for group in self.optimizer.param_groups]
+__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR",
+           "ConstantLR", "CosineAnnealingLR", "SequentialLR", "ChainedScheduler"]
 
 
 class LambdaLR(LRScheduler):
@@ -296,6 +211,43 @@ class LinearLR(LRScheduler):
         change = self.end_factor - self.start_factor
         return [base * (self.start_factor + change * min(self.total_iters, self.last_epoch) /
                         self.total_iters) for base in self.base_lrs]
+
+
+class ConstantLR(LRScheduler):
+    """Multiply the rate by ``factor`` until epoch ``total_iters``, then give it back.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> from lucid.optim.lr_scheduler import ConstantLR
+    >>> opt = lucid.optim.SGD([lucid.nn.Parameter([1.0])], lr=1.0)
+    >>> sched = ConstantLR(opt, factor=0.5, total_iters=2)
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.5, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0 <= _real("factor", factor) <= 1:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        if isinstance(total_iters, bool) or not isinstance(total_iters, numbers.Integral) \
+                or total_iters < 0:
+            raise ValueError(f"total_iters must be a non-negative integer, got {total_iters!r}")
+        self.factor, self.total_iters = factor, int(total_iters)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current()]
+        if self.last_epoch != self.total_iters:
+            return self._current()
+        return [lr * (1.0 / self.factor) for lr in self._current()]
+
+    def _get_closed_form_lr(self):
+        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):

@@ -52,13 +52,16 @@ class Optimizer(abc.ABC):
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
+        mine = set()
         for p in params:
             if not isinstance(p, Tensor) or p.data.dtype.kind != "f":
                 raise TypeError(f"optimizer can only optimize floating Tensors, got "
                                 f"{type(p).__name__}")
+            if id(p) in mine:  # torch warns that this will be an error; it steps p twice
+                raise ValueError("optimizer contains a parameter group with duplicate parameters")
             if id(p) in seen:
                 raise ValueError("some parameters appear in more than one parameter group")
-            seen.add(id(p))
+            mine.add(id(p))
         full = {**self.defaults, **group, "params": params}
         self._check(full)
         self.param_groups.append(full)

@@ -1,0 +1,67 @@
+"""Small torch-parity fixes: argmax/argmin(keepdim=True) over all dims, duplicate parameters."""
+import numpy as np
+import pytest
+
+import lucid
+
+
+@pytest.mark.parametrize("fn, ref", [(lucid.argmax, np.argmax), (lucid.argmin, np.argmin)])
+@pytest.mark.parametrize("shape", [(5,), (2, 3), (2, 3, 4)])
+def test_arg_extreme_over_all_dims_keeps_every_dim(fn, ref, shape):
+    data = np.random.default_rng(1).permutation(np.prod(shape)).reshape(shape).astype(np.float32)
+    got = fn(lucid.Tensor(data), keepdim=True)
+    assert got.shape == (1,) * len(shape)  # torch: keepdim over the flattened input
+    assert got.data.item() == ref(data)
+    assert fn(lucid.Tensor(data)).shape == ()
+    program = lucid.compile(lambda t: fn(t, keepdim=True), lucid.placeholder(shape, name="t"))
+    np.testing.assert_array_equal(program(data)["out"], np.full((1,) * len(shape), ref(data)))
+
+
+def test_duplicate_parameter_in_one_group_is_named_as_such():
+    p, q = lucid.nn.Parameter([1.0]), lucid.nn.Parameter([2.0])
+    with pytest.raises(ValueError, match="group with duplicate parameters"):
+        lucid.optim.SGD([p, q, p], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        lucid.optim.SGD([{"params": [p]}, {"params": [q, p]}], lr=0.1)
+    opt = lucid.optim.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match="duplicate"):
+        opt.add_param_group({"params": [q, q]})
+    assert len(opt.param_groups) == 1  # the failed call added nothing
+
+
+@pytest.mark.parametrize("k", [0.5, 2.0, 1.0, -1.5])
+def test_integer_tensor_to_a_float_power_is_float32(k):
+    data = np.array([1, 4, 9])
+    got = lucid.Tensor(data) ** k
+    assert got.dtype == np.float32  # torch: the default float dtype
+    np.testing.assert_allclose(got.data, data.astype(np.float64) ** k, rtol=1e-6)
+
+
+def test_int_and_float_exponents_are_different_programs():
+    # the eager cache keyed 2 and 2.0 alike (equal to Python), so the second call got the
+    # first one's program and its dtype
+    x = lucid.Tensor(np.array([1, 4]))
+    assert (x ** 2.0).dtype == np.float32
+    assert (x ** 2).dtype == np.int64
+    assert (x ** 2.0).dtype == np.float32
+    with pytest.raises(ValueError, match="to the power -1"):
+        x ** -1  # torch: integers to negative integer powers are not allowed
+
+
+def test_relu_gradient_at_nan_agrees_between_executor_and_generated_code():
+    from lucid.runtime.executor import run
+    x = np.array([-1.0, np.nan, 2.0, 0.0], np.float32)
+    g = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    program = lucid.compile(lambda t: lucid.relu(t), lucid.placeholder((4,), name="t"))
+    compiled = program(x, g)["grad:t"]
+    reference = run(program.graph, {"t": x, "grad_out": g})["grad:t"]
+    np.testing.assert_array_equal(compiled, [0.0, 0.0, 3.0, 0.0])
+    np.testing.assert_array_equal(reference, compiled)  # np.heaviside gave NaN here
+
+
+def test_step_helper_values():
+    from lucid.ops.special import step
+    x = np.array([-2.0, -0.0, 0.0, 1e-30, np.inf, -np.inf, np.nan], np.float32)
+    np.testing.assert_array_equal(step(x, 0), [0, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(step(x, 1), [0, 1, 1, 1, 1, 0, 0])
+    assert step(x, 0).dtype == np.float32 and step(np.array([3]), 0).dtype == np.float64
