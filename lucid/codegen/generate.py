@@ -8,13 +8,11 @@ that stay inside one call live in reused buffers.
 """
 from __future__ import annotations
 
-import math
-
 import sympy as sp
 
 from dataclasses import replace
 
-from . import parallel, reduce
+from . import reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
