@@ -7,6 +7,8 @@ and the table reports medians and ratios to the hand-written closed form.
     python benchmarks/bench_batchnorm.py              # all shapes
     python benchmarks/bench_batchnorm.py --quick      # fewer rounds
     python benchmarks/bench_batchnorm.py --threshold  # serial against split, by size
+    python benchmarks/bench_batchnorm.py --threshold --mode eval  # the same for the eval
+                                                     # forward (split by rows)
 
 Train step = forward + backward + running-statistics update.
 Columns (lucid and torch on one thread unless the column says otherwise):
@@ -58,6 +60,10 @@ except ImportError:
 THRESHOLD_SHAPES = [(128, 64, 16), (64, 64, 64), (64, 128, 64), (64, 128, 128), (128, 128, 128),
                     (64, 256, 256), (64, 256, 512), (2048, 256), (8192, 256), (512, 2048),
                     (256, 4096), (1024, 4096)]
+#: from 2**16 to 2**23 elements, for --threshold --mode eval (a split by rows: always contiguous)
+EVAL_THRESHOLD_SHAPES = [(64, 64, 16), (128, 64, 16), (64, 64, 64), (64, 128, 64), (2048, 256),
+                         (64, 128, 128), (512, 2048), (64, 128, 256), (8192, 256), (64, 256, 256),
+                         (64, 256, 512)]
 
 
 def implementations(shape, mode, rng):
@@ -135,13 +141,18 @@ def _torch(x, dy, g, b, rm, rv, mode):
     return {"torch 1 thread": threads(1), f"torch {TORCH_THREADS} threads": threads(TORCH_THREADS)}
 
 
-def threshold(quick):
-    """Print the train step's generated function on one thread against its parallel twin
-    forced on (``MIN_ELEMENTS = MIN_RUN = 1``) at the default thread count, by element count
-    and contiguous run per thread: where the ratio falls below 1 gives the thresholds
-    ``lucid.codegen.parallel.MIN_ELEMENTS`` and ``MIN_RUN``."""
+def threshold(quick, mode):
+    """Print the generated step function (train step) on one thread against its parallel
+    twin forced on (every threshold 1) at the default thread count, by element count and
+    contiguous run per thread: where the ratio falls below 1 gives the thresholds in
+    :mod:`lucid.codegen.parallel` (``MIN_ELEMENTS``, ``MIN_RUN``). For the eval forward
+    (split by rows), :func:`threshold_rows`."""
+    if mode == "eval":
+        threshold_rows(quick)
+        return
     rng, order = np.random.default_rng(0), random.Random(0)
-    print(f"{THREADS} threads against 1; generated step function; median of interleaved rounds\n")
+    print(f"### train: {THREADS} threads against 1; generated step function; "
+          "median of interleaved rounds\n")
     print("| elements | shape | run per thread | 1 thread | split | ratio |\n|---|---|---|---|---|---|")
     saved = parallel.MIN_ELEMENTS, parallel.MIN_RUN
     parallel.MIN_ELEMENTS = parallel.MIN_RUN = 1
@@ -161,6 +172,50 @@ def threshold(quick):
                   f"{med['T'] / med['1']:.2f} |")
     finally:
         parallel.MIN_ELEMENTS, parallel.MIN_RUN = saved
+    print()
+
+
+def threshold_rows(quick):
+    """The eval forward's generated step function run four ways, by size: serial (one
+    thread, whole passes), split by rows over the default thread count, and in blocks of
+    rows of 256 KiB, 512 KiB and 1 MiB on one thread and of ``BLOCK_BYTES`` split over the
+    threads. Ratios to serial; they give ``MIN_ROWS_ELEMENTS``, ``BLOCK_BYTES`` and
+    ``MIN_BLOCKED_BYTES`` of :mod:`lucid.codegen.parallel`."""
+    rng, order = np.random.default_rng(0), random.Random(0)
+    never = 1 << 62
+    blocks = {"blocks 256K": 1 << 18, "blocks 512K": 1 << 19, "blocks 1M": 1 << 20}
+    print(f"### eval forward, split by rows: ratio to one thread, whole passes; T = {THREADS}; "
+          "median of interleaved rounds\n")
+    columns = ["serial", "split"] + list(blocks) + ["split, blocks"]
+    print("| elements | shape | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 2) + "|")
+    saved = parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES, parallel.BLOCK_BYTES
+
+    def way(threads, rows, blocked, block=saved[2]):
+        def run():
+            lucid.set_num_threads(threads)
+            parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES = rows, blocked
+            parallel.BLOCK_BYTES = block
+            call()
+        return run
+    try:
+        for shape in EVAL_THRESHOLD_SHAPES:
+            x = rng.standard_normal(shape, dtype=np.float32)
+            ph = lucid.placeholder((None,) + shape[1:], name="x")
+            program = lucid.compile(nn.BatchNorm1d(shape[1]), ph, mode="eval")
+            assert "block=" in program.source
+            feeds = program.feeds((x,), {})
+            args = [feeds[p] for p in program.graph.inputs]
+            call = lambda: program.step_fn(*args)  # noqa: E731
+            ways = {"serial": way(1, never, never), "split": way(THREADS, 1, never),
+                    "split, blocks": way(THREADS, 1, 1)}
+            ways.update((name, way(1, never, 1, b)) for name, b in blocks.items())
+            med = measure(ways, rounds_for(shape, quick), order)
+            cells = [fmt(med["serial"])] + [f"{med[c] / med['serial']:.2f}" for c in columns[1:]]
+            print(f"| {int(np.prod(shape))} | {shape} | " + " | ".join(cells) + " |")
+    finally:
+        parallel.MIN_ROWS_ELEMENTS, parallel.MIN_BLOCKED_BYTES, parallel.BLOCK_BYTES = saved
+        lucid.set_num_threads(THREADS)
+    print()
 
 
 def rounds_for(shape, quick):
@@ -181,7 +236,8 @@ def main(argv=None):
                     help="time one thread against the split, by size, and stop")
     args = ap.parse_args(argv)
     if args.threshold:
-        threshold(args.quick)
+        for mode in ["train", "eval"] if args.mode == "both" else [args.mode]:
+            threshold(args.quick, mode)
         return
     rng = np.random.default_rng(0)
     order = random.Random(0)

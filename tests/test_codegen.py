@@ -189,10 +189,11 @@ def functions(source):
 
 def code(body):
     """Stripped lines without the ``size_*`` bindings, the return and the hand-off to the
-    parallel twin (``if _worth(...): return _step_parallel(...)``); of a sum that tests the
-    batch size (``if size_N <= K:`` BLAS form ``else:`` einsum, lucid.codegen.reduce), the
-    einsum alone: one statement per sum, as without the test."""
-    lines = [s.strip() for s in body if not s.strip().startswith(("return ", "if _worth("))
+    parallel twin (``if _worth(...): return _step_parallel(...)``, or ``_worth_rows``); of a
+    sum that tests the batch size (``if size_N <= K:`` BLAS form ``else:`` einsum,
+    lucid.codegen.reduce), the einsum alone: one statement per sum, as without the test."""
+    lines = [s.strip() for s in body
+             if not s.strip().startswith(("return ", "if _worth(", "if _worth_rows("))
              and not re.match(r"\s*size_\w+ = \w+\.shape\[\d+\]$", s)]
     out, guarded = [], False
     for s in lines:
@@ -500,8 +501,29 @@ def forward(x):
 
 
 def backward(grad_out, x):
+    size_N = x.shape[0]
+    if _worth_rows(size_N * 3, size_N, False):  # big enough to split over threads?
+        return _backward_parallel(grad_out, x)
     # n6 = add(n4, n4); n4 = mul(n3, x)
     _out_n6 = np.multiply(x, 2*grad_out)
+    return (_out_n6,)
+
+
+def _backward_part0(_lo, _hi, _out_n6, grad_out, x):
+    """Slice _lo:_hi of axis 0 of backward's (size_N, 3) values."""
+    x = x[_lo:_hi]
+    # n6 = add(n4, n4); n4 = mul(n3, x)
+    _out_n6 = _out_n6[_lo:_hi]
+    np.multiply(x, 2*grad_out, out=_out_n6)
+    return ()
+
+
+def _backward_parallel(grad_out, x):
+    size_N = x.shape[0]
+    # arrays the slices write into, allocated whole
+    _out_n6 = np.empty((size_N, 3), np.float32)
+    # axis 0 in slices on the thread pool: _backward_part0
+    _split(_backward_part0, size_N, (), _out_n6, grad_out, x)
     return (_out_n6,)
 '''
 

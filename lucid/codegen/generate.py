@@ -8,28 +8,28 @@ that stay inside one call live in reused buffers.
 """
 from __future__ import annotations
 
-import math
-
 import sympy as sp
 
 from dataclasses import replace
 
-from . import parallel, reduce
+from . import reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
 from .symbolic import size_dims
 from .plan import VIEWS
-from .twin import Region, choose, kernel, schedule
+from .twin import Region, choose, condition, kernel, schedule, too_small
 
 PRELUDE = '''import threading
 
 import numpy as np
 
-def _worth(elements, row):
+def _worth(*sizes):
     """Whether to run the parallel twin: never in this source run on its own; a Program
     running it replaces this with its thread pool's test (lucid.codegen.parallel)."""
     return False
+
+_worth_rows = _worth
 
 _local = threading.local()
 
@@ -188,9 +188,8 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.twin`)
     goes into ``twins``."""
     chosen = choose(plan, items)
-    if chosen and all(isinstance(d, int) for d in chosen[0][chosen[1]:]) and \
-            math.prod(chosen[0][chosen[1]:]) < 2 * parallel.MIN_RUN:
-        chosen = None  # rows too short for any thread count to pay: no twin at all
+    if chosen and too_small(items, *chosen):
+        chosen = None  # too small for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
     emitter = _emitter(plan, name, params, items, returns)
     emitter.twinned = bool(groups)  # then its sums take the forms its kernels can take
@@ -199,12 +198,9 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
     lines = emitter.lines
     if groups:
-        twins.extend(_twin(plan, graph, name, params, groups, returns, given, chosen))
-        shape, axis = chosen
-        dims = [size_name(d) if isinstance(d, str) else str(d) for d in shape]
-        # row: the values per index of the axes before the split axis (C * L for (N, C, L))
-        elements, row = " * ".join(dims), " * ".join(dims[axis:])
-        lines = [f"if _worth({elements}, {row}):  # big enough to split over threads?",
+        sources, blocked = _twin(plan, graph, name, params, groups, returns, given, chosen)
+        twins.extend(sources)
+        lines = [f"if {condition(items, *chosen, blocked)}:  # big enough to split over threads?",
                  f"    return _{name}_parallel({', '.join(params)})"] + lines
     return _source(plan, graph, name, params, items, returns, given, emitter, lines)
 
@@ -218,7 +214,8 @@ def _emitter(plan, name, params, items, returns):
 
 
 def _twin(plan, graph, name, params, groups, returns, given, chosen):
-    """The driver ``_<name>_parallel`` and its kernels, over ``groups`` from ``schedule``."""
+    """The driver ``_<name>_parallel`` and its kernels, over ``groups`` from ``schedule``;
+    and whether a kernel takes blocks of rows."""
     items = [it for _, group in groups for it in group]
     emitter = _emitter(plan, name, params, items, returns)  # slots shared with the serial one
     emitter.twinned = True
@@ -227,7 +224,7 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
     shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
     shapes.update((str(it.symbol), it.shape) for it in plan.items)  # residuals too
     sizes = {size_name(d) for d in _sizes_available(plan, graph, params)}
-    driver, kernels, end = [], [], -1
+    driver, kernels, end, blocked = [], [], -1, False
     for region, group in groups:
         end += len(group)
         if not region:
@@ -237,14 +234,15 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
             continue
         later = {s for s, i in last.items() if i > end} | back
         scope = set(map(str, params)) | {str(s) for s in emitter.defined} | sizes
-        source, lines = kernel(emitter, name, len(kernels), group, Region(*chosen, driver=[]),
-                               scope, shapes, later)
+        source, lines, blocks = kernel(emitter, name, len(kernels), group,
+                                       Region(*chosen, driver=[]), scope, shapes, later)
         kernels.append(source)
+        blocked = blocked or blocks
         driver.extend(lines)
     plan.memory[f"_{name}_parallel"] = list(emitter.pool.intervals)
     twin = _source(plan, graph, f"_{name}_parallel", params, items, returns, given, emitter,
                    driver)
-    return kernels + [twin]
+    return kernels + [twin], blocked
 
 
 def _source(plan, graph, name, params, items, returns, given, emitter, lines):

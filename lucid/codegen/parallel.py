@@ -54,6 +54,51 @@ lost: hence ``MIN_ELEMENTS = 2**19`` and ``MIN_RUN = 4096``. A (N, 256)
 BatchNorm (runs of 128) always stays on one thread: a function whose rows
 are static and shorter than ``2 * MIN_RUN`` gets no twin at all (read when
 compiling). Tests lower both to 1 to exercise the twin on small shapes.
+
+The split by rows
+-----------------
+A function with no reduction (an eval BatchNorm, an activation) is split
+along its leading axis: each thread takes contiguous rows, so no run is
+short (splitting (64, 128, 256) along its 128 channels instead was slower
+at every shape tried). Its driver computes what no row changes (per-channel
+constants and their (C, L) layouts) once. A kernel whose passes share an
+array (an eval BatchNorm: ``out = x * scale``, then ``out -= shift``) can
+also take its rows in blocks of ``BLOCK_BYTES``, so that the second pass
+finds the block in cache instead of reading the array again from memory;
+that pays on one thread too, so the serial function hands such a call to
+its twin from ``MIN_BLOCKED_BYTES`` (counted as float32) even at one thread.
+
+Measured with ``python benchmarks/bench_batchnorm.py --threshold --mode eval``
+(the eval BatchNorm1d's generated function; ratios to it on one thread with
+whole passes; 2 threads; interleaved medians) in six runs, two while the
+machine was quiet enough for a second thread to get a core ("quiet") and
+four while other helpers' benchmarks and test suites kept one or both cores
+busy ("busy"):
+
+==========  ================  ===========  ===========  ==============  ==============
+elements    shape             split quiet  split busy   blocks 512 KiB  split + blocks
+                                                        (one thread)    (quiet)
+==========  ================  ===========  ===========  ==============  ==============
+65 536      (64, 64, 16)      2.4 - 3.4    1.68 - 1.71  1.10 - 1.28     2.4 - 3.4
+131 072     (128, 64, 16)     1.70 - 1.82  1.37 - 1.41  1.04 - 1.06     1.69 - 2.00
+262 144     (64, 64, 64)      0.94 - 1.12  1.23 - 1.25  1.04 - 1.08     1.01 - 1.14
+524 288     (64, 128, 64)     1.00 - 1.04  1.20 - 1.22  1.04 - 1.11     1.07 - 1.10
+524 288     (2048, 256)       0.81 - 0.87  1.15 - 1.18  1.08 - 1.14     0.89 - 0.91
+1 048 576   (64, 128, 128)    0.75 - 0.79  0.74 - 1.04  0.73 - 1.10     0.85 - 0.90
+1 048 576   (512, 2048)       0.69 - 0.74  1.01 - 1.15  0.92 - 1.15     0.79 - 0.87
+2 097 152   (64, 128, 256)    0.49          0.75 - 0.96  0.74 - 0.82     0.50 - 0.55
+2 097 152   (8192, 256)       0.55          0.92 - 2.14  0.83 - 0.95     0.55 - 0.56
+4 194 304   (64, 256, 256)    0.55 - 0.65  0.93 - 1.11  0.75 - 0.85     0.52 - 0.55
+8 388 608   (64, 256, 512)    0.62 - 0.68  0.90 - 1.12  0.75 - 0.97     0.55 - 0.61
+==========  ================  ===========  ===========  ==============  ==============
+
+On a quiet machine the split paid from 2**20 values and broke even at 2**19:
+hence ``MIN_ROWS_ELEMENTS = 2**20`` (on a busy one it paid only from 2**21,
+and not always). Blocks paid in every run from 2**21 float32 values (8 MiB)
+and cost 4-15 % below, where the data fits in cache anyway: hence
+``MIN_BLOCKED_BYTES = 2**23``; blocks of 256 KiB and 1 MiB did about as well
+as ``BLOCK_BYTES = 512 KiB``. The blocks need no second core, so they kept
+their gain in the busy runs too.
 """
 from __future__ import annotations
 
@@ -68,6 +113,12 @@ import numpy as np
 MIN_ELEMENTS = 1 << 19
 #: Shortest contiguous run of values a thread's slice may have (measured: see above).
 MIN_RUN = 4096
+#: Element count from which elementwise passes split by rows run in parallel (measured: see above).
+MIN_ROWS_ELEMENTS = 1 << 20
+#: Bytes of a block of rows a kernel making several passes takes at a time (measured: see above).
+BLOCK_BYTES = 1 << 19
+#: Bytes from which a split by rows goes in blocks, on one thread too (measured: see above).
+MIN_BLOCKED_BYTES = 1 << 23
 
 
 def _default_threads():
@@ -162,13 +213,25 @@ def worth(elements, row):
     return threads > 1 and elements >= MIN_ELEMENTS and row >= MIN_RUN * threads
 
 
+def worth_rows(elements, rows, blocked):
+    """Whether a function of elementwise passes only, over ``elements`` values in ``rows``
+    rows (its leading axis), should run its twin: each thread takes contiguous rows; if
+    ``blocked`` (its kernels make several passes), in blocks of rows that stay in cache
+    from one pass to the next, which pays on one thread too. (Elements are counted as
+    float32: the cache a block fits is a rule of thumb, not exact.)"""
+    if rows < 2:
+        return False
+    return (_POOL.threads > 1 and elements >= MIN_ROWS_ELEMENTS) or \
+        (blocked and 4 * elements >= MIN_BLOCKED_BYTES)
+
+
 def bounds(size, parts):
     """``parts`` contiguous slices ``(lo, hi)`` of ``range(size)``, as equal as can be."""
     cuts = [size * i // parts for i in range(parts + 1)]
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
 
-def split(kernel, size, axes, *args):
+def split(kernel, size, axes, *args, block=0):
     """Run ``kernel(c0, c1, *args)`` on slices of ``range(size)``; join what they return.
 
     The kernel writes its large values into slices of arrays the caller
@@ -176,7 +239,12 @@ def split(kernel, size, axes, *args):
     along ``axes`` (one axis per returned value). Slice 0 runs on the
     calling thread. If any slice raises, the first error (in slice order)
     is raised once every slice has finished, so no worker still writes.
+    With ``block`` (the bytes of one index of the split axis: a row) and at
+    least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about
+    ``BLOCK_BYTES``, one after the other.
     """
+    if block and size * block >= MIN_BLOCKED_BYTES:
+        kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)
     slices = bounds(size, min(_POOL.threads, size)) if size > 0 else [(0, 0)]
     if len(slices) > 1:
         _POOL.ensure(len(slices) - 1)
@@ -194,10 +262,22 @@ def split(kernel, size, axes, *args):
     for error in errors:
         if error is not None:
             raise error
-    if len(results) == 1:
-        return results[0]
+    return results[0] if len(results) == 1 else _join(results, axes)
+
+
+def _join(results, axes):
     return tuple(np.concatenate([r[k] for r in results], axis=axis) for k, axis in enumerate(axes))
 
 
+def _in_blocks(kernel, rows, axes):
+    """``kernel`` run on consecutive blocks of ``rows`` indices of its slice, joined."""
+    def blocks(lo, hi, *args):
+        if hi - lo <= rows:
+            return kernel(lo, hi, *args)
+        return _join([kernel(a, min(a + rows, hi), *args) for a in range(lo, hi, rows)], axes)
+    blocks.__name__ = kernel.__name__
+    return blocks
+
+
 #: What a Program puts into the namespace of its generated source (see ``_worth`` there).
-RUNTIME = {"_split": split, "_worth": worth}
+RUNTIME = {"_split": split, "_worth": worth, "_worth_rows": worth_rows}
