@@ -65,3 +65,43 @@ def test_step_helper_values():
     np.testing.assert_array_equal(step(x, 0), [0, 0, 0, 1, 1, 0, 0])
     np.testing.assert_array_equal(step(x, 1), [0, 1, 1, 1, 1, 0, 0])
     assert step(x, 0).dtype == np.float32 and step(np.array([3]), 0).dtype == np.float64
+
+
+def _linear_grads():
+    lin = lucid.nn.Linear(3, 2)
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
+    return lin, x, x.sum(axis=0)  # d sum(x @ W.T + b) / dW[i, j] = sum_n x[n, j]
+
+
+def test_gradients_accumulate_into_the_existing_grad_array():
+    lin, x, row = _linear_grads()
+    lin(lucid.Tensor(x)).sum().backward()
+    held = lin.weight.grad
+    lin(lucid.Tensor(x)).sum().backward()
+    assert lin.weight.grad is held  # torch: AccumulateGrad adds in place
+    np.testing.assert_allclose(held, np.tile(2 * row, (2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(lin.bias.grad, [8.0, 8.0])
+
+
+def test_read_only_or_other_dtype_grad_is_replaced_not_written():
+    lin, x, row = _linear_grads()
+    frozen = np.zeros((2, 3), np.float32)
+    frozen.flags.writeable = False
+    lin.weight.grad = frozen
+    lin.bias.grad = np.ones(2, np.float64)  # a gradient the user set in another dtype
+    lin(lucid.Tensor(x)).sum().backward()
+    assert lin.weight.grad is not frozen and not frozen.any()
+    np.testing.assert_allclose(lin.weight.grad, np.tile(row, (2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(lin.bias.grad, [5.0, 5.0])
+
+
+@pytest.mark.parametrize("how", ["module", "optimizer"])
+def test_zero_grad_set_to_none_false_zeroes_in_place(how):
+    lin, x, _ = _linear_grads()
+    opt = lucid.optim.SGD(lin.parameters(), lr=0.1)
+    lin(lucid.Tensor(x)).sum().backward()
+    held = lin.weight.grad
+    (lin if how == "module" else opt).zero_grad(set_to_none=False)
+    assert lin.weight.grad is held and not held.any()
+    (lin if how == "module" else opt).zero_grad()
+    assert lin.weight.grad is None and lin.bias.grad is None

@@ -227,14 +227,19 @@ def _one_call(call, key, grad, retain_graph):
 def _commit_grads(pairs, foreign=None):
     """Apply the summed gradients ``(tensor, gradient)``, only once every backward part has
     run (a failure leaves every ``.grad`` untouched). No two tensors, and not the caller
-    (``foreign``), share a ``.grad`` array."""
+    (``foreign``), share a ``.grad`` array. An existing ``.grad`` is added to in place, as
+    torch's AccumulateGrad does (a reference to it sees the sum), when it can hold the sum."""
     handed = None  # ids of arrays already someone's: a second holder gets a copy
     for tensor, g in pairs:
         if not tensor.requires_grad:
             continue
         old = tensor.grad
         if old is not None:
-            tensor.grad = old + g
+            if old.__class__ is np.ndarray and old.flags.writeable and \
+                    old.shape == g.shape and old.dtype == g.dtype:
+                np.add(old, g, out=old)
+            else:
+                tensor.grad = old + g
             continue
         if handed is None:
             handed = {id(foreign)}
@@ -242,3 +247,18 @@ def _commit_grads(pairs, foreign=None):
             g = g.copy()
         handed.add(id(g))
         tensor.grad = g
+
+
+def zero_grads(tensors, set_to_none=True):
+    """``.grad = None`` for each tensor, or with ``set_to_none=False`` its gradient zeroed in
+    place (a new zero array when it cannot be written), as torch's ``zero_grad``."""
+    for t in tensors:
+        g = t.grad
+        if g is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        elif g.__class__ is np.ndarray and g.flags.writeable:
+            g.fill(0)
+        else:
+            t.grad = np.zeros_like(g)

@@ -15,7 +15,7 @@ from .. import eager
 from ..compiler import new_tracer
 from ..frontend import Var, trace
 from ..frontend.trace import current
-from ..eager import Tensor, as_dtype, call_module
+from ..eager import Tensor, as_dtype, call_module, zero_grads
 
 _INTERNAL = ("_parameters", "_buffers", "_modules", "_programs", "_version", "training")
 _TABLES = ("_parameters", "_buffers", "_modules")
@@ -175,9 +175,10 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Drop every parameter's gradient (``None``), or with ``set_to_none=False`` fill it
+        with zeros in place, as torch's."""
+        zero_grads(self.parameters(), set_to_none)
 
     def _state(self):
         state = self.named_parameters() + self.named_buffers()

@@ -21,7 +21,7 @@ import copy
 
 import numpy as np
 
-from ..eager import Tensor, changed, enable_grad
+from ..eager import Tensor, changed, enable_grad, zero_grads
 from ..eager.tensor import write
 
 
@@ -71,14 +71,9 @@ class Optimizer(abc.ABC):
             raise ValueError(f"Invalid learning rate: {group['lr']}")
 
     def zero_grad(self, set_to_none=True):
-        """Drop every gradient (``None``), or with ``set_to_none=False`` fill it with zeros."""
-        for g in self.param_groups:
-            for p in g["params"]:
-                if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        p.grad = np.zeros_like(p.grad)
+        """Drop every gradient (``None``), or with ``set_to_none=False`` fill it with zeros
+        (in place, as torch's)."""
+        zero_grads([p for g in self.param_groups for p in g["params"]], set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. ``closure``, if given, is called
