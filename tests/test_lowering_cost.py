@@ -112,10 +112,13 @@ def test_a_centred_sum_that_does_not_cancel_stays_centred():
     agree_with_reference(program, x, y)
 
 
-def test_bias_add_goes_into_the_fresh_matmul_result():
+def test_bias_add_goes_into_the_matmul_result():
+    # the forward matmul writes into a scratch slot (np.matmul(..., out=n1)); the bias add
+    # then goes into that same array
     program = lucid.compile(mlp(1), lucid.placeholder((None, 16), name="x"), mode="train")
     step = program.source[program.source.index("def step("):]
-    matmul = next(l.split(" = ")[0].strip() for l in step.splitlines() if " @ " in l)
+    matmul = next(l.split("out=")[1].rstrip(")") for l in step.splitlines()
+                  if l.strip().startswith("np.matmul(x,"))
     assert f"np.add({matmul}, p0_bias, out={matmul})" in step.replace("_t0", matmul)
 
 

@@ -21,6 +21,11 @@ from .plan import VIEWS
 from .printer import to_numpy_source
 from .text import comment, describe, shape_source
 
+#: Ops whose lowering is one NumPy call that can write into a given array (``out=``): their
+#: result may live in a scratch slot. The op records lower to ``a @ b`` / ``np.matmul(a, b)``.
+INTO = {"matmul": "np.matmul", "stacked_matmul": "np.matmul"}
+
+
 def src(expr, scalars=None) -> str:
     return to_numpy_source(expr, scalars)
 
@@ -79,6 +84,8 @@ class Emitter(LinearForms):
             return
         target = None if it.symbol in self.fresh else self.epilogue_target(it)
         if target is not None:
+            if target in self.pool.live:  # its slot too: kept until this value's last use
+                self.pool.live[name] = self.pool.live.pop(target)
             self.lines.append(f"{name} = {target}")  # its memory, now this value's
             if self.region is not None:  # in the driver too, for the statements after
                 self.region.driver.append(f"{name} = {target}")
@@ -240,6 +247,13 @@ class Emitter(LinearForms):
             # transpose C-ordered, (dy.T @ x), and let this be its free .T view
             a, b = [a if _simple(a) else f"({a})" for a in args]
             value = f"({b}.T @ {a}.T).T"
+        elif self.into_scratch(it, g):
+            # a fresh 256 KiB result is mmapped and page-faulted in at every call; a scratch
+            # slot, taken before this item's operands give theirs back, is warm and never
+            # one of them
+            self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape, g.dtype)}")
+            self.lines.append(f"{INTO[g.op]}({', '.join(args)}, out={name})")
+            return
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
             value = REGISTRY[g.op].lower(g.attrs, shape_source, *args)
@@ -247,6 +261,13 @@ class Emitter(LinearForms):
                 self.plan.aliases_input(a) or a in self.returned for a in it.args):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
+
+    def into_scratch(self, it, g):
+        """Whether op item ``it`` can write its result into a scratch slot: an op with an
+        ``out=`` form (:data:`INTO`), a large result no caller sees, computed whole (not in a
+        kernel over channel slices), from operands of its own dtype (no casting on the way)."""
+        return g.op in INTO and it.symbol not in self.fresh and self.region is None and \
+            is_large(g.shape) and all(self.plan.graph.node(i).dtype == g.dtype for i in g.inputs)
 
     def transposed_only(self, it, g):
         """Whether a 2-D matmul item is read only by 2-D transposes (and is no result)."""

@@ -1,0 +1,177 @@
+"""Matmul results in scratch slots of the memory plan (issue 11).
+
+A matmul whose result no caller sees writes into a reused slot
+(``np.matmul(a, b, out=...)``). These tests run such programs over several
+calls with changing batch sizes against the reference executor and float64
+NumPy, check from the generated source that a result never shares a slot with
+its operands, and that ``memory()`` counts the new slots.
+"""
+import re
+
+import numpy as np
+
+import lucid
+import lucid.nn as nn
+from lucid.runtime import run as reference_run
+
+BUFFER = re.compile(r"^\s*(\w+) = _buffer\('([\w.]+)', (.*), np\.(\w+)\)$")
+ALIAS = re.compile(r"^\s*(\w+) = (\w+)(\.T|\.reshape\(.*\)|\.view\(\))?$")
+MATMUL = re.compile(r"^\s*np\.matmul\((\w+), (\w+), out=(\w+)\)$")
+
+
+def body(program, fn="step"):
+    start = program.source.index(f"def {fn}(")
+    end = program.source.find("\ndef ", start + 1)
+    return program.source[start:end if end > 0 else None]
+
+
+def slots_of(source):
+    """Variable -> scratch slot holding its memory (through aliases and views), and the
+    matmuls ``(line index, a, b, out)`` that write into a slot."""
+    slot, matmuls = {}, []
+    for i, line in enumerate(source.splitlines()):
+        if (m := BUFFER.match(line)):
+            slot[m[1]] = m[2]
+        elif (m := ALIAS.match(line)) and m[2] in slot:
+            slot[m[1]] = slot[m[2]]
+        elif (m := MATMUL.match(line)):
+            matmuls.append((i, m[1], m[2], m[3]))
+    return slot, matmuls
+
+
+def agree(program, feeds, rtol=1e-4, atol=1e-4):
+    """The program's results against the reference executor's, for one set of feeds."""
+    want = reference_run(program.graph, feeds)
+    got = program.run(feeds)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=rtol, atol=atol, err_msg=key)
+    return got
+
+
+def chain(x, a, b, c):
+    """Square matmuls whose operands die at them: every result could reuse an operand's slot."""
+    h = lucid.tanh(x @ a)
+    h = lucid.relu(h @ b) + 0.5
+    return lucid.sigmoid(h @ c).sum()
+
+
+def chain64(x, a, b, c):
+    h = np.tanh(x @ a)
+    h = np.maximum(h @ b, 0) + 0.5
+    return (1 / (1 + np.exp(-(h @ c)))).sum()
+
+
+def chain_program(width=24):
+    ph = [lucid.placeholder((None, width), name="x")] + \
+        [lucid.placeholder((width, width), name=n) for n in "abc"]
+    return lucid.compile(chain, *ph, mode="eval")
+
+
+def test_internal_matmuls_write_into_scratch_slots():
+    step = body(chain_program())
+    slot, matmuls = slots_of(step)
+    assert len(matmuls) == 3  # all three: none is returned
+    assert " @ " not in step
+    for _, _, _, out in matmuls:
+        assert out in slot and slot[out].startswith("step.")
+
+
+def test_a_matmul_result_never_takes_its_operands_slot():
+    program = chain_program()
+    step = body(program)
+    slot, matmuls = slots_of(step)
+    lines = step.splitlines()
+    freed_here = 0
+    for i, a, b, out in matmuls:
+        operands = {slot.get(a), slot.get(b)} - {None}
+        assert slot[out] not in operands, lines[i]
+        # the case that matters: an operand in a slot of the result's shape read for the
+        # last time by this matmul, so the pool gives its slot back at this very item
+        later = "\n".join(lines[i + 1:])
+        key = next(BUFFER.match(l)[3] for l in lines if BUFFER.match(l) and BUFFER.match(l)[1] == out)
+        for v in (a, b):
+            if v in slot and not re.search(rf"(?<![\w.']){v}\b", later):
+                shapes = {BUFFER.match(l)[3] for l in lines if BUFFER.match(l)
+                          and BUFFER.match(l)[2] == slot[v]}
+                freed_here += key in shapes
+    assert freed_here >= 2  # the test exercises the give-back-at-last-use case
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((7, 24), dtype=np.float32)}
+    feeds.update((n, rng.standard_normal((24, 24), dtype=np.float32) / 5) for n in "abc")
+    agree(program, feeds)
+
+
+def test_matmuls_in_slots_over_calls_with_changing_batch_sizes():
+    program = chain_program()
+    rng = np.random.default_rng(1)
+    weights = {n: rng.standard_normal((24, 24), dtype=np.float32) / 5 for n in "abc"}
+    kept = []
+    for n in (5, 40, 5, 17, 40, 1, 40):  # shrink, grow, back: slots reallocated and reused
+        x = rng.standard_normal((n, 24), dtype=np.float32)
+        got = agree(program, {"x": x, **weights})
+        want = chain64(x.astype(np.float64), *(weights[k].astype(np.float64) for k in "abc"))
+        np.testing.assert_allclose(got["out"], want, rtol=1e-4)
+        kept.append((got["out"], want))
+    for got, want in kept:  # returned values are never overwritten by later calls
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_batched_matmul_writes_into_a_slot_and_agrees():
+    ph = [lucid.placeholder((None, 3, 8, 8), name="x"), lucid.placeholder((3, 8, 8), name="w")]
+    program = lucid.compile(lambda x, w: lucid.tanh(lucid.tanh(x @ w) @ w), *ph, mode="eval")
+    slot, matmuls = slots_of(body(program))
+    assert len(matmuls) == 2  # the output is the tanh's: both matmuls stay inside
+    for _, a, b, out in matmuls:
+        assert slot[out] not in {slot.get(a), slot.get(b)}
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((3, 8, 8), dtype=np.float32) / 3
+    for n in (4, 9, 2):
+        x = rng.standard_normal((n, 3, 8, 8), dtype=np.float32)
+        got = agree(program, {"x": x, "w": w})
+        x64, w64 = x.astype(np.float64), w.astype(np.float64)
+        np.testing.assert_allclose(got["out"], np.tanh(np.tanh(x64 @ w64) @ w64), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def mlp(k, width=16, seed=0):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for _ in range(k):
+        layers += [nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU()]
+    model = nn.Sequential(*layers)
+    for p in model.parameters():
+        p.data[...] = rng.uniform(0.5, 1.5, p.shape) * rng.choice([-1, 1], p.shape)
+    return model
+
+
+def test_train_mlp_matmuls_in_slots_agree_over_calls_and_batch_sizes():
+    program = lucid.compile(mlp(3), lucid.placeholder((None, 16), name="x"), mode="train")
+    for fn in ("step", "forward", "backward"):
+        slot, matmuls = slots_of(body(program, fn))
+        for _, a, b, out in matmuls:
+            assert slot[out] not in {slot.get(a), slot.get(b)}
+    # forward-block matmuls (3) and input-gradient matmuls of blocks 2 and 3 (2) stay inside
+    assert len(slots_of(body(program))[1]) == 5
+    rng = np.random.default_rng(3)
+    for n in (32, 8, 32, 3):
+        x, dy = (rng.standard_normal((n, 16), dtype=np.float32) for _ in range(2))
+        agree(program, program.feeds((x, dy), {}))
+
+
+def test_memory_counts_the_matmul_slots():
+    program = chain_program()
+    rng = np.random.default_rng(4)
+    feeds = {"x": rng.standard_normal((64, 24), dtype=np.float32)}
+    feeds.update((n, rng.standard_normal((24, 24), dtype=np.float32)) for n in "abc")
+    program.run(feeds)
+    mem = program.memory()
+    held = program._scratch.__dict__
+    slot, matmuls = slots_of(body(program))
+    for _, _, _, out in matmuls:
+        assert held[slot[out]].shape == (64, 24)  # a matmul's slot is among those held
+    assert mem["buffers"] == len(held)
+    assert mem["bytes_held"] == sum(a.nbytes for a in held.values())
+    # at most about three full-size values alive at once (an operand, a result, h)
+    one = 64 * 24 * 4
+    assert one <= mem["peak_live_bytes"] <= mem["bytes_held"] <= 3 * one + 3 * 24 * 4
