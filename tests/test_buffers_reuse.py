@@ -14,9 +14,9 @@ import lucid
 import lucid.nn as nn
 from lucid.runtime import run as reference_run
 
-BUFFER = re.compile(r"^\s*(\w+) = _buffer\('([\w.]+)', (.*), np\.(\w+)\)$")
+BUFFER = re.compile(r"^\s*(\w+) = _(buffer|result)\('([\w.]+)', (.*), np\.(\w+)\)(  #.*)?$")
 ALIAS = re.compile(r"^\s*(\w+) = (\w+)(\.T|\.reshape\(.*\)|\.view\(\))?$")
-MATMUL = re.compile(r"^\s*np\.matmul\((\w+), (\w+), out=(\w+)\)$")
+MATMUL = re.compile(r"^\s*np\.matmul\((\w+)(?:\.T)?, (\w+)(?:\.T)?, out=(\w+)\)$")
 
 
 def body(program, fn="step"):
@@ -25,16 +25,17 @@ def body(program, fn="step"):
     return program.source[start:end if end > 0 else None]
 
 
-def slots_of(source):
-    """Variable -> scratch slot holding its memory (through aliases and views), and the
-    matmuls ``(line index, a, b, out)`` that write into a slot."""
-    slot, matmuls = {}, []
+def slots_of(source, kind="buffer"):
+    """Variable -> scratch slot (``_buffer``) or returned array's slot (``_result``) holding
+    its memory, through aliases and views; and the matmuls ``(line index, a, b, out)`` that
+    write into one of ``kind``."""
+    slot, matmuls, kinds = {}, [], {}
     for i, line in enumerate(source.splitlines()):
         if (m := BUFFER.match(line)):
-            slot[m[1]] = m[2]
+            slot[m[1]], kinds[m[1]] = m[3], m[2]
         elif (m := ALIAS.match(line)) and m[2] in slot:
             slot[m[1]] = slot[m[2]]
-        elif (m := MATMUL.match(line)):
+        elif (m := MATMUL.match(line)) and kinds[m[3]] == kind:
             matmuls.append((i, m[1], m[2], m[3]))
     return slot, matmuls
 
@@ -89,11 +90,11 @@ def test_a_matmul_result_never_takes_its_operands_slot():
         # the case that matters: an operand in a slot of the result's shape read for the
         # last time by this matmul, so the pool gives its slot back at this very item
         later = "\n".join(lines[i + 1:])
-        key = next(BUFFER.match(l)[3] for l in lines if BUFFER.match(l) and BUFFER.match(l)[1] == out)
+        key = next(BUFFER.match(l)[4] for l in lines if BUFFER.match(l) and BUFFER.match(l)[1] == out)
         for v in (a, b):
             if v in slot and not re.search(rf"(?<![\w.']){v}\b", later):
-                shapes = {BUFFER.match(l)[3] for l in lines if BUFFER.match(l)
-                          and BUFFER.match(l)[2] == slot[v]}
+                shapes = {BUFFER.match(l)[4] for l in lines if BUFFER.match(l)
+                          and BUFFER.match(l)[3] == slot[v]}
                 freed_here += key in shapes
     assert freed_here >= 2  # the test exercises the give-back-at-last-use case
     rng = np.random.default_rng(0)
@@ -148,11 +149,14 @@ def mlp(k, width=16, seed=0):
 def test_train_mlp_matmuls_in_slots_agree_over_calls_and_batch_sizes():
     program = lucid.compile(mlp(3), lucid.placeholder((None, 16), name="x"), mode="train")
     for fn in ("step", "forward", "backward"):
-        slot, matmuls = slots_of(body(program, fn))
-        for _, a, b, out in matmuls:
-            assert slot[out] not in {slot.get(a), slot.get(b)}
-    # forward-block matmuls (3) and input-gradient matmuls of blocks 2 and 3 (2) stay inside
+        for kind in ("buffer", "result"):
+            slot, matmuls = slots_of(body(program, fn), kind)
+            for _, a, b, out in matmuls:
+                assert slot[out] not in {slot.get(a), slot.get(b)}
+    # forward-block matmuls (3) and input-gradient matmuls of blocks 2 and 3 (2) stay inside;
+    # the input's and the three weights' gradients are returned
     assert len(slots_of(body(program))[1]) == 5
+    assert len(slots_of(body(program), "result")[1]) == 4
     rng = np.random.default_rng(3)
     for n in (32, 8, 32, 3):
         x, dy = (rng.standard_normal((n, 16), dtype=np.float32) for _ in range(2))
@@ -175,3 +179,98 @@ def test_memory_counts_the_matmul_slots():
     # at most about three full-size values alive at once (an operand, a result, h)
     one = 64 * 24 * 4
     assert one <= mem["peak_live_bytes"] <= mem["bytes_held"] <= 3 * one + 3 * 24 * 4
+
+
+# -- returned arrays offered back once nobody holds them (Program.results) -----------------
+def pair_program():
+    """Two large results: ``h`` (a matmul's, returned) and ``g`` (elementwise)."""
+    ph = [lucid.placeholder((None, 24), "float64", name="x"),
+          lucid.placeholder((24, 24), "float64", name="w")]
+    return lucid.compile(lambda x, w: {"h": x @ w, "g": x * 2.0 + 1.0}, *ph,
+                         mode="eval")
+
+
+def pair_want(x, w):
+    return {"h": x @ w, "g": x * 2.0 + 1.0}
+
+
+def pair_calls():
+    """A program, its weight, and a function calling it on fresh data; checks the results."""
+    program, rng = pair_program(), np.random.default_rng(7)
+    w = rng.standard_normal((24, 24))
+
+    def call(n=16):
+        x = rng.standard_normal((n, 24))
+        got = program(x, w)
+        want = pair_want(x, w)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=key)
+        return got, want
+    return program, call
+
+
+def test_results_nobody_holds_are_written_again():
+    program, call = pair_calls()
+    got, _ = call()
+    ids = {k: id(v) for k, v in got.items()}
+    del got  # the caller keeps nothing: the program's ring is the only holder
+    again, _ = call()
+    assert {k: id(v) for k, v in again.items()} == ids
+    assert program.memory()["results_kept"] == 2 * 16 * 24 * 8
+
+
+def test_a_kept_dict_keeps_its_values():
+    program, call = pair_calls()
+    kept = [call() for _ in range(4)]  # each call's dict kept: nothing may be reused
+    for got, want in kept:
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=key)
+    assert len({id(got["h"]) for got, _ in kept}) == 4
+
+
+def test_a_kept_array_keeps_its_value_and_the_rest_is_reused():
+    program, call = pair_calls()
+    got, want = call()
+    h, other = got["h"], id(got["g"])
+    del got
+    again, _ = call()
+    assert again["h"] is not h and id(again["g"]) == other  # only the unheld one reused
+    np.testing.assert_allclose(h, want["h"], rtol=1e-12)
+
+
+def test_a_kept_view_or_slice_keeps_its_base():
+    program, call = pair_calls()
+    got, want = call()
+    rows, col, flat = got["h"][2:5], got["g"][:, 3], got["h"].T.reshape(-1)
+    del got
+    for _ in range(3):
+        call()
+    np.testing.assert_allclose(rows, want["h"][2:5], rtol=1e-12)
+    np.testing.assert_allclose(col, want["g"][:, 3], rtol=1e-12)
+    np.testing.assert_allclose(flat, want["h"].T.reshape(-1), rtol=1e-12)
+
+
+def test_a_memoryview_or_weak_reference_keeps_the_array():
+    import weakref
+
+    program, call = pair_calls()
+    got, want = call()
+    view, ref, gid = memoryview(got["h"]), weakref.ref(got["g"]), id(got["g"])
+    del got
+    again, _ = call()
+    assert again["g"] is not ref() and id(again["g"]) != gid
+    np.testing.assert_allclose(np.asarray(view), want["h"], rtol=1e-12)
+    np.testing.assert_allclose(ref(), want["g"], rtol=1e-12)
+
+
+def test_results_over_changing_batch_sizes():
+    program, call = pair_calls()
+    kept = []
+    for n in (16, 3, 16, 40, 3, 3, 40):
+        got, want = call(n)
+        if n == 3:
+            kept.append((got["h"], want["h"]))  # some kept, the others dropped
+    for h, want in kept:
+        np.testing.assert_allclose(h, want, rtol=1e-12)
+    rings = program.results._local.__dict__
+    assert all(len(ring) <= program.results.KEEP for ring in rings.values())

@@ -124,7 +124,8 @@ def test_bias_add_goes_into_the_matmul_result():
 
 def test_scratch_held_is_the_peak_live_set_and_results_survive_reuse():
     program = lucid.compile(mlp(4), lucid.placeholder((None, 16), name="x"), mode="train")
-    assert program.memory() == {"bytes_held": 0, "peak_live_bytes": 0, "buffers": 0}
+    assert program.memory() == {"bytes_held": 0, "peak_live_bytes": 0, "buffers": 0,
+                                "results_kept": 0}
     rng = np.random.default_rng(4)
     x, dy = (rng.standard_normal((64, 16), dtype=np.float32) for _ in range(2))
     first = {k: np.array(v, copy=True) for k, v in program.run(program.feeds((x, dy), {})).items()}

@@ -18,7 +18,7 @@ from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
 from .memory import Pool
 from .plan import VIEWS
-from .printer import to_numpy_source
+from .printer import is_mask, to_numpy_source
 from .text import comment, describe, shape_source
 
 #: Ops whose lowering is one NumPy call that can write into a given array (``out=``): their
@@ -61,10 +61,11 @@ class Emitter(LinearForms):
 
     # -- buffers ------------------------------------------------------------------------
     def buffer(self, symbol, shape, dtype):
-        """Destination for a large value: fresh when returned, else a scratch slot that is
-        free over the value's live range (see :mod:`lucid.codegen.memory`)."""
+        """Destination for a large value: when returned, an array an earlier call returned
+        that nobody holds any more, else a new one (``_result`` in the prelude); otherwise a
+        scratch slot that is free over the value's live range (:mod:`lucid.codegen.memory`)."""
         if symbol in self.fresh:
-            source = f"np.empty({shape_source(shape)}, np.{dtype})"
+            source = f"_result('{self.fn}.{symbol}', {shape_source(shape)}, np.{dtype})"
         else:
             slot = self.pool.take(str(symbol), str(symbol), (shape_source(shape), dtype),
                                   self.index)
@@ -73,13 +74,16 @@ class Emitter(LinearForms):
         return self.region.allocate(str(symbol), shape, source) if self.region else source
 
     def place(self, name, it):
-        """Compute a large item: into a reused buffer, or, when it is returned, into a new
-        array that its first ufunc allocates (no separate np.empty call), or into the
-        fresh result of an op that dies here (a bias added into its matmul's result)."""
+        """Compute a large item: into a reused buffer (a scratch slot, or a returned array
+        nobody holds any more), or into the result of an op that dies here (a bias added
+        into its matmul's result). A returned value NumPy must evaluate whole (not linear
+        in its large operands) comes out of that evaluation: copying it would cost a pass."""
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
-        if it.symbol in self.fresh and same and self.region is None:
+        whole = not is_mask(it.expr) and not it.expr.is_Mul and \
+            self.linear_terms(it.expr, it.shape) is None
+        if it.symbol in self.fresh and same and self.region is None and whole:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
         target = None if it.symbol in self.fresh else self.epilogue_target(it)
@@ -242,15 +246,21 @@ class Emitter(LinearForms):
                 # constant along a kept axis (a broadcast lower-rank value): spread it first
                 args[0] = f"np.broadcast_to({args[0]}, {shape_source(kept)})"
             value = f"({args[0]}).reshape({shape_source(g.shape)})"
-        elif self.transposed_only(it, g):
+        elif self.transposed_only(it, g) and self.into_buffer(it, g):
             # read only as its transpose (a weight gradient, x.T @ dy): compute that
-            # transpose C-ordered, (dy.T @ x), and let this be its free .T view
+            # transpose C-ordered, (dy.T @ x), into a buffer, and let this be its free .T view
+            a, b = [a if _simple(a) else f"({a})" for a in args]
+            self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape[::-1], g.dtype)}"
+                              f"  # C-ordered; {name} is its .T")
+            self.lines.append(f"{INTO[g.op]}({b}.T, {a}.T, out={name})")
+            value = f"{name}.T"
+        elif self.transposed_only(it, g):
             a, b = [a if _simple(a) else f"({a})" for a in args]
             value = f"({b}.T @ {a}.T).T"
-        elif self.into_scratch(it, g):
-            # a fresh 256 KiB result is mmapped and page-faulted in at every call; a scratch
-            # slot, taken before this item's operands give theirs back, is warm and never
-            # one of them
+        elif self.into_buffer(it, g):
+            # a fresh 256 KiB result is mmapped and page-faulted in at every call; a buffer
+            # that is already mapped is not (a scratch slot is taken before this item's
+            # operands give theirs back, so it is never one of theirs)
             self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape, g.dtype)}")
             self.lines.append(f"{INTO[g.op]}({', '.join(args)}, out={name})")
             return
@@ -262,12 +272,12 @@ class Emitter(LinearForms):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
 
-    def into_scratch(self, it, g):
-        """Whether op item ``it`` can write its result into a scratch slot: an op with an
-        ``out=`` form (:data:`INTO`), a large result no caller sees, computed whole (not in a
-        kernel over channel slices), from operands of its own dtype (no casting on the way)."""
-        return g.op in INTO and it.symbol not in self.fresh and self.region is None and \
-            is_large(g.shape) and all(self.plan.graph.node(i).dtype == g.dtype for i in g.inputs)
+    def into_buffer(self, it, g):
+        """Whether op item ``it`` can write its result into a :meth:`buffer`: an op with an
+        ``out=`` form (:data:`INTO`), a large result computed whole (not in a kernel over
+        channel slices), from operands of its own dtype (no casting on the way)."""
+        return g.op in INTO and self.region is None and is_large(g.shape) and \
+            all(self.plan.graph.node(i).dtype == g.dtype for i in g.inputs)
 
     def transposed_only(self, it, g):
         """Whether a 2-D matmul item is read only by 2-D transposes (and is no result)."""
