@@ -12,6 +12,7 @@ import numpy as np
 
 import lucid
 import lucid.nn as nn
+import lucid.nn.functional as F
 from lucid.runtime import run as reference_run
 
 BUFFER = re.compile(r"^\s*(\w+) = _(buffer|result)\('([\w.]+)', (.*), np\.(\w+)\)(  #.*)?$")
@@ -274,3 +275,109 @@ def test_results_over_changing_batch_sizes():
         np.testing.assert_allclose(h, want, rtol=1e-12)
     rings = program.results._local.__dict__
     assert all(len(ring) <= program.results.KEEP for ring in rings.values())
+
+
+# -- the compiled training step: double-buffered parameters and optimizer state ------------
+def wide(seed=0):
+    lucid.manual_seed(seed)
+    return nn.Sequential(nn.Linear(12, 40), nn.BatchNorm1d(40), nn.ReLU(), nn.Linear(40, 20),
+                         nn.ReLU(), nn.Linear(20, 3)).double()
+
+
+def train_batches(count=6, n=16):
+    rng = np.random.default_rng(8)
+    return [(rng.normal(size=(n + 3 * (i % 2), 12)), rng.integers(0, 3, n + 3 * (i % 2)))
+            for i in range(count)]
+
+
+def compiled_step(model):
+    opt = lucid.optim.Adam(model.parameters(), lr=1e-2)
+    ph = (lucid.placeholder((None, 12), "float64", name="x"),
+          lucid.placeholder((None,), "int64", name="y"))
+    return opt, lucid.compile(lambda x, y: F.cross_entropy(model(x), y), *ph, optimizer=opt)
+
+
+def eager_steps(model, batches):
+    opt = lucid.optim.Adam(model.parameters(), lr=1e-2)
+    for x, y in batches:
+        opt.zero_grad()
+        F.cross_entropy(model(lucid.Tensor(x)), lucid.Tensor(y)).backward()
+        opt.step()
+
+
+def test_train_step_double_buffers_and_matches_eager_and_a_held_run():
+    batches = train_batches()
+    free, held = wide(), wide()
+    (opt, step), (_, step_held) = compiled_step(free), compiled_step(held)
+    weight = free[0].weight
+    seen, kept = [], []
+    for x, y in batches:
+        step(x, y)
+        step_held(x, y)
+        seen.append(id(weight.data))
+        kept.append([p.data for p in held.parameters()])  # held: nothing can be reused
+    assert len(set(seen[1:])) == 2 and seen[1] == seen[3] == seen[5]  # two arrays, in turn
+    assert len({id(a) for arrays in kept for a in arrays[:1]}) == len(batches)
+    exp = [s["exp_avg"] for s in opt.state.values() if s["exp_avg"].size >= 256]
+    assert exp and all(sum(id(a) == id(b) for b in exp) == 1 for a in exp)  # none shared
+    eager = wide()
+    eager_steps(eager, batches)
+    for a, b, c in zip(free.parameters(), held.parameters(), eager.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)  # reuse changes no value
+        np.testing.assert_allclose(a.data, c.data, rtol=1e-9, atol=1e-12)
+
+
+def test_train_step_keeps_what_the_user_kept():
+    batches = train_batches()
+    model = wide()
+    opt, step = compiled_step(model)
+    step(*batches[0])
+    step(*batches[1])
+    weight = model[0].weight.data  # a p.data reference kept across steps
+    weight_copy = weight.copy()
+    rows = model[3].weight.data[:5]  # a slice of another
+    rows_copy = rows.copy()
+    snapshot = model.state_dict()
+    snapshot_copy = {k: v.copy() for k, v in snapshot.items()}
+    moments = {id(p): s["exp_avg"] for p, s in opt.state.items()}  # optimizer state kept
+    moments_copy = {k: v.copy() for k, v in moments.items()}
+    saved = opt.state_dict()
+    for x, y in batches[2:]:
+        step(x, y)
+    np.testing.assert_array_equal(weight, weight_copy)
+    np.testing.assert_array_equal(rows, rows_copy)
+    for k in snapshot:
+        np.testing.assert_array_equal(snapshot[k], snapshot_copy[k], err_msg=k)
+    for k in moments:
+        np.testing.assert_array_equal(moments[k], moments_copy[k])
+        assert not any(s["exp_avg"] is moments[k] for s in opt.state.values())
+    for i, s in saved["state"].items():
+        np.testing.assert_array_equal(s["exp_avg"], moments_copy[id(list(model.parameters())[i])])
+    assert not np.array_equal(model[0].weight.data, weight_copy)  # the model did train
+
+
+def test_whole_expressions_end_in_a_ufunc_writing_the_buffer():
+    # not linear in their large operands, NumPy evaluates them; their outermost operation
+    # (an add, a ufunc head) writes into the scratch slot or returned array: no copy after
+    ph = lucid.placeholder((None, 20), "float64", name="x")
+
+    def fn(x):
+        inner = lucid.exp(x * x) + lucid.tanh(x) * x  # scratch: read twice below
+        return {"sum": inner * 0.5 + lucid.sqrt(lucid.abs(x)) / (inner + 2.0),
+                "relu": lucid.relu(inner - 1.5), "tanh": lucid.tanh(inner * x)}
+    program = lucid.compile(fn, ph, mode="eval")
+    step = body(program)
+    assert "np.asarray(" not in step  # no returned value is a new array
+    assert step.count("np.copyto(") == 1  # only tanh(x) * x, a product (linear.py's)
+    for key, ufunc in (("sum", "add"), ("relu", "maximum"), ("tanh", "tanh")):
+        out = f"_out_{program.graph.outputs[key].node}"
+        assert re.search(rf"^\s*np\.{ufunc}\(.*, out={out}\)$", step, re.M), key
+    rng = np.random.default_rng(9)
+    for n in (7, 30, 7):
+        x = rng.standard_normal((n, 20))
+        got = agree(program, {"x": x}, rtol=1e-12, atol=1e-12)
+        inner = np.exp(x * x) + np.tanh(x) * x
+        want = {"sum": inner * 0.5 + np.sqrt(np.abs(x)) / (inner + 2.0),
+                "relu": np.maximum(inner - 1.5, 0), "tanh": np.tanh(inner * x)}
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=key)

@@ -11,9 +11,10 @@ anything else a user wrote reaches the source only through :func:`comment`.
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
-from ..ops import REGISTRY
+from ..ops import FLOATS, NUMPY_FUNCTIONS, REGISTRY
 from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
 from .memory import Pool
@@ -83,6 +84,11 @@ class Emitter(LinearForms):
             == {it.dtype}
         whole = not is_mask(it.expr) and not it.expr.is_Mul and \
             self.linear_terms(it.expr, it.shape) is None
+        last = self.outermost(it.expr, name) if whole and self.region is None and \
+            it.dtype in FLOATS else None
+        if last is not None:  # NumPy evaluates it, its last operation writes the buffer
+            self.lines += [f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}", last]
+            return
         if it.symbol in self.fresh and same and self.region is None and whole:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
@@ -97,6 +103,20 @@ class Emitter(LinearForms):
         else:
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
         self.into(it.expr, name, it.shape, it.dtype)
+
+    def outermost(self, expr, dest):
+        """``expr`` as NumPy would evaluate it whole, its outermost operation a ufunc call
+        writing into ``dest`` (the same passes, no copy); None if that operation is no
+        ufunc. An expression of a float dtype: ``out=`` casts as ``same_kind``."""
+        if expr.is_Add:
+            *head, tail = expr.args
+            return f"np.add({self.src(sp.Add(*head))}, {self.src(tail)}, out={dest})"
+        name = NUMPY_FUNCTIONS.get(expr.func)
+        ufunc = getattr(np, name, None) if name is not None else None
+        if not isinstance(ufunc, np.ufunc) or len(expr.args) != ufunc.nin:
+            return None
+        args = ", ".join(self.src(a) for a in expr.args)
+        return f"np.{name}({args}, out={dest})"
 
     def epilogue_target(self, it):
         """The operand ``it`` may be computed into: its first large term, when that is the
