@@ -75,10 +75,12 @@ class Emitter(LinearForms):
         return self.region.allocate(str(symbol), shape, source) if self.region else source
 
     def place(self, name, it):
-        """Compute a large item: into a reused buffer (a scratch slot, or a returned array
-        nobody holds any more), or into the result of an op that dies here (a bias added
-        into its matmul's result). A returned value NumPy must evaluate whole (not linear
-        in its large operands) comes out of that evaluation: copying it would cost a pass."""
+        """Compute a large item: into a :meth:`buffer` (a scratch slot, or for a returned
+        value an array nobody holds any more), or into the result of an op that dies here
+        (a bias added into its matmul's result). A value NumPy must evaluate whole (not
+        linear in its large operands) ends in a ufunc writing the buffer (:meth:`outermost`);
+        failing that, a returned one is the array the evaluation makes (a copy would cost
+        a pass)."""
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
