@@ -84,6 +84,8 @@ def test_a_matmul_result_never_takes_its_operands_slot():
     step = body(program)
     slot, matmuls = slots_of(step)
     lines = step.splitlines()
+    taken = [m for m in map(BUFFER.match, lines) if m]  # (name, kind, slot, shape, dtype)
+    shape_of = {m[1]: m[4] for m in taken}
     freed_here = 0
     for i, a, b, out in matmuls:
         operands = {slot.get(a), slot.get(b)} - {None}
@@ -91,12 +93,9 @@ def test_a_matmul_result_never_takes_its_operands_slot():
         # the case that matters: an operand in a slot of the result's shape read for the
         # last time by this matmul, so the pool gives its slot back at this very item
         later = "\n".join(lines[i + 1:])
-        key = next(BUFFER.match(l)[4] for l in lines if BUFFER.match(l) and BUFFER.match(l)[1] == out)
         for v in (a, b):
             if v in slot and not re.search(rf"(?<![\w.']){v}\b", later):
-                shapes = {BUFFER.match(l)[4] for l in lines if BUFFER.match(l)
-                          and BUFFER.match(l)[3] == slot[v]}
-                freed_here += key in shapes
+                freed_here += shape_of[out] in {m[4] for m in taken if m[3] == slot[v]}
     assert freed_here >= 2  # the test exercises the give-back-at-last-use case
     rng = np.random.default_rng(0)
     feeds = {"x": rng.standard_normal((7, 24), dtype=np.float32)}
@@ -381,3 +380,28 @@ def test_whole_expressions_end_in_a_ufunc_writing_the_buffer():
                 "relu": np.maximum(inner - 1.5, 0), "tanh": np.tanh(inner * x)}
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-12, err_msg=key)
+
+
+def test_parallel_twin_and_serial_step_share_results_safely(monkeypatch):
+    from lucid.codegen import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(parallel, "MIN_RUN", 1)
+    before = lucid.get_num_threads()
+    model = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 16))
+    program = lucid.compile(model, lucid.placeholder((None, 16), name="x"), mode="train")
+    assert "def _step_parallel(" in program.source
+    rng = np.random.default_rng(10)
+    try:
+        kept = []
+        for i, n in enumerate((64, 64, 20, 64, 64, 20)):
+            lucid.set_num_threads(1 + i % 2)  # serial and twin in turn, one ring per slot
+            x, dy = (rng.standard_normal((n, 16), dtype=np.float32) for _ in range(2))
+            got = agree(program, program.feeds((x, dy), {}))
+            if i % 3 == 0:
+                kept.append((got, {k: v.copy() for k, v in got.items()}))
+    finally:
+        lucid.set_num_threads(before)
+    for got, copy in kept:
+        for key in copy:
+            np.testing.assert_array_equal(got[key], copy[key], err_msg=key)
