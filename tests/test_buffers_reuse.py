@@ -406,3 +406,26 @@ def test_parallel_twin_and_serial_step_share_results_safely(monkeypatch):
     for got, copy in kept:
         for key in copy:
             np.testing.assert_array_equal(got[key], copy[key], err_msg=key)
+
+
+def test_matmuls_of_every_rank_agree_over_calls():
+    # a vector times a stack, a stack times a broadcast matrix, a stack times a vector:
+    # np.matmul(..., out=) needs the exact result shape each time
+    ph = [lucid.placeholder((None, 16, 32), "float64", name="x"),
+          lucid.placeholder((32, 32), "float64", name="w"),
+          lucid.placeholder((16,), "float64", name="v")]
+
+    def fn(x, w, v):
+        h = lucid.tanh(x @ w)  # (N, 16, 32) @ (32, 32)
+        row = lucid.tanh(lucid.matmul(v, h))  # (16,) @ (N, 16, 32) -> (N, 32)
+        return (lucid.tanh(row) * 2.0).sum() + lucid.tanh(h @ w[0]).sum()
+    program = lucid.compile(fn, *ph, mode="eval")
+    assert len(slots_of(body(program))[1]) >= 2
+    rng = np.random.default_rng(11)
+    w, v = rng.standard_normal((32, 32)) / 6, rng.standard_normal(16) / 4
+    for n in (3, 12, 3):
+        x = rng.standard_normal((n, 16, 32))
+        got = agree(program, {"x": x, "w": w, "v": v}, rtol=1e-12, atol=1e-12)
+        h = np.tanh(x @ w)
+        want = (np.tanh(np.tanh(v @ h)) * 2.0).sum() + np.tanh(h @ w[0]).sum()
+        np.testing.assert_allclose(got["out"], want, rtol=1e-12)
