@@ -255,10 +255,12 @@ def test_batchnorm_train_source_has_the_closed_form_reductions(ndim, affine):
     # dx: one fused statement group, allocated once, reading dy and xc once each
     dx = f"_out_{program.graph.outputs['grad:x'].node}"
     groups = [b for _, b in blocks(fns["backward"]) if reads(b, dx)]
-    # allocated once: its first ufunc creates it, everything after writes in place
-    # (lines `_eK = ...` lay per-channel operands out for long inner loops)
+    # taken once (a returned array nobody holds any more, or a new one: `_result`), then
+    # every ufunc writes into it (lines `_eK = ...` lay per-channel operands out for long
+    # inner loops)
     group = [s for s in groups[0] if not s.startswith("_e")] if groups else []
-    assert len(groups) == 1 and re.match(rf"{dx} = np\.(multiply|add|subtract)\(", group[0])
+    assert len(groups) == 1 and group[0].startswith(f"{dx} = _result(")
+    assert re.match(rf"np\.(multiply|add|subtract)\(.*, out={dx}\)$", group[1])
     assert sum(s.startswith(f"{dx} = ") for s in group) == 1
     assert reads(groups[0], dy) == 1 and reads(groups[0], xc) == 1
     assert reads(backward, dy) == reductions(fns["backward"]) + 1  # nothing else touches dy
@@ -274,10 +276,13 @@ def test_batchnorm_eval_is_one_scale_and_shift_over_x(ndim, affine, dtype):
     body = functions(program.source)["step"]
     assert reductions(body) == 0
     out, stmts = f"_out_{program.graph.outputs['out'].node}", statements(body)
-    passes = [s for s in stmts if s.startswith(f"{out} = np.") or f"out={out})" in s]
-    assert reads(stmts, "x") == 1 and len(passes) == 2
-    assert passes[0].startswith(f"{out} = np.multiply(x, ") and "out=" not in passes[0]
-    assert re.match(rf"np\.(add|subtract)\({out}, .*, out={out}\)$", passes[1]), passes[1]
+    # the returned array is taken once (`_result`: an earlier call's, once nobody holds it,
+    # else a new one), then x is scaled into it and shifted in place
+    passes = [s for s in stmts if s.startswith(f"{out} = ") or f"out={out})" in s]
+    assert reads(stmts, "x") == 1 and len(passes) == 3
+    assert passes[0].startswith(f"{out} = _result(")
+    assert re.match(rf"np\.multiply\(x, .*, out={out}\)$", passes[1]), passes[1]
+    assert re.match(rf"np\.(add|subtract)\({out}, .*, out={out}\)$", passes[2]), passes[2]
 
 
 @pytest.mark.parametrize("kind", COMPOSED)
@@ -385,13 +390,15 @@ def test_an_output_read_by_other_items_is_not_a_reused_buffer(fn):
 
 
 @pytest.mark.parametrize("kind", ["bn_train_symbolic", "bn_train_static", "layer_norm_axes12"])
-def test_scratch_uses_buffers_and_returned_values_are_fresh(kind):
+def test_scratch_uses_buffers_and_returned_values_are_results(kind):
+    # returned values never live in scratch buffers: they are new arrays, or `_result`s
+    # (arrays earlier calls returned, offered back only when nobody holds them)
     program = MEMORY[kind]()
     tree = {f.name: f for f in ast.parse(program.source).body if isinstance(f, ast.FunctionDef)}
     for name, body in functions(program.source).items():
         returned = {e.id for e in tree[name].body[-1].value.elts}
         fresh = [s.split(" = ")[0] for s in statements(body) if "out=" not in s and re.match(
-            r"\w+ = np\.(empty|multiply|add|subtract|negative|positive)\(", s)]
+            r"\w+ = (_result|np\.(empty|multiply|add|subtract|negative|positive))\(", s)]
         reused = [s.split(" = ")[0] for s in statements(body) if " = _buffer(" in s]
         assert fresh and set(fresh) <= returned, name
         assert not set(reused) & returned, name
@@ -480,10 +487,12 @@ TRAIN_SOURCE = PRELUDE + '''def check(x, grad_out):
 
 
 def step(x, grad_out):
+    size_N = x.shape[0]
     # n1 = sum(n0); n0 = mul(x, x)
     _r0 = np.einsum('ab,ab->', x, x)
     # n6 = add(n4, n4); n4 = mul(n3, x)
-    _out_n6 = np.multiply(x, 2*grad_out)
+    _out_n6 = _result('step._out_n6', (size_N, 3), np.float32)
+    np.multiply(x, 2*grad_out, out=_out_n6)
     return (_r0, _out_n6)
 
 
@@ -505,7 +514,8 @@ def backward(grad_out, x):
     if _worth_rows(size_N * 3, size_N, False):  # big enough to split over threads?
         return _backward_parallel(grad_out, x)
     # n6 = add(n4, n4); n4 = mul(n3, x)
-    _out_n6 = np.multiply(x, 2*grad_out)
+    _out_n6 = _result('backward._out_n6', (size_N, 3), np.float32)
+    np.multiply(x, 2*grad_out, out=_out_n6)
     return (_out_n6,)
 
 
@@ -521,7 +531,7 @@ def _backward_part0(_lo, _hi, _out_n6, grad_out, x):
 def _backward_parallel(grad_out, x):
     size_N = x.shape[0]
     # arrays the slices write into, allocated whole
-    _out_n6 = np.empty((size_N, 3), np.float32)
+    _out_n6 = _result('backward._out_n6', (size_N, 3), np.float32)
     # axis 0 in slices on the thread pool: _backward_part0
     _split(_backward_part0, size_N, (), _out_n6, grad_out, x)
     return (_out_n6,)

@@ -142,7 +142,8 @@ def test_the_kernel_takes_contiguous_rows(split_rows):
     assert "    x = x[_lo:_hi]\n" in kernel and "[:, _lo:_hi]" not in kernel
     assert re.search(r"np\.multiply\(x, _part0_e0, out=_out_\w+\)", kernel)  # into its rows
     driver = source[source.index("def _step_parallel("):]
-    assert re.search(r"_out_\w+ = np\.empty\(\(size_N, 13, size_L\), np\.float32\)", driver)
+    assert re.search(r"_out_\w+ = _result\('step\._out_\w+', \(size_N, 13, size_L\), np\.float32\)",
+                     driver)
     assert "_split(_step_part0, size_N, (), " in driver
     step = source[source.index("def step("):source.index("def _step_part0(")]
     assert "if _worth_rows(size_N * 13 * size_L, size_N, True):" in step

@@ -12,16 +12,22 @@ anything else a user wrote reaches the source only through :func:`comment`.
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
-from ..ops import REGISTRY
+from ..ops import FLOATS, NUMPY_FUNCTIONS, REGISTRY
 from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
 from .memory import Pool
 from .plan import VIEWS
-from .printer import to_numpy_source
+from .printer import is_mask, to_numpy_source
 from . import reduce
 from .text import comment, describe, shape_source
+
+#: Ops whose lowering is one NumPy call that can write into a given array (``out=``): their
+#: result may live in a scratch slot. The op records lower to ``a @ b`` / ``np.matmul(a, b)``.
+INTO = {"matmul": "np.matmul", "stacked_matmul": "np.matmul"}
+
 
 def src(expr, scalars=None) -> str:
     return to_numpy_source(expr, scalars)
@@ -59,10 +65,11 @@ class Emitter(LinearForms):
 
     # -- buffers ------------------------------------------------------------------------
     def buffer(self, symbol, shape, dtype):
-        """Destination for a large value: fresh when returned, else a scratch slot that is
-        free over the value's live range (see :mod:`lucid.codegen.memory`)."""
+        """Destination for a large value: when returned, an array an earlier call returned
+        that nobody holds any more, else a new one (``_result`` in the prelude); otherwise a
+        scratch slot that is free over the value's live range (:mod:`lucid.codegen.memory`)."""
         if symbol in self.fresh:
-            source = f"np.empty({shape_source(shape)}, np.{dtype})"
+            source = f"_result('{self.fn}.{symbol}', {shape_source(shape)}, np.{dtype})"
         else:
             slot = self.pool.take(str(symbol), str(symbol), (shape_source(shape), dtype),
                                   self.index)
@@ -71,17 +78,29 @@ class Emitter(LinearForms):
         return self.region.allocate(str(symbol), shape, source) if self.region else source
 
     def place(self, name, it):
-        """Compute a large item: into a reused buffer, or, when it is returned, into a new
-        array that its first ufunc allocates (no separate np.empty call), or into the
-        fresh result of an op that dies here (a bias added into its matmul's result)."""
+        """Compute a large item: into a :meth:`buffer` (a scratch slot, or for a returned
+        value an array nobody holds any more), or into the result of an op that dies here
+        (a bias added into its matmul's result). A value NumPy must evaluate whole (not
+        linear in its large operands) ends in a ufunc writing the buffer (:meth:`outermost`);
+        failing that, a returned one is the array the evaluation makes (a copy would cost
+        a pass)."""
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
-        if it.symbol in self.fresh and same and self.region is None:
+        whole = not is_mask(it.expr) and not it.expr.is_Mul and \
+            self.linear_terms(it.expr, it.shape) is None
+        last = self.outermost(it.expr, name) if whole and self.region is None and \
+            it.dtype in FLOATS else None
+        if last is not None:  # NumPy evaluates it, its last operation writes the buffer
+            self.lines += [f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}", last]
+            return
+        if it.symbol in self.fresh and same and self.region is None and whole:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return
         target = None if it.symbol in self.fresh else self.epilogue_target(it)
         if target is not None:
+            if target in self.pool.live:  # its slot too: kept until this value's last use
+                self.pool.live[name] = self.pool.live.pop(target)
             self.lines.append(f"{name} = {target}")  # its memory, now this value's
             if self.region is not None:  # in the driver too, for the statements after
                 self.region.driver.append(f"{name} = {target}")
@@ -89,6 +108,20 @@ class Emitter(LinearForms):
         else:
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
         self.into(it.expr, name, it.shape, it.dtype)
+
+    def outermost(self, expr, dest):
+        """``expr`` as NumPy would evaluate it whole, its outermost operation a ufunc call
+        writing into ``dest`` (the same passes, no copy); None if that operation is no
+        ufunc. An expression of a float dtype: ``out=`` casts as ``same_kind``."""
+        if expr.is_Add:
+            *head, tail = expr.args
+            return f"np.add({self.src(sp.Add(*head))}, {self.src(tail)}, out={dest})"
+        name = NUMPY_FUNCTIONS.get(expr.func)
+        ufunc = getattr(np, name, None) if name is not None else None
+        if not isinstance(ufunc, np.ufunc) or len(expr.args) != ufunc.nin:
+            return None
+        args = ", ".join(self.src(a) for a in expr.args)
+        return f"np.{name}({args}, out={dest})"
 
     def epilogue_target(self, it):
         """The operand ``it`` may be computed into: its first large term, when that is the
@@ -238,11 +271,24 @@ class Emitter(LinearForms):
                 # constant along a kept axis (a broadcast lower-rank value): spread it first
                 args[0] = f"np.broadcast_to({args[0]}, {shape_source(kept)})"
             value = f"({args[0]}).reshape({shape_source(g.shape)})"
-        elif self.transposed_only(it, g):
+        elif self.transposed_only(it, g) and self.into_buffer(it, g):
             # read only as its transpose (a weight gradient, x.T @ dy): compute that
-            # transpose C-ordered, (dy.T @ x), and let this be its free .T view
+            # transpose C-ordered, (dy.T @ x), into a buffer, and let this be its free .T view
+            a, b = [a if _simple(a) else f"({a})" for a in args]
+            self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape[::-1], g.dtype)}"
+                              f"  # C-ordered; {name} is its .T")
+            self.lines.append(f"{INTO[g.op]}({b}.T, {a}.T, out={name})")
+            value = f"{name}.T"
+        elif self.transposed_only(it, g):
             a, b = [a if _simple(a) else f"({a})" for a in args]
             value = f"({b}.T @ {a}.T).T"
+        elif self.into_buffer(it, g):
+            # a fresh 256 KiB result is mmapped and page-faulted in at every call; a buffer
+            # that is already mapped is not (a scratch slot is taken before this item's
+            # operands give theirs back, so it is never one of theirs)
+            self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape, g.dtype)}")
+            self.lines.append(f"{INTO[g.op]}({', '.join(args)}, out={name})")
+            return
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
             value = REGISTRY[g.op].lower(g.attrs, shape_source, *args)
@@ -250,6 +296,13 @@ class Emitter(LinearForms):
                 self.plan.aliases_input(a) or a in self.returned for a in it.args):
             value = f"({value}).copy()"  # a returned view shares no memory with an input or output
         self.lines.append(f"{name} = {value}")
+
+    def into_buffer(self, it, g):
+        """Whether op item ``it`` can write its result into a :meth:`buffer`: an op with an
+        ``out=`` form (:data:`INTO`), a large result computed whole (not in a kernel over
+        channel slices), from operands of its own dtype (no casting on the way)."""
+        return g.op in INTO and self.region is None and is_large(g.shape) and \
+            all(self.plan.graph.node(i).dtype == g.dtype for i in g.inputs)
 
     def transposed_only(self, it, g):
         """Whether a 2-D matmul item is read only by 2-D transposes (and is no result)."""

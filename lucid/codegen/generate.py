@@ -3,8 +3,10 @@
 All three functions come from the same plan: ``step`` computes every item;
 ``forward`` the items no upstream gradient reaches, returning the forward
 outputs and the residuals; ``backward`` the rest, from the seeds and the
-residuals. Every value a function returns is freshly allocated; only values
-that stay inside one call live in reused buffers.
+residuals. Values that stay inside one call live in scratch buffers reused
+by live range; a value a function returns goes into an array an earlier call
+returned only when nobody holds that array any more (``_result``), else into
+a new one.
 """
 from __future__ import annotations
 
@@ -46,6 +48,13 @@ def _buffer(slot, shape, dtype):
     if array is None or array.shape != shape or array.dtype != dtype:
         array = pool[slot] = np.empty(shape, dtype)
     return array
+
+
+def _result(slot, shape, dtype):
+    """A new array for a value this call returns; a Program running this source replaces
+    this with its own, which offers back an array an earlier call returned once nobody
+    holds it any more (lucid.codegen.program.Results)."""
+    return np.empty(shape, dtype)
 ''' + reduce.HELPER
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -63,7 +65,8 @@ class Program:
         self._outputs, fwd_out, residuals, self._bwd_inputs, self._bwd_outputs = layout
         self.residuals = residuals or []
         self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
-        self._fns, self._scratch = _build(self.source, name)
+        self.results = Results()
+        self._fns, self._scratch = _build(self.source, name, self.results)
         # programs that update state (running statistics) serialise their calls: several
         # programs (2D and 3D input, train step and Tensor face) may share one module's buffers
         self.lock = STATE_LOCK if self.updates else contextlib.nullcontext()
@@ -212,12 +215,13 @@ class Program:
     def memory(self):
         """Scratch memory the calling thread holds between calls, against the plan's peak.
 
-        Returns ``{"bytes_held", "peak_live_bytes", "buffers"}``: the bytes of the
-        scratch arrays this thread's calls have left allocated, the largest total of
-        scratch values alive at one statement of one function (slots are assigned by
-        live range, so the two are close), and the number of scratch arrays. Values a
-        call returns are fresh arrays and are not counted; nor are NumPy's own
-        temporaries. All zero before the first call.
+        Returns ``{"bytes_held", "peak_live_bytes", "buffers", "results_kept"}``: the
+        bytes of the scratch arrays this thread's calls have left allocated, the largest
+        total of scratch values alive at one statement of one function (slots are
+        assigned by live range, so the two are close), the number of scratch arrays, and
+        the bytes of the returned arrays kept to be written again once nobody holds them
+        (:class:`Results`; the caller may still hold some). NumPy's own temporaries are
+        not counted. All zero before the first call.
 
         Examples
         --------
@@ -226,13 +230,13 @@ class Program:
         >>> program = lucid.compile(lambda v: ((v - v.mean(0)) ** 2).sum(), x, mode="eval")
         >>> _ = program(np.ones((4, 300), np.float32))
         >>> program.memory()
-        {'bytes_held': 4800, 'peak_live_bytes': 4800, 'buffers': 1}
+        {'bytes_held': 4800, 'peak_live_bytes': 4800, 'buffers': 1, 'results_kept': 0}
         """
         nbytes = {slot: a.nbytes for slot, a in self._scratch.__dict__.items()}
         peak = max([peak_bytes(ranges, nbytes) for ranges in self.plan.memory.values()],
                    default=0)
         return {"bytes_held": sum(nbytes.values()), "peak_live_bytes": peak,
-                "buffers": len(nbytes)}
+                "buffers": len(nbytes), "results_kept": self.results.kept_bytes()}
 
     def save(self, path):
         """Write the generated source to ``path`` (a new file is private to you: mode 0600).
@@ -252,11 +256,77 @@ def bound_value(bound):
     return bound.draw() if bound.__class__ is RandomKey else bound.data
 
 
-def _build(source, name):
+def _refs(ring, i):
+    return sys.getrefcount(ring[i])
+
+
+# An array only its ring holds reads as _ALONE in _refs: the ring's reference and the one
+# passed to getrefcount (2 on CPython 3.11). Measured here with the same function, not
+# assumed: the count may differ between interpreter versions. Any other holder adds at
+# least one: a dict or Tensor the caller kept, a view or slice (its .base is the array),
+# a memoryview or anything built on the buffer protocol.
+_ALONE = _refs([np.empty(0)], 0)
+
+
+class Results:
+    """The arrays a program's calls returned, offered back once nobody holds them.
+
+    A generated function asks ``take(slot, shape, dtype)`` for the array a large
+    returned value goes into. It gets one that an earlier call of this thread
+    returned for the same slot if no one else holds a reference to it (nor a weak
+    one), so nobody can observe what is written into it; else a new one. Up to
+    :attr:`KEEP` arrays are kept per slot: the one the caller holds (a parameter's
+    current value) and the one before it, which a training step's swap has let go
+    of. That is double buffering: the next values go into arrays nobody can see
+    until they are committed, and pages once faulted in stay mapped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> results = Results()
+    >>> first = results.take("step.y", (2, 3), np.float32)
+    >>> results.take("step.y", (2, 3), np.float32) is first  # `first` holds it: a new one
+    False
+    >>> address = id(first)
+    >>> del first  # now only the ring refers to it
+    >>> id(results.take("step.y", (2, 3), np.float32)) == address
+    True
+    """
+
+    KEEP = 2
+
+    def __init__(self):
+        self._local = threading.local()  # per thread: slot -> the arrays it returned lately
+
+    def take(self, slot, shape, dtype):
+        rings = self._local.__dict__
+        ring = rings.get(slot)
+        if ring is None:
+            ring = rings[slot] = []
+        spare = 0  # what to stop keeping for a new array: an unheld one, else the oldest
+        for i in range(len(ring)):
+            if _refs(ring, i) == _ALONE and not weakref.getweakrefcount(ring[i]):
+                array = ring[i]
+                if array.shape == shape and array.dtype == dtype:
+                    return array
+                spare = i
+        array = np.empty(shape, dtype)
+        if len(ring) == self.KEEP:
+            del ring[spare]
+        ring.append(array)
+        return array
+
+    def kept_bytes(self):
+        """Bytes of the arrays this thread keeps to offer back (the caller may hold some)."""
+        return sum(a.nbytes for ring in self._local.__dict__.values() for a in ring)
+
+
+def _build(source, name, results):
     filename = filename_for(source, name)  # in memory unless LUCID_CACHE_DIR: see .cache
     namespace = dict(_NAMESPACE)
     exec(compile(source, filename, "exec"), namespace)  # our own generated source
     namespace.update(parallel.RUNTIME)  # the thread pool for the parallel twins
+    namespace["_result"] = results.take  # returned arrays offered back when unheld
     return {k: v for k, v in namespace.items()
             if k in ("step", "forward", "backward", "check", "check_forward")}, \
         namespace["_local"]  # the per-thread scratch arrays, for memory()
