@@ -511,7 +511,7 @@ def forward(x):
 
 def backward(grad_out, x):
     size_N = x.shape[0]
-    if _worth_rows(size_N * 3, size_N, False):  # big enough to split over threads?
+    if _worth_rows(size_N * 3, size_N, False) and x.flags.c_contiguous:  # big enough to split over threads?
         return _backward_parallel(grad_out, x)
     # n6 = add(n4, n4); n4 = mul(n3, x)
     _out_n6 = _result('backward._out_n6', (size_N, 3), np.float32)

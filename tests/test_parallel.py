@@ -192,7 +192,7 @@ def test_the_source_shows_the_slices(split_everything):
     driver = source[source.index("def _step_parallel("):]
     assert "_split(_step_part0, 13, " in driver
     step = source[source.index("def step("):source.index("def check_forward(")]
-    assert "if _worth(size_N * 13 * size_L, 13 * size_L):" in step
+    assert "if _worth(size_N * 13 * size_L, 13 * size_L) and x.flags.c_contiguous" in step
 
 
 def test_static_rows_too_short_to_pay_get_no_twin():

@@ -146,7 +146,7 @@ def test_the_kernel_takes_contiguous_rows(split_rows):
                      driver)
     assert "_split(_step_part0, size_N, (), " in driver
     step = source[source.index("def step("):source.index("def _step_part0(")]
-    assert "if _worth_rows(size_N * 13 * size_L, size_N, True):" in step
+    assert "if _worth_rows(size_N * 13 * size_L, size_N, True) and x.flags.c_contiguous:" in step
 
 
 def test_fewer_rows_than_threads(split_rows):
@@ -199,8 +199,8 @@ def test_forward_by_rows_and_backward_by_channels(split_rows, monkeypatch):
     program = lucid.compile(lambda x, g: (x * g).relu(), lucid.placeholder((None, 5, 6), name="x"),
                             lucid.placeholder((5, 1), name="g"), mode="train")
     source = program.source
-    assert "    if _worth_rows(size_N * 5 * 6, size_N, False):" in source[source.index("def forward("):]
-    assert "    if _worth(size_N * 5 * 6, 5 * 6):" in source[source.index("def backward("):]
+    assert "    if _worth_rows(size_N * 5 * 6, size_N, False) and x.flags.c_contiguous" in source[source.index("def forward("):]
+    assert "    if _worth(size_N * 5 * 6, 5 * 6) and " in source[source.index("def backward("):]
     rng = np.random.default_rng(5)
     feeds = {"x": rng.standard_normal((12, 5, 6)).astype(np.float32),
              "g": rng.standard_normal((5, 1)).astype(np.float32)}

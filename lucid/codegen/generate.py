@@ -209,9 +209,20 @@ def _function(plan, graph, name, params, items, returns, twins, given=()):
     if groups:
         sources, blocked = _twin(plan, graph, name, params, groups, returns, given, chosen)
         twins.extend(sources)
-        lines = [f"if {condition(items, *chosen, blocked)}:  # big enough to split over threads?",
+        test = condition(items, *chosen, blocked) + _c_ordered(plan, params, chosen[0])
+        lines = [f"if {test}:  # big enough to split over threads?",
                  f"    return _{name}_parallel({', '.join(params)})"] + lines
     return _source(plan, graph, name, params, items, returns, given, emitter, lines)
+
+
+def _c_ordered(plan, params, shape):
+    """`` and x.flags.c_contiguous`` for each parameter of the split shape: NumPy sums the
+    slices of another layout in another order than the whole, so such input runs serially
+    (the same bits at any thread count)."""
+    shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
+    shapes.update((str(it.symbol), it.shape) for it in plan.items)
+    return "".join(f" and {p}.flags.c_contiguous" for p in params
+                   if tuple(shapes.get(str(p), ())) == tuple(shape))
 
 
 def _emitter(plan, name, params, items, returns):

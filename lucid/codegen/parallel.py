@@ -94,11 +94,16 @@ elements    shape             split quiet  split busy   blocks 512 KiB  split + 
 
 On a quiet machine the split paid from 2**20 values and broke even at 2**19:
 hence ``MIN_ROWS_ELEMENTS = 2**20`` (on a busy one it paid only from 2**21,
-and not always). Blocks paid in every run from 2**21 float32 values (8 MiB)
-and cost 4-15 % below, where the data fits in cache anyway: hence
-``MIN_BLOCKED_BYTES = 2**23``; blocks of 256 KiB and 1 MiB did about as well
-as ``BLOCK_BYTES = 512 KiB``. The blocks need no second core, so they kept
-their gain in the busy runs too.
+and not always). Blocks paid in every one of those runs from 2**21 float32
+values (8 MiB) and cost 4-15 % below, where the data fits in cache anyway;
+blocks of 256 KiB and 1 MiB did about as well as ``BLOCK_BYTES = 512 KiB``.
+Rechecked on a quiet machine (``program(x)`` of the eval BatchNorm1d with and
+without blocks, interleaved, two runs each), blocks on one thread cost
+2-7 % at 8 MiB ((64, 128, 256): 1.06 - 1.07, (8192, 256): 1.02 - 1.05) and
+paid from 16 MiB ((64, 256, 256): 0.84, (16384, 256): 0.90, (128, 256, 256):
+0.85, (64, 256, 512): 0.86 - 0.91); on two threads they paid a little at
+8 MiB too (0.96 - 0.97). The busy runs' gain at 8 MiB came from other
+processes taking the shared cache: hence ``MIN_BLOCKED_BYTES = 2**24``.
 """
 from __future__ import annotations
 
@@ -118,7 +123,7 @@ MIN_ROWS_ELEMENTS = 1 << 20
 #: Bytes of a block of rows a kernel making several passes takes at a time (measured: see above).
 BLOCK_BYTES = 1 << 19
 #: Bytes from which a split by rows goes in blocks, on one thread too (measured: see above).
-MIN_BLOCKED_BYTES = 1 << 23
+MIN_BLOCKED_BYTES = 1 << 24
 
 
 def _default_threads():
@@ -245,7 +250,9 @@ def split(kernel, size, axes, *args, block=0):
     """
     if block and size * block >= MIN_BLOCKED_BYTES:
         kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)
-    slices = bounds(size, min(_POOL.threads, size)) if size > 0 else [(0, 0)]
+    # two indices or more per slice: NumPy sums one row of a (1, n) slice by another loop
+    # than the rows of a (2, n) one (other bits), while 2, 3 or more rows sum alike
+    slices = bounds(size, min(_POOL.threads, max(1, size // 2))) if size > 0 else [(0, 0)]
     if len(slices) > 1:
         _POOL.ensure(len(slices) - 1)
     reply = queue.SimpleQueue()

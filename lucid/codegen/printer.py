@@ -41,9 +41,10 @@ class LucidPrinter(NumPyPrinter):
         return f"_step({self._print(expr.args[0])}, {self._print(at0)})"
 
     def _mask(self, step):
-        """``Heaviside(x, 0)`` as ``(x > 0)``, ``Heaviside(x, 1)`` as ``(x >= 0)``."""
-        compare = ">" if step.args[1] == 0 else ">="
-        return f"({self._print(step.args[0])} {compare} 0)"
+        """``Heaviside(x, 0)`` as ``~(x <= 0)``, ``Heaviside(x, 1)`` as ``~(x < 0)``: 1 at NaN,
+        as torch's ReLU backward (``x <= 0 ? 0 : g``) passes the gradient there."""
+        compare = "<=" if step.args[1] == 0 else "<"
+        return f"(~({self._print(step.args[0])} {compare} 0))"
 
     def _print_Max(self, expr):
         return self._fold("maximum", expr)

@@ -111,17 +111,18 @@ def erf(x):
 
 
 def step(x, at0):
-    """The step ``Heaviside(x, at0)`` as torch's ReLU mask: 1 where ``x > 0``, ``at0`` where
-    ``x == 0``, else 0, and 0 at NaN too (``np.heaviside`` gives NaN there; torch's ReLU
-    backward, ``g * (x > 0)``, passes nothing). Float input keeps its dtype.
+    """The step ``Heaviside(x, at0)`` as torch's ReLU mask: 0 where ``x < 0``, ``at0`` where
+    ``x == 0``, else 1, NaN included (torch's ReLU backward is ``x <= 0 ? 0 : g``, so a NaN
+    input passes the gradient on; ``np.heaviside`` gives NaN there). Float input keeps its
+    dtype.
 
     >>> import numpy as np
     >>> step(np.array([-1.0, 0.0, 2.0, np.nan], np.float32), 0)
-    array([0., 0., 1., 0.], dtype=float32)
+    array([0., 0., 1., 1.], dtype=float32)
     >>> step(np.array([0.0, 3.0]), 1)
     array([1., 1.])
     """
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-    out = np.greater(x, 0).astype(dtype)
+    out = np.logical_not(np.less_equal(x, 0)).astype(dtype)
     return np.where(x == 0, dtype.type(at0), out) if at0 else out
