@@ -90,3 +90,28 @@ def test_input_of_another_layout_runs_serially(split_everything):
     assert calls == []  # slices of an F-ordered array may sum in another order
     program(np.ascontiguousarray(x), dy)
     assert calls  # the same program splits C-ordered input
+
+
+def test_a_saved_source_runs_on_its_own(tmp_path):
+    import runpy
+    from lucid.codegen.program import bound_value
+    model = nn.Sequential(nn.Linear(4, 3), nn.GELU(), nn.ReLU())
+    program = lucid.compile(model, lucid.placeholder((None, 4), name="x"), mode="train")
+    assert "from lucid.ops.special import erf as _erf\n" in program.source
+    path = tmp_path / "step.py"
+    program.save(path)
+    saved = runpy.run_path(str(path))  # NameError _erf before the source imported it
+    x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    g = np.random.default_rng(4).standard_normal((5, 3)).astype(np.float32)
+    args = [(x, g)[s] if isinstance(s, int) else bound_value(s) for s in program._slots]
+    for a, b in zip(saved["step"](*args), program.step_fn(*args)):
+        assert np.array_equal(a, b)
+
+
+def test_a_division_by_a_lost_zero_is_a_clear_error():
+    with pytest.raises(ValueError, match="divides by a zero"):
+        lucid.compile(lambda t: 1 / (t * 0.0), lucid.placeholder((2,), name="t"))
+    bn = nn.BatchNorm1d(4)
+    with pytest.raises(ValueError, match="divides by a zero"):
+        bn(Tensor(np.zeros((2, 4, 0), np.float32)))  # a mean over L = 0 (torch: empty)
+    assert int(bn.num_batches_tracked.data) == 0 and not bn.running_mean.data.any()

@@ -14,6 +14,7 @@ import sympy as sp
 
 from dataclasses import replace
 
+from ..ops.reference import HELPERS
 from . import reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
@@ -89,7 +90,16 @@ def generate(plan, graph, seeds):
         chunks.append(_function(plan, graph, "backward", bwd_params, bwd_items,
                                 [plan.outputs[n] for n in bwd_out], twins, given=missing))
         layout = [outputs, fwd_out, residuals, bwd_params, bwd_out]
-    return "\n\n".join(chunks + twins), tuple(layout)
+    body = "\n\n".join(chunks[1:] + twins)
+    return "\n\n".join([_with_helpers(body), body]), tuple(layout)
+
+
+def _with_helpers(body):
+    """The prelude, importing the runtime helpers (``_erf``, ``_step``) the body calls, so
+    that a saved source runs on its own (a Program binds the same objects)."""
+    lines = [f"from {f.__module__} import {f.__name__} as {name}\n"
+             for name, f in sorted(HELPERS.items()) if f"{name}(" in body]
+    return PRELUDE.replace("import numpy as np\n", "import numpy as np\n" + "".join(lines), 1)
 
 
 def check_source(graph, params, name):

@@ -32,6 +32,10 @@ class LucidPrinter(NumPyPrinter):
         name = super()._module_format(fqn, register)
         return "np." + name[len("numpy."):] if name.startswith("numpy.") else name
 
+    def _print_ComplexInfinity(self, expr):
+        raise ValueError("cannot compile: a value divides by a zero whose sign the algebra "
+                         "lost (such as 1/(0*x), or a mean over an axis of size 0)")
+
     def _print_Float(self, expr):
         return repr(float(expr))
 
