@@ -115,3 +115,17 @@ def test_a_division_by_a_lost_zero_is_a_clear_error():
     with pytest.raises(ValueError, match="divides by a zero"):
         bn(Tensor(np.zeros((2, 4, 0), np.float32)))  # a mean over L = 0 (torch: empty)
     assert int(bn.num_batches_tracked.data) == 0 and not bn.running_mean.data.any()
+
+
+@pytest.mark.parametrize("threads, blocked", [(1, False), (2, True)])
+def test_blocks_of_rows_from_16_mib_on_one_thread_8_on_two(threads, blocked):
+    before = lucid.get_num_threads()
+    lucid.set_num_threads(threads)
+    try:
+        calls = []
+        row = 12 << 20 >> 10  # 1024 rows of 12 KiB: 12 MiB in all
+        parallel.split(lambda lo, hi: calls.append((lo, hi)) or (), 1024, (), block=row)
+        assert (len(calls) > threads) == blocked
+        assert parallel.worth_rows(3 << 20, 1024, True) == (threads > 1 or blocked)
+    finally:
+        lucid.set_num_threads(before)

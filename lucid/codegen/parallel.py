@@ -103,7 +103,10 @@ without blocks, interleaved, two runs each), blocks on one thread cost
 paid from 16 MiB ((64, 256, 256): 0.84, (16384, 256): 0.90, (128, 256, 256):
 0.85, (64, 256, 512): 0.86 - 0.91); on two threads they paid a little at
 8 MiB too (0.96 - 0.97). The busy runs' gain at 8 MiB came from other
-processes taking the shared cache: hence ``MIN_BLOCKED_BYTES = 2**24``.
+processes taking the shared cache; with the cache flushed between calls
+(32 MiB written), blocks paid at 8 MiB on one thread (0.88 - 0.94) and on two
+(0.90 - 0.93). Hence ``MIN_BLOCKED_BYTES = 2**24`` on one thread and half of
+it on two or more, where they paid both warm and cold.
 """
 from __future__ import annotations
 
@@ -227,7 +230,12 @@ def worth_rows(elements, rows, blocked):
     if rows < 2:
         return False
     return (_POOL.threads > 1 and elements >= MIN_ROWS_ELEMENTS) or \
-        (blocked and 4 * elements >= MIN_BLOCKED_BYTES)
+        (blocked and 4 * elements >= _blocked_from())
+
+
+def _blocked_from():
+    """Bytes from which blocks pay: ``MIN_BLOCKED_BYTES`` on one thread, half that on more."""
+    return MIN_BLOCKED_BYTES if _POOL.threads == 1 else MIN_BLOCKED_BYTES // 2
 
 
 def bounds(size, parts):
@@ -248,7 +256,7 @@ def split(kernel, size, axes, *args, block=0):
     least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about
     ``BLOCK_BYTES``, one after the other.
     """
-    if block and size * block >= MIN_BLOCKED_BYTES:
+    if block and size * block >= _blocked_from():
         kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)
     # two indices or more per slice: NumPy sums one row of a (1, n) slice by another loop
     # than the rows of a (2, n) one (other bits), while 2, 3 or more rows sum alike
