@@ -9,15 +9,37 @@ its operands, and that ``memory()`` counts the new slots.
 import re
 
 import numpy as np
+import pytest
 
 import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
+from lucid.codegen.program import Results
 from lucid.runtime import run as reference_run
 
 BUFFER = re.compile(r"^\s*(\w+) = _(buffer|result)\('([\w.]+)', (.*), np\.(\w+)\)(  #.*)?$")
 ALIAS = re.compile(r"^\s*(\w+) = (\w+)(\.T|\.reshape\(.*\)|\.view\(\))?$")
 MATMUL = re.compile(r"^\s*np\.matmul\((\w+)(?:\.T)?, (\w+)(?:\.T)?, out=(\w+)\)$")
+
+
+@pytest.fixture(autouse=True)
+def keep_every_size(monkeypatch):
+    """These tests' arrays are small: keep results of every size (the size rule has its own
+    test, test_small_results_are_always_new)."""
+    monkeypatch.setattr(Results, "MIN_BYTES", 0)
+
+
+def test_small_results_are_always_new(monkeypatch):
+    monkeypatch.setattr(Results, "MIN_BYTES", 1 << 20)
+    results = Results()
+    small = results.take("s", (255, 1024), np.float32)  # 1 KiB short of 1 MiB
+    address = id(small)
+    del small
+    assert results.kept_bytes() == 0
+    big = results.take("b", (256, 1024), np.float32)
+    address = id(big)
+    del big
+    assert id(results.take("b", (256, 1024), np.float32)) == address  # kept, unheld: again
 
 
 def body(program, fn="step"):
