@@ -269,6 +269,9 @@ def _refs(ring, i):
 _ALONE = _refs([np.empty(0)], 0)
 
 
+_ITEMSIZE = {}  # dtype (as generated code names it, np.float32) -> bytes per value
+
+
 class Results:
     """The arrays a program's calls returned, offered back once nobody holds them.
 
@@ -308,7 +311,10 @@ class Results:
     MIN_BYTES = 1 << 20
 
     def take(self, slot, shape, dtype):
-        if self.MIN_BYTES and math.prod(shape) * np.dtype(dtype).itemsize < self.MIN_BYTES:
+        itemsize = _ITEMSIZE.get(dtype)
+        if itemsize is None:
+            itemsize = _ITEMSIZE[dtype] = np.dtype(dtype).itemsize
+        if math.prod(shape) * itemsize < self.MIN_BYTES:
             return np.empty(shape, dtype)
         rings = self._local.__dict__
         ring = rings.get(slot)
