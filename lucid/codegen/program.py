@@ -288,12 +288,14 @@ class Results:
     --------
     >>> import numpy as np
     >>> results = Results()
-    >>> first = results.take("step.y", (2, 3), np.float32)
-    >>> results.take("step.y", (2, 3), np.float32) is first  # `first` holds it: a new one
+    >>> first = results.take("step.y", (512, 1024), np.float32)  # 2 MiB
+    >>> results.take("step.y", (512, 1024), np.float32) is first  # `first` holds it: new
     False
     >>> address = id(first)
     >>> del first  # now only the ring refers to it
-    >>> id(results.take("step.y", (2, 3), np.float32)) == address
+    >>> id(results.take("step.y", (512, 1024), np.float32)) == address
+    True
+    >>> results.take("step.z", (2, 3), np.float32).nbytes < Results.MIN_BYTES  # always new
     True
     """
 
