@@ -1,7 +1,9 @@
 """Fixtures shared by the test files."""
 import pytest
 
+import lucid
 from lucid import compiler
+from lucid.codegen import parallel
 from lucid.eager import programs
 
 
@@ -18,3 +20,14 @@ def compiles(monkeypatch):
     monkeypatch.setattr(compiler, "compile", counting)
     monkeypatch.setattr(programs, "_function_programs", {})
     return count
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Every function with a parallel twin of reductions runs it (thresholds of 1); the
+    thread count restored afterwards."""
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(parallel, "MIN_RUN", 1)
+    before = lucid.get_num_threads()
+    yield
+    lucid.set_num_threads(before)

@@ -22,16 +22,6 @@ from lucid.codegen import parallel
 from lucid.runtime import run as reference_run
 
 
-@pytest.fixture
-def split_everything(monkeypatch):
-    """Every function with a parallel twin runs it (thresholds of 1); threads restored."""
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
-    monkeypatch.setattr(parallel, "MIN_RUN", 1)
-    before = lucid.get_num_threads()
-    yield
-    lucid.set_num_threads(before)
-
-
 def counting_splits(program):
     """Count the program's hand-offs to the pool (the generated code's ``_split``)."""
     namespace = program.step_fn.__globals__

@@ -12,15 +12,6 @@ from lucid import Tensor
 from lucid.codegen import parallel
 
 
-@pytest.fixture
-def split_everything(monkeypatch):
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
-    monkeypatch.setattr(parallel, "MIN_RUN", 1)
-    before = lucid.get_num_threads()
-    yield
-    lucid.set_num_threads(before)
-
-
 def by_threads(make, x):
     """(output, input gradient, module state) of one train step at 1, 2 and 3 threads."""
     results = []

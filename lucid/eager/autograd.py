@@ -235,11 +235,13 @@ def _commit_grads(pairs, foreign=None):
             continue
         old = tensor.grad
         if old is not None:
-            if old.__class__ is np.ndarray and old.flags.writeable and \
-                    old.shape == g.shape and old.dtype == g.dtype:
-                np.add(old, g, out=old)
-            else:
-                tensor.grad = old + g
+            if old.__class__ is np.ndarray and old.shape == g.shape:
+                try:
+                    np.add(old, g, out=old)
+                    continue
+                except (ValueError, TypeError):  # read-only, or a dtype it cannot hold
+                    pass
+            tensor.grad = old + g
             continue
         if handed is None:
             handed = {id(foreign)}
