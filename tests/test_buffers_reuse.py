@@ -30,16 +30,16 @@ def keep_every_size(monkeypatch):
 
 
 def test_small_results_are_always_new(monkeypatch):
-    monkeypatch.setattr(Results, "MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(Results, "MIN_BYTES", 1 << 18)
     results = Results()
-    small = results.take("s", (255, 1024), np.float32)  # 1 KiB short of 1 MiB
+    small = results.take("s", (63, 1024), np.float32)  # 4 KiB short of 256 KiB
     address = id(small)
     del small
     assert results.kept_bytes() == 0
-    big = results.take("b", (256, 1024), np.float32)
+    big = results.take("b", (64, 1024), np.float32)
     address = id(big)
     del big
-    assert id(results.take("b", (256, 1024), np.float32)) == address  # kept, unheld: again
+    assert id(results.take("b", (64, 1024), np.float32)) == address  # kept, unheld: again
 
 
 def body(program, fn="step"):

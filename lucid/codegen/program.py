@@ -304,13 +304,15 @@ class Results:
     def __init__(self):
         self._local = threading.local()  # per thread: slot -> the arrays it returned lately
 
-    #: Smaller arrays are always new. Measured (interleaved medians, quiet machine): an
-    #: array glibc hands out afresh is memory just freed, still in cache, while a kept one
-    #: has gone cold since its last call: keeping BatchNorm1d's 512 KiB results at (128, 64,
-    #: 16) cost 9-12 us a call (eval 66 -> 75 us). From 1 MiB, fresh arrays are the ones glibc
-    #: maps and faults in: the wide training step of bench_training.py took 1536 page faults
-    #: a step (7.8 -> 9.0-9.9 ms) when only arrays from 4 MiB were kept, none with 1 MiB.
-    MIN_BYTES = 1 << 20
+    #: Smaller arrays are always new: glibc serves them from memory just freed, still in
+    #: cache, where a kept array has gone cold since its last call. Measured (interleaved
+    #: medians, quiet machine): keeping every size, BatchNorm1d at (128, 64, 16) (512 KiB
+    #: results) ran 4-12 % slower than with fresh arrays; keeping only arrays from 1 MiB,
+    #: the 256 KiB weight gradients of bench_mlp.py's k-block step were mapped and faulted
+    #: in afresh and its step ran 12-13 % slower (k = 4: 4.0 -> 4.6-4.8 ms, k = 16:
+    #: 15.4 -> 17.4-18.1 ms). From 256 KiB (twice glibc's first mmap threshold) the
+    #: k-block step is as fast as keeping all and BatchNorm pays 4-6 %.
+    MIN_BYTES = 1 << 18
 
     def take(self, slot, shape, dtype):
         itemsize = _ITEMSIZE.get(dtype)
