@@ -27,19 +27,33 @@ def keep_every_size(monkeypatch):
     """These tests' arrays are small: keep results of every size (the size rule has its own
     test, test_small_results_are_always_new)."""
     monkeypatch.setattr(Results, "MIN_BYTES", 0)
+    monkeypatch.setattr(Results, "MIN_VOLUME", -1)
 
 
-def test_small_results_are_always_new(monkeypatch):
-    monkeypatch.setattr(Results, "MIN_BYTES", 1 << 18)
-    results = Results()
-    small = results.take("s", (63, 1024), np.float32)  # 4 KiB short of 256 KiB
-    address = id(small)
+SHIPPED = {"MIN_BYTES": Results.MIN_BYTES, "MIN_VOLUME": Results.MIN_VOLUME}
+
+
+def test_only_a_function_returning_much_keeps_its_results(monkeypatch):
+    for name, value in SHIPPED.items():  # the rule as shipped, not this file's fixture
+        monkeypatch.setattr(Results, name, value)
+    assert SHIPPED == {"MIN_BYTES": 1 << 16, "MIN_VOLUME": 5 << 18}
+    results = Results()  # more than MIN_VOLUME a call, arrays of MIN_BYTES or more
+    quarter = (64, 1024)  # 256 KiB of float32
+    kept = results.take("step.a", quarter, np.float32)
+    address = id(kept)
+    del kept
+    for name in "bcdef":  # step now returns 6 x 256 KiB = 1.5 MiB a call
+        results.take(f"step.{name}", quarter, np.float32)
+    first = results.take("step.a", quarter, np.float32)
+    address = id(first)
+    del first
+    assert id(results.take("step.a", quarter, np.float32)) == address  # kept: offered back
+    small = results.take("step.g", (16, 1023), np.float32)  # under MIN_BYTES: always new
     del small
-    assert results.kept_bytes() == 0
-    big = results.take("b", (64, 1024), np.float32)
-    address = id(big)
-    del big
-    assert id(results.take("b", (64, 1024), np.float32)) == address  # kept, unheld: again
+    assert "step.g" not in results._local.__dict__
+    for name in "abcd":  # forward returns 1 MiB a call: at most MIN_VOLUME, never kept
+        results.take(f"forward.{name}", quarter, np.float32)
+    assert not any(k.startswith("forward.") for k in results._local.__dict__)
 
 
 def body(program, fn="step"):

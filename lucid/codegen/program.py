@@ -301,24 +301,40 @@ class Results:
 
     KEEP = 2
 
+    #: Whether keeping pays, measured (interleaved medians, quiet machine): glibc serves a
+    #: new array from memory just freed, still in cache, where a kept array has gone cold
+    #: since its last call and writing it first reads it in. Keeping every size made
+    #: BatchNorm1d at (128, 64, 16), 512 KiB of results a call, 4-60 % slower (the more
+    #: other work between calls, the worse); but when a call returns a lot, glibc maps it
+    #: afresh and faults it in: keeping only arrays from 1 MiB left the k-block step of
+    #: bench_mlp.py (k >= 4: its 256 KiB weight gradients, 1.25 MiB and more a call) 12-13 %
+    #: slower, and from 4 MiB the wide training step took 1536 page faults a step. So a
+    #: generated function (``step``, ``forward``, ``backward``) keeps its results when they
+    #: come to more than MIN_VOLUME a call, each array of MIN_BYTES or more; the rest are
+    #: new. Measured side by side (two runs): the k-block step at k = 4 returns 1.5 MiB,
+    #: 3.6-3.8 ms kept against 4.0-4.2 new; BatchNorm1d's train forward at (128, 64, 16)
+    #: returns 1 MiB (output and residual), forward + backward 0.35-0.38 ms new against
+    #: 0.40-0.45 kept, its eval forward (512 KiB) 88-99 us new against 112-136 kept. The
+    #: line lies between 1 and 1.5 MiB here: MIN_VOLUME = 1.25 MiB.
+    MIN_BYTES = 1 << 16
+    MIN_VOLUME = 5 << 18
+
     def __init__(self):
         self._local = threading.local()  # per thread: slot -> the arrays it returned lately
-
-    #: Smaller arrays are always new: glibc serves them from memory just freed, still in
-    #: cache, where a kept array has gone cold since its last call. Measured (interleaved
-    #: medians, quiet machine): keeping every size, BatchNorm1d at (128, 64, 16) (512 KiB
-    #: results) ran 4-12 % slower than with fresh arrays; keeping only arrays from 1 MiB,
-    #: the 256 KiB weight gradients of bench_mlp.py's k-block step were mapped and faulted
-    #: in afresh and its step ran 12-13 % slower (k = 4: 4.0 -> 4.6-4.8 ms, k = 16:
-    #: 15.4 -> 17.4-18.1 ms). From 256 KiB (twice glibc's first mmap threshold) the
-    #: k-block step is as fast as keeping all and BatchNorm pays 4-6 %.
-    MIN_BYTES = 1 << 18
+        self._sizes = {}  # slot -> bytes of its latest array
+        self._volume = {}  # function (the slot's prefix, "step") -> their sum: about a call's
 
     def take(self, slot, shape, dtype):
         itemsize = _ITEMSIZE.get(dtype)
         if itemsize is None:
             itemsize = _ITEMSIZE[dtype] = np.dtype(dtype).itemsize
-        if math.prod(shape) * itemsize < self.MIN_BYTES:
+        nbytes = math.prod(shape) * itemsize
+        fn = slot[:slot.find(".")]
+        before = self._sizes.get(slot, 0)
+        if before != nbytes:
+            self._sizes[slot] = nbytes
+            self._volume[fn] = self._volume.get(fn, 0) + nbytes - before
+        if nbytes < self.MIN_BYTES or self._volume[fn] <= self.MIN_VOLUME:
             return np.empty(shape, dtype)
         rings = self._local.__dict__
         ring = rings.get(slot)
