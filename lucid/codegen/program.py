@@ -322,7 +322,8 @@ class Results:
     def __init__(self):
         self._local = threading.local()  # per thread: slot -> the arrays it returned lately
         self._sizes = {}  # slot -> bytes of its latest array
-        self._volume = {}  # function (the slot's prefix, "step") -> their sum: about a call's
+        self._volume = {}  # function (the slot prefix, "step") -> their sum, about a call (threads
+        # share both: a lost update between threads only moves the estimate)
 
     def take(self, slot, shape, dtype):
         itemsize = _ITEMSIZE.get(dtype)
@@ -334,7 +335,7 @@ class Results:
         if before != nbytes:
             self._sizes[slot] = nbytes
             self._volume[fn] = self._volume.get(fn, 0) + nbytes - before
-        if nbytes < self.MIN_BYTES or self._volume[fn] <= self.MIN_VOLUME:
+        if nbytes < self.MIN_BYTES or self._volume.get(fn, 0) <= self.MIN_VOLUME:
             return np.empty(shape, dtype)
         rings = self._local.__dict__
         ring = rings.get(slot)
