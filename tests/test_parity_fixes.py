@@ -109,3 +109,11 @@ def test_zero_grad_set_to_none_false_zeroes_in_place(how):
     assert lin.weight.grad is held and not held.any()
     (lin if how == "module" else opt).zero_grad()
     assert lin.weight.grad is None and lin.bias.grad is None
+
+
+def test_a_grad_of_another_dtype_is_not_narrowed_in_place():
+    lin = lucid.nn.Linear(4, 4).double()
+    lin.weight.grad = np.full((4, 4), 0.1, np.float16)  # torch refuses the assignment
+    lin(lucid.Tensor(np.ones((3, 4)) / 3)).sum().backward()
+    assert lin.weight.grad.dtype == np.float64  # old + g, as before: no half-precision sum
+    np.testing.assert_allclose(lin.weight.grad, float(np.float16(0.1)) + 1.0, rtol=1e-12)

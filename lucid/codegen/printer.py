@@ -33,8 +33,9 @@ class LucidPrinter(NumPyPrinter):
         return "np." + name[len("numpy."):] if name.startswith("numpy.") else name
 
     def _print_ComplexInfinity(self, expr):
-        raise ValueError("cannot compile: a value divides by a zero whose sign the algebra "
-                         "lost (such as 1/(0*x), or a mean over an axis of size 0)")
+        raise ValueError("cannot compile: a value divides by a constant zero (x / 0.0, "
+                         "1/(0*x), or a mean over an axis of size 0), whose sign the algebra "
+                         "does not keep")
 
     def _print_Float(self, expr):
         return repr(float(expr))

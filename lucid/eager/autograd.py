@@ -235,11 +235,11 @@ def _commit_grads(pairs, foreign=None):
             continue
         old = tensor.grad
         if old is not None:
-            if old.__class__ is np.ndarray and old.shape == g.shape:
+            if old.__class__ is np.ndarray and old.shape == g.shape and old.dtype == g.dtype:
                 try:
                     np.add(old, g, out=old)
                     continue
-                except (ValueError, TypeError):  # read-only, or a dtype it cannot hold
+                except ValueError:  # read-only
                     pass
             tensor.grad = old + g
             continue

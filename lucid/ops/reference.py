@@ -32,7 +32,7 @@ NUMPY_FUNCTIONS = {
     sp.sign: "sign",
     sp.Max: "maximum",  # n-ary heads fold pairwise
     sp.Min: "minimum",
-    sp.Heaviside: "_step",  # Heaviside(x, h): h at 0, and 0 at NaN (a helper, as torch's mask)
+    sp.Heaviside: "_step",  # Heaviside(x, h): h at 0, and 1 at NaN (a helper, as torch's mask)
     sp.erf: "_erf",  # a helper (HELPERS), not a NumPy function
 }
 
