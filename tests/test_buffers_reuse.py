@@ -16,6 +16,7 @@ import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.codegen.program import Results
 from lucid.runtime import run as reference_run
+from test_lowering_cost import mlp  # k blocks of Linear -> BatchNorm1d -> ReLU
 
 BUFFER = re.compile(r"^\s*(\w+) = _(buffer|result)\('([\w.]+)', (.*), np\.(\w+)\)(  #.*)?$")
 ALIAS = re.compile(r"^\s*(\w+) = (\w+)(\.T|\.reshape\(.*\)|\.view\(\))?$")
@@ -170,17 +171,6 @@ def test_batched_matmul_writes_into_a_slot_and_agrees():
         x64, w64 = x.astype(np.float64), w.astype(np.float64)
         np.testing.assert_allclose(got["out"], np.tanh(np.tanh(x64 @ w64) @ w64), rtol=1e-5,
                                    atol=1e-6)
-
-
-def mlp(k, width=16, seed=0):
-    rng = np.random.default_rng(seed)
-    layers = []
-    for _ in range(k):
-        layers += [nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU()]
-    model = nn.Sequential(*layers)
-    for p in model.parameters():
-        p.data[...] = rng.uniform(0.5, 1.5, p.shape) * rng.choice([-1, 1], p.shape)
-    return model
 
 
 def test_train_mlp_matmuls_in_slots_agree_over_calls_and_batch_sizes():
