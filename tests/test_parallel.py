@@ -23,16 +23,17 @@ from lucid.runtime import run as reference_run
 
 
 def counting_splits(program):
-    """Count the program's hand-offs to the pool (the generated code's ``_split``)."""
+    """The program's hand-offs to the pool (the generated code's ``_split``), as
+    ``(kernel name, size of the split axis)``."""
     namespace = program.step_fn.__globals__
-    original, calls = namespace["_split"], []
+    original, sizes = namespace["_split"], []
 
-    def counted(kernel, *args):
-        calls.append(kernel.__name__)
-        return original(kernel, *args)
+    def counted(kernel, size, *args, **options):
+        sizes.append((kernel.__name__, size))
+        return original(kernel, size, *args, **options)
 
     namespace["_split"] = counted
-    return calls
+    return sizes
 
 
 def randomized(module, seed):

@@ -20,6 +20,7 @@ import lucid.nn.functional as F
 from lucid import Tensor
 from lucid.codegen import parallel
 from lucid.runtime import run as reference_run
+from test_parallel import counting_splits  # the generated code's hand-offs to the pool
 
 
 @pytest.fixture
@@ -31,19 +32,6 @@ def split_rows(monkeypatch):
     before = lucid.get_num_threads()
     yield
     lucid.set_num_threads(before)
-
-
-def counting_splits(program):
-    """The sizes of the program's hand-offs to the pool (the generated code's ``_split``)."""
-    namespace = program.step_fn.__globals__
-    original, sizes = namespace["_split"], []
-
-    def counted(kernel, size, *args, **options):
-        sizes.append((kernel.__name__, size))
-        return original(kernel, size, *args, **options)
-
-    namespace["_split"] = counted
-    return sizes
 
 
 def counting_kernel_calls(program, name="_step_part0", threads=None):

@@ -24,11 +24,6 @@ from .printer import is_mask, to_numpy_source
 from . import reduce
 from .text import comment, describe, shape_source
 
-#: Ops whose lowering is one NumPy call that can write into a given array (``out=``): their
-#: result may live in a scratch slot. The op records lower to ``a @ b`` / ``np.matmul(a, b)``.
-INTO = {"matmul": "np.matmul", "stacked_matmul": "np.matmul"}
-
-
 def src(expr, scalars=None) -> str:
     return to_numpy_source(expr, scalars)
 
@@ -277,7 +272,7 @@ class Emitter(LinearForms):
             a, b = [a if _simple(a) else f"({a})" for a in args]
             self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape[::-1], g.dtype)}"
                               f"  # C-ordered; {name} is its .T")
-            self.lines.append(f"{INTO[g.op]}({b}.T, {a}.T, out={name})")
+            self.lines.append(f"{REGISTRY[g.op].lower_into}({b}.T, {a}.T, out={name})")
             value = f"{name}.T"
         elif self.transposed_only(it, g):
             a, b = [a if _simple(a) else f"({a})" for a in args]
@@ -287,7 +282,7 @@ class Emitter(LinearForms):
             # that is already mapped is not (a scratch slot is taken before this item's
             # operands give theirs back, so it is never one of theirs)
             self.lines.append(f"{name} = {self.buffer(it.symbol, g.shape, g.dtype)}")
-            self.lines.append(f"{INTO[g.op]}({', '.join(args)}, out={name})")
+            self.lines.append(f"{REGISTRY[g.op].lower_into}({', '.join(args)}, out={name})")
             return
         else:
             args = [a if _simple(a) else f"({a})" for a in args]
@@ -298,11 +293,11 @@ class Emitter(LinearForms):
         self.lines.append(f"{name} = {value}")
 
     def into_buffer(self, it, g):
-        """Whether op item ``it`` can write its result into a :meth:`buffer`: an op with an
-        ``out=`` form (:data:`INTO`), a large result computed whole (not in a kernel over
-        channel slices), from operands of its own dtype (no casting on the way)."""
-        return g.op in INTO and self.region is None and is_large(g.shape) and \
-            all(self.plan.graph.node(i).dtype == g.dtype for i in g.inputs)
+        """Whether op item ``it`` can write its result into a :meth:`buffer`: an op whose
+        record has an ``out=`` form (``lower_into``), a large result computed whole (not in
+        a kernel over channel slices), from operands of its own dtype (no casting)."""
+        return bool(REGISTRY[g.op].lower_into) and self.region is None and \
+            is_large(g.shape) and all(self.plan.graph.node(i).dtype == g.dtype for i in g.inputs)
 
     def transposed_only(self, it, g):
         """Whether a 2-D matmul item is read only by 2-D transposes (and is no result)."""

@@ -229,10 +229,16 @@ def _c_ordered(plan, params, shape):
     """`` and x.flags.c_contiguous`` for each parameter of the split shape: NumPy sums the
     slices of another layout in another order than the whole, so such input runs serially
     (the same bits at any thread count)."""
-    shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
-    shapes.update((str(it.symbol), it.shape) for it in plan.items)
+    shapes = _shapes(plan)
     return "".join(f" and {p}.flags.c_contiguous" for p in params
                    if tuple(shapes.get(str(p), ())) == tuple(shape))
+
+
+def _shapes(plan):
+    """Name -> shape of every atom and planned item (residuals too)."""
+    shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
+    shapes.update((str(it.symbol), it.shape) for it in plan.items)
+    return shapes
 
 
 def _emitter(plan, name, params, items, returns):
@@ -251,8 +257,7 @@ def _twin(plan, graph, name, params, groups, returns, given, chosen):
     emitter.twinned = True
     last = last_uses(plan, items)
     back = {sp.Symbol(str(r), real=True) for r in returns}
-    shapes = {str(s): a.shape for s, a in plan.sym.atoms.items()}
-    shapes.update((str(it.symbol), it.shape) for it in plan.items)  # residuals too
+    shapes = _shapes(plan)
     sizes = {size_name(d) for d in _sizes_available(plan, graph, params)}
     driver, kernels, end, blocked = [], [], -1, False
     for region, group in groups:

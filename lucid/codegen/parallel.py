@@ -253,8 +253,8 @@ def split(kernel, size, axes, *args, block=0):
     calling thread. If any slice raises, the first error (in slice order)
     is raised once every slice has finished, so no worker still writes.
     With ``block`` (the bytes of one index of the split axis: a row) and at
-    least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about
-    ``BLOCK_BYTES``, one after the other.
+    least ``MIN_BLOCKED_BYTES`` in all (half that on more than one thread),
+    each slice runs as blocks of about ``BLOCK_BYTES``, one after the other.
     """
     if block and size * block >= _blocked_from():
         kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)

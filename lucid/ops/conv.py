@@ -161,7 +161,7 @@ structural(
                          b.apply("stacked_matmul", _swap(b, n.inputs[0]), g)),
     run=lambda at, dims, a, b: np.einsum("...mk,n...kp->n...mp", a, b),
     lower=lambda at, shape, a, b: f"np.matmul({a}, {b})",  # one BLAS call per matrix
-    grad="stacked_matmul_nt(g, b) | stacked_matmul(a.T, g)")
+    lower_into="np.matmul", grad="stacked_matmul_nt(g, b) | stacked_matmul(a.T, g)")
 
 structural(
     "stacked_matmul_nt", 2, doc="the sum over n of a[n] @ b[n].T for stacks a (N, *G, M, P) "

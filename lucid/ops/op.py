@@ -85,6 +85,10 @@ class Op:
     run : callable ``(attrs, dims, *arrays) -> array`` (structural ops): the reference
         evaluation; ``dims`` resolves a symbolic shape to ints.
     lower : callable ``(attrs, shape_source, *args) -> str`` (structural ops): NumPy source.
+    lower_into : str
+        The NumPy function computing the op into a given array (``np.matmul(a, b,
+        out=y)``), so codegen may give its result a reused buffer; empty: the lowering
+        allocates its result.
     grad : str
         A structural op's rule in words, ``" | "`` between inputs, for printers.
     view : bool
@@ -113,6 +117,7 @@ class Op:
     vjp: Callable = _no_vjp
     run: Callable = None
     lower: Callable = None
+    lower_into: str = ""
     grad: str = ""
     view: bool = False
     differentiable: bool = True

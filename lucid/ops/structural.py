@@ -182,7 +182,7 @@ structural(
     "matmul", 2, doc="matrix product as torch.matmul (1-D operands, broadcast batch dims)",
     shape=_matmul_shape, dunder="matmul", vjp=_matmul_vjp,
     run=lambda at, dims, x, y: x @ y,
-    lower=lambda at, shape, x, y: f"{x} @ {y}",
+    lower=lambda at, shape, x, y: f"{x} @ {y}", lower_into="np.matmul",
     grad="g @ b.T (summed over broadcast batch dims) | a.T @ g (likewise)")
 
 
