@@ -23,7 +23,9 @@ Columns (lucid and torch on one thread unless the column says otherwise):
   hand-written   - the closed form an expert writes (benchmarks/references.py)
   torch 1 thread, torch T threads - torch.nn.BatchNorm1d on CPU, with torch.set_num_threads(1)
                    and with torch's default thread count, when torch is installed (each call
-                   sets its count first: interleaved, the two columns switch every call)
+                   sets its count first: the two columns switch every call). torch keeps its
+                   default environment and runs as a group of its own each round, apart from
+                   the rest (timing.measure, SETTLE)
 """
 from __future__ import annotations
 
@@ -31,10 +33,6 @@ import argparse
 import os
 import random
 import sys
-
-# torch's OpenMP threads spin between calls by default; beside lucid's thread pool on a 2-core
-# machine that oversubscribes the cores. Passive waiting keeps the comparison about the code.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
@@ -251,7 +249,8 @@ def main(argv=None):
         for shape in SHAPES:
             impls = implementations(shape, mode, rng)
             columns = columns or list(impls)
-            med = measure(impls, rounds_for(shape, args.quick), order)
+            med = measure(impls, rounds_for(shape, args.quick), order,
+                          apart={n for n in impls if n.startswith("torch")})
             rows.append((shape, med))
         print(f"### {mode} {'step (forward + backward + running stats)' if mode == 'train' else 'forward'}\n")
         print("| shape | " + " | ".join(columns) + " |")

@@ -18,7 +18,8 @@ Train step = forward + backward (gradients of the input and every parameter)
   eager NumPy    - the same network written out in NumPy, one statement per operation
                    (the closed-form BatchNorm backward an engineer writes by hand)
   torch          - the same network in torch on the CPU with its default thread count,
-                   when torch is installed (an optional column, not a dependency)
+                   when torch is installed (an optional column, not a dependency); in its
+                   default environment, as a group of its own each round (timing.measure)
 """
 from __future__ import annotations
 
@@ -26,11 +27,6 @@ import argparse
 import os
 import random
 import sys
-
-# torch's OpenMP threads spin between calls by default; interleaved with NumPy's BLAS threads
-# on a 2-core machine that oversubscribes the cores and a whole row can run 40x slow. Passive
-# waiting keeps the comparison about the code (set before numpy or torch start threads).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 
@@ -151,7 +147,7 @@ def main(argv=None):
         impls = implementations(k, args.n, rng)
         columns = columns or list(impls)
         rounds = max(5, (200 if k <= 4 else 60) // (4 if args.quick else 1))
-        rows.append((k, measure(impls, rounds, order)))
+        rows.append((k, measure(impls, rounds, order, apart={"torch"})))
     print("| k | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for k, med in rows:

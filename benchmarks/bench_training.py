@@ -12,9 +12,10 @@ Columns:
   lucid eager  - zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step()
   torch        - the same loop in torch on the CPU (torch.optim.Adam, its defaults) with its
                  default thread count, when torch is installed (an optional column, not a
-                 dependency)
+                 dependency), in its default environment
 Every implementation steps its own copy of the same initial parameters on the same
-batches; calls are interleaved in a shuffled order inside each round (medians).
+batches; calls are interleaved in a shuffled order inside each round (medians); torch's
+run as a group of their own each round (timing.measure: its threads spin after a call).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import os
 import random
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_mlp.py
 if "--threads" in sys.argv[:-1]:  # BLAS and OpenMP read these when they start: before numpy
     _threads = sys.argv[sys.argv.index("--threads") + 1]
     for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -122,7 +122,8 @@ def main():
           f"{'step/torch':>10} {'step/eager':>10}")
     for name, sizes in MODELS.items():
         data = batches(sizes)
-        times = measure(implementations(sizes, data), rounds[name], random.Random(0))
+        times = measure(implementations(sizes, data), rounds[name], random.Random(0),
+                        apart={"torch"})
         us = {k: 1e6 * v for k, v in times.items()}
         torch_us = us.get("torch")
         ratio = f"{us['lucid step'] / torch_us:9.2f}x" if torch_us else f"{'-':>10}"
