@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 _VERSION = operator.attrgetter("_version")
+_add = np.add
 _ORIGIN = operator.attrgetter("_origin")
 #: calls and in-place writes draw their serials from one count: a write with a larger
 #: serial than a call's came after it
@@ -71,7 +72,9 @@ class Call:
         serial = LAST_WRITE[0]
         if entry.seen != serial:  # the bound tensors' versions change only with a write
             entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
-        self.versions, self.bound_versions = list(map(_VERSION, tensors)), entry.bound_versions
+        self.versions = [tensors[0]._version] if len(tensors) == 1 else \
+            list(map(_VERSION, tensors))
+        self.bound_versions = entry.bound_versions
 
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
@@ -235,9 +238,10 @@ def _commit_grads(pairs, foreign=None):
             continue
         old = tensor.grad
         if old is not None:
-            if old.__class__ is np.ndarray and old.shape == g.shape and old.dtype == g.dtype:
+            if old.__class__ is np.ndarray and old.shape == g.shape and (
+                    old.dtype is g.dtype or old.dtype == g.dtype):
                 try:
-                    np.add(old, g, out=old)
+                    _add(old, g, old)  # out= by position: the keyword costs a dict
                     continue
                 except ValueError:  # read-only
                     pass
