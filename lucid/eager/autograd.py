@@ -165,10 +165,11 @@ def run_backward(root, grad, retain_graph=False):
     gradients all go to leaves (a module's parameters, the user's inputs), runs
     without the walk (:func:`_one_call`), to the same effect.
     """
-    if root._origin is None:
+    origin = root._origin
+    if origin is None:
         _commit_grads([(root, grad)], foreign=grad)
         return
-    call, key = root._origin
+    call, key = origin
     if _one_call(call, key, grad, retain_graph):
         return
     leaves, upstream, done, heap, pending = {}, {key: grad}, [], [], None
@@ -208,11 +209,18 @@ def _one_call(call, key, grad, retain_graph):
         return False
     targets = entry.fixed_targets  # the parameters, distinct
     if entry.grad_inputs:  # the arguments of this call come first
-        inputs = list(map(call.tensors.__getitem__, entry.input_positions))
-        if not entry.fixed_ids.isdisjoint(map(id, inputs)) or \
-                len(inputs) > 1 and len(set(map(id, inputs))) != len(inputs):
-            return False  # one tensor is two targets: its gradients are summed
-        targets = inputs + targets
+        positions = entry.input_positions
+        if len(positions) == 1:  # one argument (a module's input): no list of ids
+            target = call.tensors[positions[0]]
+            if id(target) in entry.fixed_ids:
+                return False  # one tensor is two targets: its gradients are summed
+            targets = [target, *targets]
+        else:
+            inputs = list(map(call.tensors.__getitem__, positions))
+            if not entry.fixed_ids.isdisjoint(map(id, inputs)) or \
+                    len(set(map(id, inputs))) != len(inputs):
+                return False  # one tensor is two targets
+            targets = inputs + targets
     # a gradient goes on into another call (a parameter too, after an in-place op with a
     # tensor that requires grad)
     if any(map(_ORIGIN, targets)):
