@@ -64,3 +64,57 @@ def test_results_same_slot_other_shape_or_dtype_gets_its_own_answer():
     assert (b.shape, b.dtype) == ((64, 32), np.float32)
     assert (c.shape, c.dtype) == ((32, 64), np.float64)
     assert results._sizes["forward.y"] == 32 * 64 * 8
+
+
+# -- op methods installed on Tensor (no __getattr__, whose presence slows every read) -----
+
+def test_tensor_has_no_getattr_and_reads_its_slots_directly():
+    import lucid
+    assert "__getattr__" not in vars(lucid.Tensor)
+    assert all("__getattr__" not in vars(k) for k in lucid.Tensor.__mro__)
+    t = lucid.Tensor([1.0, -2.0])
+    np.testing.assert_array_equal(t.abs().data, [1.0, 2.0])  # an op method, installed
+    assert lucid.Tensor.abs.__name__ == "abs"
+    try:
+        t.no_such_method
+    except AttributeError as e:
+        assert "no_such_method" in str(e)
+    else:
+        raise AssertionError("an unknown attribute must raise AttributeError")
+
+
+def test_an_op_defined_later_is_a_method_and_a_rolled_back_one_is_not():
+    import pytest
+    import lucid
+    from lucid.ops import REGISTRY, define_elementwise, define_many
+    with pytest.raises(ValueError):  # the second is refused: neither stays registered
+        define_many([("cp2_triple", "a*3"), ("cp2_half", "a/2", {"integer": True})])
+    assert "cp2_triple" not in REGISTRY
+    assert not hasattr(lucid.Tensor, "cp2_triple") and not hasattr(lucid.Tensor, "cp2_half")
+    define_elementwise("cp2_triple", "a*3")
+    try:
+        x = lucid.Tensor(np.array([1.0, -2.5, 4.0]), requires_grad=True)
+        y = x.cp2_triple()
+        np.testing.assert_array_equal(y.data, np.array([1.0, -2.5, 4.0]) * 3)
+        y.backward(np.ones(3))
+        np.testing.assert_array_equal(x.grad, [3.0, 3.0, 3.0])
+    finally:
+        del REGISTRY["cp2_triple"]  # the listener takes the method away again
+    assert not hasattr(x, "cp2_triple")
+
+
+def test_every_method_op_is_installed_and_an_explicit_attribute_wins():
+    import lucid
+    from lucid.eager import methods
+    from lucid.ops import REGISTRY, define_elementwise
+    for name, op in REGISTRY.items():
+        if op.method:
+            assert name in methods._OFFERED and vars(lucid.Tensor)[name].__name__ == name
+    explicit = object()
+    lucid.Tensor.cp2_explicit = explicit  # as methods.py sets Tensor.to before the ops
+    try:
+        define_elementwise("cp2_explicit", "a + 1")
+        assert lucid.Tensor.cp2_explicit is explicit and "cp2_explicit" not in methods._OFFERED
+    finally:
+        del lucid.Tensor.cp2_explicit
+        REGISTRY.pop("cp2_explicit", None)  # dict.pop: no listener, nothing was installed
