@@ -194,6 +194,15 @@ class Registry(dict):
 
     A higher layer that offers ops as attributes (``Tensor.exp``) installs them as the
     records come and go instead of looking each one up on every attribute read.
+
+    Examples
+    --------
+    >>> registry, seen = Registry(), []
+    >>> registry.listeners.append(lambda name, op: seen.append((name, op)))
+    >>> registry["twice"] = "an Op"
+    >>> del registry["twice"]
+    >>> seen
+    [('twice', 'an Op'), ('twice', None)]
     """
 
     def __init__(self):
