@@ -175,7 +175,7 @@ def call_module(module, args):
     grad = MODE.enabled
     if len(args) == 1:  # the common case, without building a key list first
         t = args[0]
-        if type(t) is not Tensor:  # type(): Tensor's __getattr__ makes t.__class__ slower
+        if type(t) is not Tensor:
             t = as_tensor(t)
         tensors = [t]
         d = t.data

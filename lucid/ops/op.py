@@ -189,8 +189,9 @@ class Op:
 
 
 class Registry(dict):
-    """Every op by name, telling its ``listeners`` of each change: ``listener(name, op)``
-    after ``REGISTRY[name] = op``, ``listener(name, None)`` after ``del REGISTRY[name]``.
+    """Every op by name, telling its ``listeners`` of each change made as lucid makes them
+    (item assignment and ``del``): ``listener(name, op)`` after ``REGISTRY[name] = op``,
+    ``listener(name, None)`` after ``del REGISTRY[name]``.
 
     A higher layer that offers ops as attributes (``Tensor.exp``) installs them as the
     records come and go instead of looking each one up on every attribute read.
