@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 _VERSION = operator.attrgetter("_version")
+_add = np.add
 _ORIGIN = operator.attrgetter("_origin")
 #: calls and in-place writes draw their serials from one count: a write with a larger
 #: serial than a call's came after it
@@ -71,7 +72,9 @@ class Call:
         serial = LAST_WRITE[0]
         if entry.seen != serial:  # the bound tensors' versions change only with a write
             entry.bound_versions, entry.seen = [*map(_VERSION, entry.bound)], serial
-        self.versions, self.bound_versions = list(map(_VERSION, tensors)), entry.bound_versions
+        self.versions = [tensors[0]._version] if len(tensors) == 1 else \
+            list(map(_VERSION, tensors))
+        self.bound_versions = entry.bound_versions
 
     def check_saved(self, saved):
         """RuntimeError if a tensor this call read was written in place into ``saved``."""
@@ -162,10 +165,11 @@ def run_backward(root, grad, retain_graph=False):
     gradients all go to leaves (a module's parameters, the user's inputs), runs
     without the walk (:func:`_one_call`), to the same effect.
     """
-    if root._origin is None:
+    origin = root._origin
+    if origin is None:
         _commit_grads([(root, grad)], foreign=grad)
         return
-    call, key = root._origin
+    call, key = origin
     if _one_call(call, key, grad, retain_graph):
         return
     leaves, upstream, done, heap, pending = {}, {key: grad}, [], [], None
@@ -205,11 +209,18 @@ def _one_call(call, key, grad, retain_graph):
         return False
     targets = entry.fixed_targets  # the parameters, distinct
     if entry.grad_inputs:  # the arguments of this call come first
-        inputs = list(map(call.tensors.__getitem__, entry.input_positions))
-        if not entry.fixed_ids.isdisjoint(map(id, inputs)) or \
-                len(inputs) > 1 and len(set(map(id, inputs))) != len(inputs):
-            return False  # one tensor is two targets: its gradients are summed
-        targets = inputs + targets
+        positions = entry.input_positions
+        if len(positions) == 1:  # one argument (a module's input): no list of ids
+            target = call.tensors[positions[0]]
+            if id(target) in entry.fixed_ids:
+                return False  # one tensor is two targets: its gradients are summed
+            targets = [target, *targets]
+        else:
+            inputs = list(map(call.tensors.__getitem__, positions))
+            if not entry.fixed_ids.isdisjoint(map(id, inputs)) or \
+                    len(set(map(id, inputs))) != len(inputs):
+                return False  # one tensor is two targets
+            targets = inputs + targets
     # a gradient goes on into another call (a parameter too, after an in-place op with a
     # tensor that requires grad)
     if any(map(_ORIGIN, targets)):
@@ -235,9 +246,10 @@ def _commit_grads(pairs, foreign=None):
             continue
         old = tensor.grad
         if old is not None:
-            if old.__class__ is np.ndarray and old.shape == g.shape and old.dtype == g.dtype:
+            if old.__class__ is np.ndarray and old.shape == g.shape and (
+                    old.dtype is g.dtype or old.dtype == g.dtype):
                 try:
-                    np.add(old, g, out=old)
+                    _add(old, g, old)  # out= by position: the keyword costs a dict
                     continue
                 except ValueError:  # read-only
                     pass

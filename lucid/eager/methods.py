@@ -121,13 +121,31 @@ def apply_op(name, *args, **attrs):
     return dispatch(name, functools.partial(frontend.apply, name), args, attrs)
 
 
-def _method(self, name):
-    op = method_op(name)  # t.exp(), t.tanh(), ...: any op whose record offers a method
-    if op is None:
-        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-    if op.arity == 2:  # t.eq(u): as the operator would
-        return functools.partial(binary, op.name, self)
-    return functools.partial(apply_op, op.name, self)
+def _op_method(name, arity):
+    """``t.<name>(...)`` for an op whose record offers a method (``t.exp()``)."""
+    run = binary if arity == 2 else apply_op  # t.eq(u): as the operator would
+
+    def method(self, *args, **attrs):
+        return run(name, self, *args, **attrs)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+_OFFERED = set()  # the op methods installed on Tensor (an explicit attribute wins over one)
+
+
+def _offer(name, op):
+    """Keep ``Tensor.<name>`` in step with the op record ``name`` (None: removed).
+
+    Installed rather than found by ``Tensor.__getattr__``: a class with ``__getattr__``
+    pays on every attribute read (``t.data``), about 20 ns each on CPython 3.11.
+    """
+    if name in _OFFERED:
+        delattr(Tensor, name)
+        _OFFERED.discard(name)
+    if op is not None and method_op(name) is op and not hasattr(Tensor, name):
+        setattr(Tensor, name, _op_method(name, op.arity))
+        _OFFERED.add(name)
 
 
 def _composed(name, fn):
@@ -235,7 +253,6 @@ for _name, (_fn, _is_method) in frontend.COMPOSED.items():
 for _dunder, _op in [("__iadd__", "add"), ("__isub__", "sub"), ("__imul__", "mul"),
                      ("__itruediv__", "div")]:
     setattr(Tensor, _dunder, _inplace(_op))
-Tensor.__getattr__ = _method
 Tensor.__getitem__, Tensor.__setitem__ = _getitem, _setitem
 Tensor.__pow__, Tensor.__rpow__ = _pow, _rpow
 Tensor.T = property(Tensor.t)
@@ -244,3 +261,6 @@ for _kind, _dtype in [("float", "float32"), ("double", "float64"), ("long", "int
                       ("bool", "bool")]:
     setattr(Tensor, _kind, lambda self, _d=_dtype: self.to(_d))
 reserve(*dir(Tensor))  # an op named "data" or "grad" could never be a Tensor method
+for _name, _record in list(REGISTRY.items()):  # after reserve: an op's own name stays free
+    _offer(_name, _record)
+REGISTRY.listeners.append(_offer)  # ops defined later (define_elementwise) too

@@ -175,13 +175,13 @@ def call_module(module, args):
     grad = MODE.enabled
     if len(args) == 1:  # the common case, without building a key list first
         t = args[0]
-        if t.__class__ is not Tensor:
+        if type(t) is not Tensor:
             t = as_tensor(t)
         tensors = [t]
         d = t.data
         key = (module.training, grad, d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
     else:
-        tensors = [a if a.__class__ is Tensor else as_tensor(a) for a in args]
+        tensors = [a if type(a) is Tensor else as_tensor(a) for a in args]
         key = [module.training, grad]
         for t in tensors:
             d = t.data

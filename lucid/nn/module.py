@@ -247,7 +247,7 @@ class Module:
     def __call__(self, *args):
         if current() is None:  # not tracing: Tensors in, the module's compiled program runs
             for a in args:
-                if isinstance(a, Var):
+                if type(a) is not Tensor and isinstance(a, Var):  # a Tensor is no Var
                     return self._trace_call(args)
             return call_module(self, args)  # compiling traces: _trace_call checks forward
         return self._trace_call(args)

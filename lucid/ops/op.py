@@ -188,8 +188,41 @@ class Op:
         return f"<lucid op {self.name}/{self.arity} {self.kind}{body}>"
 
 
+class Registry(dict):
+    """Every op by name, telling its ``listeners`` of each change made as lucid makes them
+    (item assignment and ``del``): ``listener(name, op)`` after ``REGISTRY[name] = op``,
+    ``listener(name, None)`` after ``del REGISTRY[name]``.
+
+    A higher layer that offers ops as attributes (``Tensor.exp``) installs them as the
+    records come and go instead of looking each one up on every attribute read.
+
+    Examples
+    --------
+    >>> registry, seen = Registry(), []
+    >>> registry.listeners.append(lambda name, op: seen.append((name, op)))
+    >>> registry["twice"] = "an Op"
+    >>> del registry["twice"]
+    >>> seen
+    [('twice', 'an Op'), ('twice', None)]
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.listeners = []
+
+    def __setitem__(self, name, op):
+        super().__setitem__(name, op)
+        for listener in self.listeners:
+            listener(name, op)
+
+    def __delitem__(self, name):
+        super().__delitem__(name)
+        for listener in self.listeners:
+            listener(name, None)
+
+
 #: Every op by name; filled by :mod:`.elementwise` and :mod:`.structural`.
-REGISTRY: dict[str, Op] = {}
+REGISTRY: Registry = Registry()
 #: Names an op may not take, because ``Tensor.<name>``, ``Var.<name>`` or ``lucid.<name>``
 #: already mean something else; the layers that offer those add their names (:func:`reserve`).
 RESERVED_NAMES: set = set()
