@@ -1,0 +1,57 @@
+"""Infinite and NaN constants: opaque symbols to sympy, fixed tokens in generated source.
+
+sympy's own ``oo`` and ``nan`` take part in its algebra (``x + oo`` becomes
+``oo``, ``0*oo`` becomes ``nan``, ``oo - oo`` too), and codegen's rewrites
+assume finite numbers. So a constant ``inf``, ``-inf`` or ``nan`` enters the
+symbolic layer as one of two symbols, :data:`INF` (``-inf`` is ``-INF``) and
+:data:`NAN`, as opaque as an input array's element (which may hold ``inf``
+at run time too), and is bound to its value only where it is computed:
+:func:`source` prints it as ``np.inf`` / ``np.nan``, never as a repr of a
+caller's object, and :data:`VALUES` gives the reference evaluation its value.
+
+>>> expr(float("-inf")), source(float("-inf"))
+(-_inf, '-np.inf')
+"""
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+
+#: ``inf`` (positive, as it is; ``-inf`` is ``-INF``) and ``nan``. The names start with
+#: ``_``, which no graph node's name may, so no atom can be mistaken for them.
+INF = sp.Symbol("_inf", positive=True)
+NAN = sp.Symbol("_nan", real=True)
+SYMBOLS = frozenset((INF, NAN))
+#: symbol -> its float value (the reference evaluation) and its NumPy token (generated code).
+VALUES = {INF: math.inf, NAN: math.nan}
+TOKENS = {INF: "np.inf", NAN: "np.nan"}
+
+
+def expr(value):
+    """The sympy form of a constant: an Integer, a Float, or ``INF``, ``-INF``, ``NAN``."""
+    if type(value) is int:
+        return sp.Integer(value)
+    if math.isnan(value):
+        return NAN
+    if math.isinf(value):
+        return INF if value > 0 else -INF
+    return sp.Float(value)
+
+
+def is_constant(e):
+    """Whether a sympy expression is a number or built only from the non-finite symbols."""
+    return e.is_number or e.free_symbols <= SYMBOLS
+
+
+def source(value):
+    """NumPy source for a number attribute (an exact int or float): its repr if finite,
+    else a fixed token."""
+    if type(value) is int:
+        return repr(value)
+    value = float(value)
+    if math.isnan(value):
+        return "np.nan"
+    if math.isinf(value):
+        return "np.inf" if value > 0 else "-np.inf"
+    return repr(value)
