@@ -6,8 +6,14 @@ assume finite numbers. So a constant ``inf``, ``-inf`` or ``nan`` enters the
 symbolic layer as one of two symbols, :data:`INF` (``-inf`` is ``-INF``) and
 :data:`NAN`, as opaque as an input array's element (which may hold ``inf``
 at run time too), and is bound to its value only where it is computed:
-:func:`source` prints it as ``np.inf`` / ``np.nan``, never as a repr of a
-caller's object, and :data:`VALUES` gives the reference evaluation its value.
+:func:`source` and the codegen printer write it as ``np.inf`` / ``np.nan``,
+never as a repr of a caller's object.
+
+``INF`` is a *finite* positive symbol to sympy on purpose: sympy then applies
+only the rules it applies to every atom (``0*s``, ``s - s``, ``s/s``, which an
+input holding ``inf`` meets as well), while an ``infinite`` symbol would let it
+decide more (``Max(x, s)`` is ``s`` even for a NaN ``x``; ``log(x/s)`` becomes
+the unsigned ``zoo``, which cannot compile).
 
 >>> expr(float("-inf")), source(float("-inf"))
 (-_inf, '-np.inf')
@@ -23,8 +29,7 @@ import sympy as sp
 INF = sp.Symbol("_inf", positive=True)
 NAN = sp.Symbol("_nan", real=True)
 SYMBOLS = frozenset((INF, NAN))
-#: symbol -> its float value (the reference evaluation) and its NumPy token (generated code).
-VALUES = {INF: math.inf, NAN: math.nan}
+#: symbol -> the NumPy token generated code spells it with.
 TOKENS = {INF: "np.inf", NAN: "np.nan"}
 
 
