@@ -308,6 +308,7 @@ def test_masked_fill_converts_the_value_to_the_input_dtype_as_torch():
     (lambda t: t.long().masked_fill(Tensor(np.ones(4, bool)), INF), RuntimeError,
      "cannot be converted to int64"),
     (lambda t: t.masked_fill(Tensor(np.ones(4, bool)), "1"), TypeError, "got str"),
+    (lambda t: (t > 0).masked_fill(Tensor(np.ones(4, bool)), "1"), TypeError, "got str"),
 ])
 def test_masked_fill_refuses_what_torch_refuses(call, error, message):
     with pytest.raises(error, match=message):

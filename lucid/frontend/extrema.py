@@ -216,6 +216,11 @@ def masked_fill(input, mask, value):
     if mask.dtype != "bool":
         raise RuntimeError("masked_fill only supports boolean masks, but got mask with "
                            f"dtype {mask.dtype}")
+    if isinstance(value, bool):
+        value = int(value)
+    if not isinstance(value, (Var, numbers.Real)):
+        raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
+                        f"{type(value).__name__}")
     if isinstance(value, Var) and value.ndim:
         raise RuntimeError("masked_fill only supports a 0-dimensional value tensor, but got "
                            f"tensor with {value.ndim} dimension(s)")
@@ -229,11 +234,6 @@ def masked_fill(input, mask, value):
 def _fill_value(value, input):
     """A number as a constant of ``input``'s dtype, converted as torch converts it
     (truncated for int64; an infinity or NaN fits a float dtype only)."""
-    if isinstance(value, bool):
-        value = int(value)
-    if not isinstance(value, numbers.Real):
-        raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
-                        f"{type(value).__name__}")
     if input.dtype in FLOATS:
         return as_var(float(value), input)
     if not math.isfinite(value):

@@ -6,7 +6,6 @@ VJP, reference run, NumPy lowering) from :mod:`.structural`.
 :func:`define_elementwise` adds one.
 """
 from . import elementwise, gather, indexing, structural  # noqa: F401  (registers the primitives)
-from . import nonfinite  # noqa: F401  (inf and nan constants, for codegen)
 from . import conv  # noqa: F401  (after the records it builds on)
 from .decompose import NotBuildable, decompose
 from .elementwise import define_elementwise, define_many
