@@ -208,6 +208,9 @@ class Symbolic:
             scale, varying = [], []
             for f in sp.Mul.make_args(term):
                 (varying if self.varies(f, axes, ndim) else scale).append(f)
+            if varying and any(f.free_symbols & nonfinite.SYMBOLS for f in scale):
+                # sum(inf * x) is NaN when x has both signs; inf * sum(x) need not be
+                varying, scale = scale + varying, []
             terms.append((sp.Mul(*scale), varying))
         if any(not varying for _, varying in terms) and len(terms) > 1:
             # sum(x - c) = sum(x) - c*M subtracts two large numbers: keep the centred sum,
