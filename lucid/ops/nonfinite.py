@@ -9,11 +9,13 @@ at run time too), and is bound to its value only where it is computed:
 :func:`source` and the codegen printer write it as ``np.inf`` / ``np.nan``,
 never as a repr of a caller's object.
 
-``INF`` is a *finite* positive symbol to sympy on purpose: sympy then applies
-only the rules it applies to every atom (``0*s``, ``s - s``, ``s/s``, which an
-input holding ``inf`` meets as well), while an ``infinite`` symbol would let it
-decide more (``Max(x, s)`` is ``s`` even for a NaN ``x``; ``log(x/s)`` becomes
-the unsigned ``zoo``, which cannot compile).
+Both are plain real symbols to sympy, as every atom is, on purpose: sympy
+then applies only the rules it applies to any atom (``0*s``, ``s - s`` and
+``s/s`` cancel, which an input holding ``inf`` meets as well). Telling it more
+lets it rewrite more: a positive ``inf`` turns ``sqrt(x/inf)`` into
+``sqrt(x)/sqrt(inf)`` (NaN for a negative ``x``, where torch has ``-0.0``), an
+``infinite`` one turns ``log(x/inf)`` into the unsigned ``zoo``, which cannot
+compile, and ``max(x, inf)`` into ``inf`` even for a NaN ``x``.
 
 >>> expr(float("-inf")), source(float("-inf"))
 (-_inf, '-np.inf')
@@ -24,9 +26,9 @@ import math
 
 import sympy as sp
 
-#: ``inf`` (positive, as it is; ``-inf`` is ``-INF``) and ``nan``. The names start with
-#: ``_``, which no graph node's name may, so no atom can be mistaken for them.
-INF = sp.Symbol("_inf", positive=True)
+#: ``inf`` (``-inf`` is ``-INF``) and ``nan``. The names start with ``_``, which no graph
+#: node's name may, so no atom can be mistaken for them.
+INF = sp.Symbol("_inf", real=True)
 NAN = sp.Symbol("_nan", real=True)
 SYMBOLS = frozenset((INF, NAN))
 #: symbol -> the NumPy token generated code spells it with.
