@@ -275,9 +275,7 @@ def test_the_well_formed_hand_built_graph_passes():
 
 # ------------------------------------------------------------------ constants
 @pytest.mark.parametrize("value, message", [
-    (10**400, "out of range for float32"), (np.float32("nan"), "must be finite"),
-    (float("inf"), "must be finite"), (-float("inf"), "must be finite"),
-    (1e300, "out of range for float32")])
+    (10**400, "out of range for float32"), (1e300, "out of range for float32")])
 def test_bad_constants_are_refused_where_they_enter(value, message):
     x = lucid.placeholder((None, 3), name="x")
     with pytest.raises(ValueError, match=message):

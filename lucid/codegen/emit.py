@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from ..ops import FLOATS, NUMPY_FUNCTIONS, REGISTRY
+from ..ops.nonfinite import is_constant
 from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
 from .memory import Pool
@@ -188,7 +189,7 @@ class Emitter(LinearForms):
         if tuple(shape) == tuple(it.shape) and is_large(shape) and not it.expr.is_Atom:
             self.place(name, it)
             return
-        if it.expr.is_Number:  # a constant output, e.g. an identically zero gradient
+        if is_constant(it.expr):  # a constant output, e.g. an identically zero gradient
             self.lines.append(f"{name} = np.full({shape_source(it.shape)}, {self.src(it.expr)}, "
                               f"np.{it.dtype})")
             return
@@ -247,12 +248,14 @@ class Emitter(LinearForms):
                                             fresh=g.op in VIEWS)
                 self.into(a, value, shape, g.dtype)
             want = self.plan.graph.node(inp) if inp is not None else None
-            if want is not None and g.op == "reshape" and not a.is_Number and \
+            if want is not None and is_constant(a) and want.dtype in FLOATS:
+                value = f"np.{want.dtype}({value})"  # np.where(c, 1.0, 0.0) would be float64
+            if want is not None and g.op == "reshape" and not is_constant(a) and \
                     _same_size(shape, want.shape):
                 want = None  # reshape only needs the right number of elements
             if want is not None and tuple(shape) != tuple(want.shape):
                 # broadcasting was implicit in the expression; a structural op needs the real shape
-                if a.is_Number:
+                if is_constant(a):
                     value = f"np.asarray({value}, dtype=np.{want.dtype})"
                 if strip_units(shape) == strip_units(want.shape):
                     value = f"({value}).reshape({shape_source(want.shape)})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..ops import nonfinite
 from .printer import is_mask, mask_source
 from .text import shape_source
 
@@ -148,6 +149,8 @@ class LinearForms:
             elif len(big) == 1 and big[0].is_Symbol:
                 out.append((small, big[0]))
             elif len(big) == 1 and big[0].is_Add:
+                if small.free_symbols & nonfinite.SYMBOLS:
+                    return None  # inf * (a + b) is not inf*a + inf*b where b is 0
                 inner = self.linear_terms(big[0], shape)
                 if inner is None:
                     return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import sympy as sp
 
-from ..ops import ARGS, REGISTRY
+from ..ops import ARGS, REGISTRY, nonfinite
 from ..ops.shapes import broadcast_shapes, fit, result_dtype, strip_units
 
 
@@ -162,9 +162,8 @@ class Symbolic:
         args = [self.value[i] for i in d.inputs]
         if d.op == "placeholder":
             return self._atom(name, "input")
-        if d.op == "constant":
-            v = d.attrs["value"]
-            return sp.Integer(v) if isinstance(v, int) else sp.Float(v)
+        if d.op == "constant":  # inf and nan as opaque symbols, never sympy's oo (nonfinite)
+            return nonfinite.expr(d.attrs["value"])
         op = REGISTRY[d.op]
         if op.elementwise:
             args = [self._promote(i, a, d.dtype) for i, a in zip(d.inputs, args)]
@@ -185,7 +184,7 @@ class Symbolic:
         the point where the graph promotes it to float64.
         """
         src = self.graph.node(name).dtype
-        if src == dtype or expr.is_Number or dtype == "int64":
+        if src == dtype or nonfinite.is_constant(expr) or dtype == "int64":
             return expr
         key = (name, dtype)
         sym = self.casts.get(key)
@@ -209,6 +208,9 @@ class Symbolic:
             scale, varying = [], []
             for f in sp.Mul.make_args(term):
                 (varying if self.varies(f, axes, ndim) else scale).append(f)
+            if varying and any(f.free_symbols & nonfinite.SYMBOLS for f in scale):
+                # sum(inf * x) is NaN when x has both signs; inf * sum(x) need not be
+                varying, scale = scale + varying, []
             terms.append((sp.Mul(*scale), varying))
         if any(not varying for _, varying in terms) and len(terms) > 1:
             # sum(x - c) = sum(x) - c*M subtracts two large numbers: keep the centred sum,

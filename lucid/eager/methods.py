@@ -183,19 +183,22 @@ def binary_fn(name, fn, x, y):
     return call_function(fn, [x, y], (name,))
 
 
-def _inplace(op):
-    """``t <op>= other``: written into ``t`` under no_grad or when nothing records, as torch.
+def _inplace(op, compute=None):
+    """``t <op>= other`` (or ``t.<op>_(*others)``, the result of ``compute(t, *others)``):
+    written into ``t`` under no_grad or when nothing records, as torch.
 
-    When ``t`` has a history (or ``other`` requires grad) and grad mode is on,
+    When ``t`` has a history (or an operand requires grad) and grad mode is on,
     ``t`` comes to stand for the result, its history extended, as torch records
     an in-place op; a leaf that requires grad is refused (:func:`check_inplace`).
     """
-    def method(self, other):
+    compute = compute or functools.partial(binary, op)
+
+    def method(self, *others):
         check_inplace(self, f"{op}_")
-        records = is_grad_enabled() and (
-            self.requires_grad or isinstance(other, Tensor) and other.requires_grad)
+        records = is_grad_enabled() and (self.requires_grad or any(
+            isinstance(o, Tensor) and o.requires_grad for o in others))
         before = Tensor._wrap(self.data, self._origin) if records else self.detach()
-        result = binary(op, before, before if other is self else other)  # t += t reads t once
+        result = compute(before, *[before if o is self else o for o in others])  # t += t: once
         if result.shape != self.shape:
             raise RuntimeError(f"output with shape {self.shape} doesn't match the broadcast "
                                f"shape {result.shape}")
@@ -253,6 +256,7 @@ for _name, (_fn, _is_method) in frontend.COMPOSED.items():
 for _dunder, _op in [("__iadd__", "add"), ("__isub__", "sub"), ("__imul__", "mul"),
                      ("__itruediv__", "div")]:
     setattr(Tensor, _dunder, _inplace(_op))
+Tensor.masked_fill_ = _inplace("masked_fill", Tensor.masked_fill)
 Tensor.__getitem__, Tensor.__setitem__ = _getitem, _setitem
 Tensor.__pow__, Tensor.__rpow__ = _pow, _rpow
 Tensor.T = property(Tensor.t)

@@ -15,8 +15,8 @@ from math import prod
 import numpy as np
 
 from ..ops.shapes import normalize_axes
-from .extrema import (amax, amin, argmax, argmin, clamp, dim_args, max_, maximum, min_,
-                      minimum, where)
+from .extrema import (amax, amin, argmax, argmin, clamp, dim_args, masked_fill, max_, maximum,
+                      min_, minimum, where)
 from .var import (Var, apply, as_var, broadcast_to, cast, matmul, mean, numel, reduce_sum,
                   reshape as _reshape)
 
@@ -275,6 +275,7 @@ COMPOSED = {
     "clamp": (clamp, True),
     "clip": (clamp, True),
     "where": (where, False),
+    "masked_fill": (masked_fill, True),
     "softmax": (softmax, True),
     "log_softmax": (log_softmax, True),
     "softplus": (softplus, True),

@@ -1,5 +1,5 @@
 """Extrema and limits composed from the primitives: amax/amin, argmax/argmin, max/min,
-``where`` and ``clamp``, with torch's conventions for their gradients.
+``where``, ``masked_fill`` and ``clamp``, with torch's conventions for their gradients.
 
 ``amax``/``amin`` (and ``x.max()``) share the gradient evenly among ties;
 ``x.max(dim)`` returns ``(values, indices)`` with the values taken *at* the
@@ -8,7 +8,10 @@ indices (``take_along``), so the gradient reaches only the returned position.
 from __future__ import annotations
 
 import collections
+import math
+import numbers
 
+from ..ops import FLOATS
 from ..ops.shapes import normalize_axes
 from .var import Var, apply, as_var, cast, reshape as _reshape
 
@@ -189,3 +192,51 @@ def where(condition, x, y):
         dtype = sorted({x.dtype, y.dtype} & {"float32", "float64"} or {"int64"})[-1]
         x, y = cast(x, dtype), cast(y, dtype)
     return apply("where", condition, x, y)
+
+
+def masked_fill(input, mask, value):
+    """``input`` with ``value`` where the bool ``mask`` is True (broadcast), as
+    ``torch.masked_fill``: the result keeps ``input``'s dtype, ``input`` gets the gradient
+    where ``mask`` is False, and a 0-d tensor ``value`` the sum of it where ``mask`` is True.
+
+    Examples
+    --------
+    >>> import lucid
+    >>> x = lucid.Tensor([[1.0, 2.0, 3.0]], dtype="float64", requires_grad=True)
+    >>> y = x.masked_fill(lucid.Tensor([[True, False, False]]), float("-inf"))
+    >>> y.data.tolist()
+    [[-inf, 2.0, 3.0]]
+    >>> p = y.softmax(1); p.data.round(4).tolist()
+    [[0.0, 0.2689, 0.7311]]
+    >>> (p * lucid.Tensor([[1.0, 2.0, 3.0]], dtype="float64")).sum().backward()
+    >>> x.grad.round(4).tolist()
+    [[0.0, -0.1966, 0.1966]]
+    """
+    input, mask = as_var(input), as_var(mask)
+    if mask.dtype != "bool":
+        raise RuntimeError("masked_fill only supports boolean masks, but got mask with "
+                           f"dtype {mask.dtype}")
+    if isinstance(value, bool):
+        value = int(value)
+    if not isinstance(value, (Var, numbers.Real)):
+        raise TypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
+                        f"{type(value).__name__}")
+    if isinstance(value, Var) and value.ndim:
+        raise RuntimeError("masked_fill only supports a 0-dimensional value tensor, but got "
+                           f"tensor with {value.ndim} dimension(s)")
+    if input.dtype == "bool":  # a constant is never bool: fill in integers, compare back
+        value = apply("ne", value, 0) if isinstance(value, Var) else int(value != 0)
+        return apply("ne", masked_fill(cast(input, "int64"), mask, value), 0)
+    fill = cast(value, input.dtype) if isinstance(value, Var) else _fill_value(value, input)
+    return apply("where", mask, fill, input)
+
+
+def _fill_value(value, input):
+    """A number as a constant of ``input``'s dtype, converted as torch converts it
+    (truncated for int64; an infinity or NaN fits a float dtype only)."""
+    if input.dtype in FLOATS:
+        return as_var(float(value), input)
+    if not math.isfinite(value):
+        raise RuntimeError(f"masked_fill: value {float(value)!r} cannot be converted to "
+                           f"{input.dtype} without overflow")
+    return as_var(math.trunc(value), input)

@@ -14,7 +14,7 @@ import math
 import numbers
 import operator
 
-from .op import DTYPES, plain  # noqa: F401  (plain: re-exported)
+from .op import DTYPES, FLOATS, plain  # noqa: F401  (plain: re-exported)
 
 _LIMITS = {"int64": 2**63, "float32": 3.4028234663852886e38, "float64": math.inf}
 
@@ -86,14 +86,20 @@ def number(value, dtype):
 
 
 def constant(value, dtype):
-    """A scalar constant: an exact int or float, finite and representable in ``dtype``."""
+    """A scalar constant: an exact int or float, representable in ``dtype``.
+
+    ``inf``, ``-inf`` and ``nan`` are floats like any other, as in torch
+    (:mod:`.nonfinite` says how they are computed); they fit a float dtype only.
+    """
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, float)):
         raise ValueError(f"a constant must be a Python int or float, got "
                          f"{type(value).__name__} {value!r}")
     value = operator.index(value) if isinstance(value, numbers.Integral) else float(value)
-    if type(value) is float and not math.isfinite(value):
-        raise ValueError(f"a constant must be finite, got {value!r}")
-    if abs(value) >= _LIMITS.get(dtype, 0) and not (dtype == "int64" and value == -2**63):
+    finite = type(value) is int or math.isfinite(value)
+    if not finite and dtype not in FLOATS:
+        raise ValueError(f"constant {value!r} is out of range for {dtype}")
+    if finite and abs(value) >= _LIMITS.get(dtype, 0) and \
+            not (dtype == "int64" and value == -2**63):
         text = repr(value) if len(repr(value)) < 40 else f"{repr(value)[:12]}... " \
             f"({len(repr(value))} digits)"
         raise ValueError(f"constant {text} is out of range for {dtype}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import attributes as at_
+from .nonfinite import source
 from .shapes import axes_source, broadcast_shapes, reduced_shape, result_dtype
 from .structural import structural
 
@@ -175,7 +176,7 @@ def _pow_vjp(b, n, g):
 structural(
     "pow", 1, doc="a ** attrs exponent (a constant)", shape=_pow_shape, vjp=_pow_vjp,
     run=lambda at, dims, x: np.power(x, at["exponent"]),
-    lower=lambda at, shape, x: f"np.power({x}, {at['exponent']!r})",
+    lower=lambda at, shape, x: f"np.power({x}, {source(at['exponent'])})",
     grad="g * k * a ** (k - 1)",
     attributes=at_.schema("pow", exponent=lambda what, v: at_.number(v, "float64")))
 
