@@ -1,8 +1,9 @@
 """BatchNorm1d train step and eval forward: lucid against hand-written NumPy (and PyTorch).
 
-Every implementation runs the same float32 data; calls are interleaved in a
-shuffled order inside each round, so machine noise hits all of them alike,
-and the table reports medians and ratios to the hand-written closed form.
+Every implementation runs the same float32 data, in blocks of consecutive calls,
+the blocks of all of them in a shuffled order, so drift of the machine hits all
+of them alike; the table reports medians and ratios to the hand-written closed
+form. (--threshold interleaves single calls: no torch there.)
 
     python benchmarks/bench_batchnorm.py              # all shapes
     python benchmarks/bench_batchnorm.py --quick      # fewer rounds
@@ -23,9 +24,9 @@ Columns (lucid and torch on one thread unless the column says otherwise):
   hand-written   - the closed form an expert writes (benchmarks/references.py)
   torch 1 thread, torch T threads - torch.nn.BatchNorm1d on CPU, with torch.set_num_threads(1)
                    and with torch's default thread count, when torch is installed (each call
-                   sets its count first: the two columns switch every call). torch keeps its
-                   default environment and runs as a group of its own each round, apart from
-                   the rest (timing.measure, SETTLE)
+                   sets its count first), in torch's default environment
+Every column runs in blocks of consecutive calls, the blocks in shuffled order
+(timing.measure with blocks: torch's OpenMP threads spin after a call)
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lucid  # noqa: E402
-from timing import measure  # noqa: E402
+from timing import BLOCKS, measure  # noqa: E402
 from lucid.codegen import parallel  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
@@ -249,8 +250,7 @@ def main(argv=None):
         for shape in SHAPES:
             impls = implementations(shape, mode, rng)
             columns = columns or list(impls)
-            med = measure(impls, rounds_for(shape, args.quick), order,
-                          apart={n for n in impls if n.startswith("torch")})
+            med = measure(impls, rounds_for(shape, args.quick), order, blocks=BLOCKS)
             rows.append((shape, med))
         print(f"### {mode} {'step (forward + backward + running stats)' if mode == 'train' else 'forward'}\n")
         print("| shape | " + " | ".join(columns) + " |")

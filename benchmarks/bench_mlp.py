@@ -1,9 +1,9 @@
 """k blocks of Linear(256, 256) -> BatchNorm1d(256) -> ReLU: one train step, four ways.
 
-Every implementation runs the same float32 data and the same parameters;
-calls are interleaved in a shuffled order inside each round, so machine
-noise hits all of them alike. The table reports medians and ratios to eager
-NumPy.
+Every implementation runs the same float32 data and the same parameters,
+in blocks of consecutive calls, the blocks of all of them in a shuffled order,
+so drift of the machine hits all of them alike. The table reports medians and
+ratios to eager NumPy.
 
     python benchmarks/bench_mlp.py            # k = 1, 4, 16, 32 at N = 256
     python benchmarks/bench_mlp.py --quick    # fewer rounds
@@ -19,7 +19,9 @@ Train step = forward + backward (gradients of the input and every parameter)
                    (the closed-form BatchNorm backward an engineer writes by hand)
   torch          - the same network in torch on the CPU with its default thread count,
                    when torch is installed (an optional column, not a dependency); in its
-                   default environment, as a group of its own each round (timing.measure)
+                   default environment
+Every column runs in blocks of consecutive calls, the blocks in shuffled order
+(timing.measure with blocks: torch's OpenMP threads spin after a call)
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lucid  # noqa: E402
-from timing import measure  # noqa: E402
+from timing import BLOCKS, measure  # noqa: E402
 from torch_models import to_torch  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 from lucid import Tensor  # noqa: E402
@@ -147,7 +149,7 @@ def main(argv=None):
         impls = implementations(k, args.n, rng)
         columns = columns or list(impls)
         rounds = max(5, (200 if k <= 4 else 60) // (4 if args.quick else 1))
-        rows.append((k, measure(impls, rounds, order, apart={"torch"})))
+        rows.append((k, measure(impls, rounds, order, blocks=BLOCKS)))
     print("| k | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for k, med in rows:

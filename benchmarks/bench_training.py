@@ -14,8 +14,8 @@ Columns:
                  default thread count, when torch is installed (an optional column, not a
                  dependency), in its default environment
 Every implementation steps its own copy of the same initial parameters on the same
-batches; calls are interleaved in a shuffled order inside each round (medians); torch's
-run as a group of their own each round (timing.measure: its threads spin after a call).
+batches; each runs in blocks of consecutive steps, the blocks in shuffled order (medians;
+timing.measure with blocks: torch's OpenMP threads spin after a call).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ import lucid  # noqa: E402
 import lucid.nn as nn  # noqa: E402
 import lucid.nn.functional as F  # noqa: E402
 from lucid import Tensor  # noqa: E402
-from timing import measure  # noqa: E402
+from timing import BLOCKS, measure  # noqa: E402
 from torch_models import to_torch  # noqa: E402
 
 MODELS = {"digits": (64, 128, 64, 32), "wide": (64, 1024, 512, 128)}  # in, h1, h2, batch
@@ -123,7 +123,7 @@ def main():
     for name, sizes in MODELS.items():
         data = batches(sizes)
         times = measure(implementations(sizes, data), rounds[name], random.Random(0),
-                        apart={"torch"})
+                        blocks=BLOCKS)
         us = {k: 1e6 * v for k, v in times.items()}
         torch_us = us.get("torch")
         ratio = f"{us['lucid step'] / torch_us:9.2f}x" if torch_us else f"{'-':>10}"

@@ -9,37 +9,52 @@ import time
 #: time). On a 2-core machine that spin takes a core from whatever runs next. Forcing
 #: ``OMP_WAIT_POLICY=PASSIVE`` instead, as these benchmarks once did, made torch wake its
 #: workers at every op: 590 us for a BatchNorm1d(64) step at (32, 64) that takes 69 us in
-#: torch's own environment. So torch keeps its defaults, its calls run as a group of their
-#: own each round, and the others start only after this pause.
+#: torch's own setting. So a benchmark with a torch column leaves torch its defaults and
+#: measures in blocks (``measure(..., blocks=BLOCKS)``), with this pause before each block.
 SETTLE = 0.02
+#: Blocks per implementation when a benchmark measures in blocks.
+BLOCKS = 10
 
 
-def measure(impls, rounds, order, apart=()):
-    """``{name: median seconds}`` of each callable in ``impls`` over ``rounds`` rounds.
+def measure(impls, rounds, order, blocks=None):
+    """``{name: median seconds}`` of each callable in ``impls`` over ``rounds`` calls each.
 
-    Every round calls each implementation once, in an order ``order.shuffle``
-    (a ``random.Random``) draws anew, so machine noise hits all of them alike;
-    one warm-up call each first (compile caches, first-touch allocations).
-    The names in ``apart`` (torch's, whose threads spin after a call) run
-    first in each round, shuffled among themselves and after one untimed call
-    that wakes their threads (as in a loop of torch calls), then :data:`SETTLE`
-    seconds pass before the others run: spinning threads from one group
-    never share the cores with the other's calls.
+    One warm-up call each first (compile caches, first-touch allocations). By
+    default every round calls each implementation once, in an order
+    ``order.shuffle`` (a ``random.Random``) draws anew, so machine noise hits
+    all of them alike.
+
+    With ``blocks``, each implementation runs in that many blocks of consecutive
+    calls, as in a user's loop, the blocks of all implementations in a shuffled
+    order each cycle, so drift over the run is shared. Before each block
+    :data:`SETTLE` seconds pass and the implementation runs once untimed: no
+    one's spinning threads (torch's OpenMP workers, BLAS's) share the cores
+    with another's calls, and no block starts cold. Every implementation then
+    meets the caches as its own loop leaves them, not as another's leaves them.
     """
     times = {name: [] for name in impls}
-    groups = [[n for n in impls if n in apart], [n for n in impls if n not in apart]]
-    groups = [g for g in groups if g]
+    names = list(impls)
     for f in impls.values():
         f()
-    for _ in range(rounds):
-        for names in groups:
-            order.shuffle(names)
-            if len(groups) > 1 and names is groups[0]:
-                impls[names[0]]()
-            for name in names:
-                t0 = time.perf_counter()
-                impls[name]()
-                times[name].append(time.perf_counter() - t0)
-            if len(groups) > 1 and names is groups[0]:
-                time.sleep(SETTLE)
+    if blocks is None:
+        for _ in range(rounds):
+            _calls(impls, names, order, times)
+        return {name: statistics.median(t) for name, t in times.items()}
+    size = max(1, -(-rounds // blocks))
+    for start in range(0, rounds, size):
+        order.shuffle(names)
+        for name in names:
+            time.sleep(SETTLE)
+            impls[name]()
+            for _ in range(min(size, rounds - start)):
+                _calls(impls, [name], order, times)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _calls(impls, names, order, times):
+    """One call of each of ``names``, in a shuffled order, timed."""
+    order.shuffle(names)
+    for name in names:
+        t0 = time.perf_counter()
+        impls[name]()
+        times[name].append(time.perf_counter() - t0)

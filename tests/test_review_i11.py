@@ -106,15 +106,18 @@ def test_a_division_by_a_lost_zero_is_a_clear_error():
     assert int(bn.num_batches_tracked.data) == 0 and not bn.running_mean.data.any()
 
 
-@pytest.mark.parametrize("threads, blocked", [(1, False), (2, True)])
-def test_blocks_of_rows_from_16_mib_on_one_thread_8_on_two(threads, blocked):
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mib, blocked", [(12, False), (20, True)])
+def test_blocks_of_rows_from_16_mib_on_any_thread_count(threads, mib, blocked):
     before = lucid.get_num_threads()
     lucid.set_num_threads(threads)
     try:
         calls = []
-        row = 12 << 20 >> 10  # 1024 rows of 12 KiB: 12 MiB in all
+        row = mib << 20 >> 10  # 1024 rows of `mib` KiB
         parallel.split(lambda lo, hi: calls.append((lo, hi)) or (), 1024, (), block=row)
         assert (len(calls) > threads) == blocked
-        assert parallel.worth_rows(3 << 20, 1024, True) == (threads > 1 or blocked)
+        elements = (mib << 20) // 4  # float32 values
+        assert parallel.worth_rows(elements, 1024, True) == blocked  # both thresholds: 2**22
+        assert parallel.worth_rows(elements, 1024, False) == (blocked and threads > 1)
     finally:
         lucid.set_num_threads(before)

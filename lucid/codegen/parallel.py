@@ -50,10 +50,30 @@ while the machine was idle; "busy": over 1-6 runs while other test suites
 used both cores (there the second thread rarely gets a core and splitting
 mostly costs). On a quiet machine the split paid from 2**19 values with
 runs of 4 096 or more; runs of 2 048 broke even at best and shorter ones
-lost: hence ``MIN_ELEMENTS = 2**19`` and ``MIN_RUN = 4096``. A (N, 256)
-BatchNorm (runs of 128) always stays on one thread: a function whose rows
-are static and shorter than ``2 * MIN_RUN`` gets no twin at all (read when
-compiling). Tests lower both to 1 to exercise the twin on small shapes.
+lost. A (N, 256) BatchNorm (runs of 128) always stays on one thread: a
+function whose rows are static and shorter than ``2 * MIN_RUN`` gets no twin
+at all (read when compiling). Tests lower both to 1 to exercise the twin on
+small shapes.
+
+Those runs interleaved single calls of the two ways, so each call found the
+caches as the other had left them. Run instead in blocks of consecutive calls
+(``timing.measure`` with blocks, as a training loop calls a step: its own
+data still cached from the call before; two runs, quiet machine), the split
+cost more below 2**21 values and paid only from there:
+
+==========  ================  ==========  =============
+elements    shape             run/thread  blocks of calls
+==========  ================  ==========  =============
+524 288     (64, 128, 64)     4 096       1.30 - 1.34
+1 048 576   (64, 128, 128)    8 192       1.04 - 1.10
+2 097 152   (128, 128, 128)   8 192       0.70 - 0.72
+4 194 304   (64, 256, 256)    32 768      0.60 - 0.67
+8 388 608   (64, 256, 512)    65 536      0.57 - 0.68
+1 048 576   (256, 4096)       2 048       0.95 - 1.01
+==========  ================  ==========  =============
+
+A split that loses 4-34 % in a loop to win when the data comes from memory
+is not a default: ``MIN_ELEMENTS = 2**21``, ``MIN_RUN = 4096``.
 
 The split by rows
 -----------------
@@ -92,9 +112,8 @@ elements    shape             split quiet  split busy   blocks 512 KiB  split + 
 8 388 608   (64, 256, 512)    0.62 - 0.68  0.90 - 1.12  0.75 - 0.97     0.55 - 0.61
 ==========  ================  ===========  ===========  ==============  ==============
 
-On a quiet machine the split paid from 2**20 values and broke even at 2**19:
-hence ``MIN_ROWS_ELEMENTS = 2**20`` (on a busy one it paid only from 2**21,
-and not always). Blocks paid in every one of those runs from 2**21 float32
+On a quiet machine the split paid from 2**20 values and broke even at 2**19
+(on a busy one it paid only from 2**21, and not always). Blocks paid in every one of those runs from 2**21 float32
 values (8 MiB) and cost 4-15 % below, where the data fits in cache anyway;
 blocks of 256 KiB and 1 MiB did about as well as ``BLOCK_BYTES = 512 KiB``.
 Rechecked on a quiet machine (``program(x)`` of the eval BatchNorm1d with and
@@ -105,8 +124,26 @@ paid from 16 MiB ((64, 256, 256): 0.84, (16384, 256): 0.90, (128, 256, 256):
 8 MiB too (0.96 - 0.97). The busy runs' gain at 8 MiB came from other
 processes taking the shared cache; with the cache flushed between calls
 (32 MiB written), blocks paid at 8 MiB on one thread (0.88 - 0.94) and on two
-(0.90 - 0.93). Hence ``MIN_BLOCKED_BYTES = 2**24`` on one thread and half of
-it on two or more, where they paid both warm and cold.
+(0.90 - 0.93).
+
+Those were interleaved single calls too. In blocks of consecutive calls (as
+above; two runs, 2 threads; ratios to one thread, whole passes):
+
+==========  ================  ==========  ==============  ==============
+elements    shape             split       blocks 512 KiB  split + blocks
+                                          (one thread)
+==========  ================  ==========  ==============  ==============
+1 048 576   (64, 128, 128)    1.35 - 1.42  1.13 - 1.25    1.54 - 1.58
+2 097 152   (64, 128, 256)    1.31 - 1.42  1.02 - 1.17    1.09 - 1.48
+2 097 152   (8192, 256)       1.21 - 1.26  1.03 - 1.06    1.07 - 1.16
+4 194 304   (64, 256, 256)    0.98 - 1.07  0.80 - 0.81    0.84 - 0.85
+8 388 608   (64, 256, 512)    0.81 - 0.87  0.84 - 0.87    0.79 - 0.81
+==========  ================  ==========  ==============  ==============
+
+With its data still in the 32 MiB cache from the call before, one thread
+streams it as fast as two: the split and blocks pay only from 2**22 values
+(16 MiB), on any thread count. Hence ``MIN_ROWS_ELEMENTS = 2**22`` and
+``MIN_BLOCKED_BYTES = 2**24``.
 """
 from __future__ import annotations
 
@@ -118,11 +155,11 @@ import threading
 import numpy as np
 
 #: Element count of the split shape from which the parallel twin runs (measured: see above).
-MIN_ELEMENTS = 1 << 19
+MIN_ELEMENTS = 1 << 21
 #: Shortest contiguous run of values a thread's slice may have (measured: see above).
 MIN_RUN = 4096
 #: Element count from which elementwise passes split by rows run in parallel (measured: see above).
-MIN_ROWS_ELEMENTS = 1 << 20
+MIN_ROWS_ELEMENTS = 1 << 22
 #: Bytes of a block of rows a kernel making several passes takes at a time (measured: see above).
 BLOCK_BYTES = 1 << 19
 #: Bytes from which a split by rows goes in blocks, on one thread too (measured: see above).
@@ -230,12 +267,7 @@ def worth_rows(elements, rows, blocked):
     if rows < 2:
         return False
     return (_POOL.threads > 1 and elements >= MIN_ROWS_ELEMENTS) or \
-        (blocked and 4 * elements >= _blocked_from())
-
-
-def _blocked_from():
-    """Bytes from which blocks pay: ``MIN_BLOCKED_BYTES`` on one thread, half that on more."""
-    return MIN_BLOCKED_BYTES if _POOL.threads == 1 else MIN_BLOCKED_BYTES // 2
+        (blocked and 4 * elements >= MIN_BLOCKED_BYTES)
 
 
 def bounds(size, parts):
@@ -253,10 +285,9 @@ def split(kernel, size, axes, *args, block=0):
     calling thread. If any slice raises, the first error (in slice order)
     is raised once every slice has finished, so no worker still writes.
     With ``block`` (the bytes of one index of the split axis: a row) and at
-    least ``MIN_BLOCKED_BYTES`` in all (half that on more than one thread),
-    each slice runs as blocks of about ``BLOCK_BYTES``, one after the other.
+    least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about ``BLOCK_BYTES``, one after the other.
     """
-    if block and size * block >= _blocked_from():
+    if block and size * block >= MIN_BLOCKED_BYTES:
         kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)
     # two indices or more per slice: NumPy sums one row of a (1, n) slice by another loop
     # than the rows of a (2, n) one (other bits), while 2, 3 or more rows sum alike
