@@ -16,6 +16,7 @@ import sympy as sp
 
 import lucid
 from lucid import Tensor
+from numeric_helpers import numeric_grad
 from lucid.ops import REGISTRY
 from lucid.ops.attributes import constant, number
 from lucid.runtime import run as reference_run
@@ -32,17 +33,6 @@ def _quiet():
         warnings.simplefilter("ignore", RuntimeWarning)
         with np.errstate(all="ignore"):
             yield
-
-
-def numeric_grad(fn, x, w, eps=1e-6):
-    """d sum(w * fn(x)) / dx by central differences, float64."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += eps
-        down[i] -= eps
-        g[i] = (np.sum(w * fn(up)) - np.sum(w * fn(down))) / (2 * eps)
-    return g
 
 
 def close(got, want, dtype="float64"):

@@ -17,21 +17,11 @@ import pytest
 import lucid
 import lucid.nn as nn
 from lucid import Tensor
+from numeric_helpers import numeric_grad
 
 
 def rng(seed=0):
     return np.random.default_rng(seed)
-
-
-def numeric_grad(fn, x, w, eps=1e-6):
-    """d sum(w * fn(x)) / dx by central differences, float64."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[i] += eps
-        down[i] -= eps
-        g[i] = (np.sum(w * fn(up)) - np.sum(w * fn(down))) / (2 * eps)
-    return g
 
 
 def check(method, reference, x, seed=1):
