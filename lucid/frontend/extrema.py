@@ -145,12 +145,23 @@ def _either(p, q):
     return apply("gt", apply("add", p, q), 0)
 
 
+def _past(beyond, x, bound):
+    """Where ``bound`` replaces ``x`` in a clamp: ``beyond``, or where the bound is NaN, which
+    torch's clamp propagates as ``maximum``/``minimum`` do."""
+    if isinstance(bound, Var):
+        return _either(beyond, apply("ne", bound, bound))
+    if isinstance(bound, numbers.Real) and math.isnan(bound):
+        return _either(apply("eq", x, x), apply("ne", x, x))  # everywhere
+    return beyond
+
+
 def clamp(x, min=None, max=None):
     """``x`` limited to ``[min, max]`` (numbers or tensors, broadcast), as ``torch.clamp``.
 
     torch's gradient convention: ``x`` gets it where ``min <= x <= max`` (not where ``x``
     is NaN), ``min`` where ``x < min < max``, ``max`` where ``x > max`` or ``max < min``;
-    elsewhere (``x < min == max``, NaN) nothing does.
+    elsewhere (``x < min == max``, NaN) nothing does. A NaN in ``x`` or in a bound gives
+    NaN, as torch's; there no bound gets a gradient (torch's rule may still give one).
 
     Examples
     --------
@@ -167,18 +178,18 @@ def clamp(x, min=None, max=None):
     x = as_var(x)
     value = x  # max(x, min) then min(., max): NaN stays NaN, max wins when max < min
     if min is not None:
-        value = where(apply("lt", x, min), min, value)
+        value = where(_past(apply("lt", x, min), x, min), min, value)
     if max is not None:
-        value = where(apply("gt", value, max), max, value)
-    out = apply("detach", value)
+        value = where(_past(apply("gt", value, max), x, max), max, value)
+    out = apply("detach", value)  # the values; below, who gets the gradient where
     if max is not None:
         take = apply("gt", x, max) if min is None else \
             _either(apply("gt", x, max), apply("lt", max, min))
-        out = where(take, max, out)
+        out = where(_both(take, apply("eq", value, max)), max, out)  # not where a NaN won
     if min is not None:
         take = apply("lt", x, min) if max is None else \
             _both(apply("lt", x, min), apply("lt", min, max))
-        out = where(take, min, out)
+        out = where(_both(take, apply("eq", value, min)), min, out)
     keep = apply("ge", x, min) if max is None else apply("le", x, max) if min is None else \
         _both(apply("ge", x, min), apply("le", x, max))
     return where(keep, x, out)

@@ -1,0 +1,62 @@
+"""Regression tests for what this session's review found (clamp with NaN bounds; in-place ops
+on a tensor an earlier call consumed). References: NumPy's maximum/minimum, which propagate
+NaN as torch's clamp does, and the gradients written out from the maths."""
+import warnings
+
+import numpy as np
+import pytest
+
+import lucid
+from lucid import Tensor
+
+NAN = float("nan")
+
+
+def reference_clamp(x, lo, hi):
+    out = x if lo is None else np.maximum(x, lo)  # maximum/minimum propagate NaN from either side
+    return out if hi is None else np.minimum(out, hi)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("lo, hi", [(NAN, None), (None, NAN), (NAN, 1.0), (0.0, NAN), (NAN, NAN),
+                                    (0.0, 1.0), (1.0, 0.0), (None, float("inf"))])
+def test_clamp_with_number_bounds_propagates_nan_as_torch(dtype, lo, hi):
+    x = np.array([-2.0, 0.5, NAN, 3.0], dtype)
+    t = Tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = lucid.clamp(t, min=lo, max=hi)
+    want = reference_clamp(x, lo, hi)
+    np.testing.assert_array_equal(y.data, want)  # NaN == NaN here
+    assert y.dtype == dtype
+    y.sum().backward()
+    inside = (x >= (-np.inf if lo is None else lo)) & (x <= (np.inf if hi is None else hi))
+    np.testing.assert_array_equal(t.grad, inside.astype(dtype))  # NaN compares False: no gradient
+
+
+def test_clamp_of_an_integer_tensor_with_a_nan_bound_is_float_nan():
+    y = lucid.clamp(Tensor(np.array([-2, 0, 3])), min=NAN)
+    assert y.dtype == "float32" and np.isnan(y.data).all()
+
+
+def test_clamp_with_tensor_bounds_holding_nan_against_numpy_and_the_gradient_rule():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        x, lo, hi = (rng.normal(size=7) for _ in range(3))
+        for a in (x, lo, hi):
+            a[rng.random(7) < 0.2] = NAN
+        ts = [Tensor(a.copy(), requires_grad=True) for a in (x, lo, hi)]
+        y = lucid.clamp(ts[0], min=ts[1], max=ts[2])
+        want = reference_clamp(x, lo, hi)
+        np.testing.assert_array_equal(y.data, want)
+        y.sum().backward()
+        # torch's rule where the result is a number: x where lo <= x <= hi, hi where x > hi or
+        # hi < lo, lo where x < lo < hi
+        finite = ~np.isnan(want)
+        with np.errstate(invalid="ignore"):
+            to_x = (x >= lo) & (x <= hi)
+            to_hi = ((x > hi) | (hi < lo)) & ~to_x
+            to_lo = (x < lo) & (lo < hi)
+        for t, rule in zip(ts, (to_x, to_lo, to_hi)):
+            got = np.zeros(7) if t.grad is None else t.grad
+            np.testing.assert_array_equal(got[finite], rule[finite].astype(float))
