@@ -60,3 +60,48 @@ def test_clamp_with_tensor_bounds_holding_nan_against_numpy_and_the_gradient_rul
         for t, rule in zip(ts, (to_x, to_lo, to_hi)):
             got = np.zeros(7) if t.grad is None else t.grad
             np.testing.assert_array_equal(got[finite], rule[finite].astype(float))
+
+
+MASK = np.array([True, False, True])
+X = np.array([0.5, 1.0, 1.5], np.float32)
+
+
+def test_an_in_place_op_leaves_an_earlier_consumer_differentiating_the_old_value():
+    a = Tensor(X, requires_grad=True)
+    b = a * 1.0
+    c = b.exp()
+    b.masked_fill_(Tensor(MASK), 0.0)  # c read b before: its gradient goes to a through a * 1.0
+    c.sum().backward()
+    np.testing.assert_allclose(a.grad, np.exp(X), rtol=1e-6)
+
+
+def test_old_and_new_values_of_a_tensor_written_in_place_both_differentiate():
+    a = Tensor(X, requires_grad=True)
+    b = a * 2.0
+    c = b.exp()
+    b.masked_fill_(Tensor(MASK), 0.0)
+    (c + b * 3.0).sum().backward()
+    np.testing.assert_allclose(a.grad, 2 * np.exp(2 * X) + 6 * ~MASK, rtol=1e-6)
+
+
+def test_two_in_place_ops_each_consumer_sees_its_own_version():
+    a = Tensor(X, requires_grad=True)
+    b = a * 1.0
+    c = b.exp()      # exp(a)
+    b += 1.0
+    d = b * b        # (a + 1)**2
+    b *= 3.0         # 3 (a + 1)
+    (c + d + b).sum().backward()
+    np.testing.assert_allclose(a.grad, np.exp(X) + 2 * (X + 1) + 3, rtol=1e-6)
+    assert b._version == 2
+
+
+def test_an_eval_module_call_before_an_in_place_op_differentiates_the_old_value():
+    lucid.manual_seed(0)
+    lin = lucid.nn.Linear(3, 2).eval()  # eval: the gradient program is compiled on backward
+    a = Tensor(X.reshape(1, 3), requires_grad=True)
+    b = a * 2.0
+    y = lin(b)
+    b.masked_fill_(Tensor(MASK), 0.0)
+    y.sum().backward()
+    np.testing.assert_allclose(a.grad, 2 * lin.weight.data.sum(0, keepdims=True), rtol=1e-6)

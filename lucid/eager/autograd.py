@@ -44,6 +44,28 @@ def note_write(array):
     _WRITES[key] = LAST_WRITE[0] = next(_serials)
 
 
+def extend_history(tensor, data, origin):
+    """``tensor`` comes to stand for the result ``(data, origin)`` of an in-place op recorded
+    into the graph (``b.masked_fill_(...)`` with grad). Calls that read it before keep
+    differentiating into the history it had then (:func:`origin_at`), as torch's graph does."""
+    past = getattr(tensor, "_past", None)
+    if past is None:
+        past = tensor._past = []
+    past.append((tensor._version, tensor._origin))
+    tensor.data, tensor._origin, tensor.requires_grad = data, origin, True
+    tensor._version += 1
+
+
+def origin_at(tensor, version):
+    """The history ``tensor`` had at write count ``version`` (a call notes the counts of
+    what it reads): the current one unless an in-place op extended it since."""
+    if tensor._version != version:
+        for upto, origin in getattr(tensor, "_past", ()):
+            if version <= upto:
+                return origin
+    return tensor._origin
+
+
 def written_since(arrays, serial):
     """Whether the memory under any of ``arrays`` was written after serial ``serial``."""
     return any(_WRITES.get(id(_root(a)), 0) > serial for a in arrays
@@ -101,8 +123,8 @@ class Call:
         return self.seq > other.seq  # newest first: later calls consume earlier ones
 
     def backward(self, upstream):
-        """Run the backward part for ``{output key: gradient}``; return (tensor, gradient)
-        pairs, an iterator."""
+        """Run the backward part for ``{output key: gradient}``; return (tensor, its history
+        when this call read it, gradient) triples, an iterator."""
         outs = self.outs
         if outs is None:
             raise RuntimeError(_FREED)
@@ -120,10 +142,14 @@ class Call:
             # the identity's gradient is the caller's own array: hand on a copy
             grads = [g.copy() if any(g is s for s in seeds) else g for g in grads]
         targets = entry.grad_targets
-        if entry.grad_inputs:  # positions of call arguments: this call's tensors
-            tensors = self.tensors
+        if entry.grad_inputs:  # positions of call arguments: this call's tensors, with the
+            tensors, versions = self.tensors, self.versions  # history each had then
+            origins = [origin_at(tensors[t], versions[t]) if t.__class__ is int else t._origin
+                       for t in targets]
             targets = [tensors[t] if t.__class__ is int else t for t in targets]
-        return zip(targets, map(grads.__getitem__, entry.grad_index))
+        else:
+            origins = map(_ORIGIN, targets)
+        return zip(targets, origins, map(grads.__getitem__, entry.grad_index))
 
     def _zeros(self, key):
         """The gradient of an output nobody differentiated: zero."""
@@ -152,7 +178,9 @@ class LazyCall(Call):
         args = self.outs  # for a lazy call: the arrays the eval forward ran on
         if LAST_WRITE[0] > self.seq:
             self.check_saved(args)
-        return Call(grad, grad.forward(*args), self.tensors).backward(upstream)
+        call = Call(grad, grad.forward(*args), self.tensors)
+        call.versions = self.versions  # the histories its tensors had when this call ran
+        return call.backward(upstream)
 
 
 def run_backward(root, grad, retain_graph=False):
@@ -175,8 +203,7 @@ def run_backward(root, grad, retain_graph=False):
     leaves, upstream, done, heap, pending = {}, {key: grad}, [], [], None
     while True:
         done.append(call)
-        for tensor, g in call.backward(upstream):
-            origin = tensor._origin
+        for tensor, origin, g in call.backward(upstream):
             if origin is None:
                 summed = leaves.get(id(tensor))
                 leaves[id(tensor)] = (tensor, g if summed is None else summed[1] + g)

@@ -19,7 +19,7 @@ from .. import frontend
 from ..frontend import Var, context
 from ..ops import REGISTRY, Kind, method_op, operators, reserve
 from ..ops.attributes import number
-from .autograd import note_write
+from .autograd import extend_history, note_write
 from .grad import is_grad_enabled, no_grad
 from .programs import call_function
 from .tensor import Tensor, as_dtype, check_inplace, write
@@ -207,7 +207,7 @@ def _inplace(op, compute=None):
             raise RuntimeError(f"in-place {op}: result type {result.dtype} can't be cast to "
                                f"the desired output type {self.dtype}")
         if records:
-            self.data, self._origin, self.requires_grad = result.data, result._origin, True
+            extend_history(self, result.data, result._origin)
         else:
             write(self, result.data)
         return self
