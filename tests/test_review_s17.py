@@ -105,3 +105,19 @@ def test_an_eval_module_call_before_an_in_place_op_differentiates_the_old_value(
     b.masked_fill_(Tensor(MASK), 0.0)
     y.sum().backward()
     np.testing.assert_allclose(a.grad, 2 * lin.weight.data.sum(0, keepdims=True), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, value", [("int64", 1e20), ("int64", 2**63), ("int64", NAN),
+                                          ("int64", float("inf")), ("float32", 1e39),
+                                          ("float32", -1e39)])
+def test_masked_fill_with_a_value_out_of_the_dtypes_range_is_a_runtime_error_as_torch(dtype, value):
+    x = Tensor(np.zeros(2, dtype))
+    with pytest.raises(RuntimeError, match="cannot be converted"):
+        x.masked_fill(Tensor(np.array([True, False])), value)
+
+
+def test_masked_fill_converts_values_in_range_as_torch():
+    m = Tensor(np.array([True, False]))
+    assert Tensor(np.zeros(2, np.int64)).masked_fill(m, -7.9).data.tolist() == [-7, 0]
+    assert Tensor(np.zeros(2)).masked_fill(m, 1e300).data.tolist() == [1e300, 0.0]
+    assert Tensor(np.zeros(2, np.float32)).masked_fill(m, -np.inf).data.tolist() == [-np.inf, 0.0]

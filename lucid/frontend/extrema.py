@@ -244,10 +244,20 @@ def masked_fill(input, mask, value):
 
 def _fill_value(value, input):
     """A number as a constant of ``input``'s dtype, converted as torch converts it
-    (truncated for int64; an infinity or NaN fits a float dtype only)."""
+    (truncated for int64; an infinity or NaN fits a float dtype only); one out of the
+    dtype's range is a RuntimeError, as torch's."""
     if input.dtype in FLOATS:
-        return as_var(float(value), input)
-    if not math.isfinite(value):
-        raise RuntimeError(f"masked_fill: value {float(value)!r} cannot be converted to "
-                           f"{input.dtype} without overflow")
-    return as_var(math.trunc(value), input)
+        value = float(value)
+    elif math.isfinite(value):
+        value = math.trunc(value)
+    else:
+        raise _overflow(value, input)
+    try:
+        return as_var(value, input)
+    except ValueError:  # out of range: refused where constants are made (ops.attributes)
+        raise _overflow(value, input) from None
+
+
+def _overflow(value, input):
+    return RuntimeError(f"masked_fill: value {value!r} cannot be converted to {input.dtype} "
+                        "without overflow")
