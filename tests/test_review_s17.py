@@ -121,3 +121,30 @@ def test_masked_fill_converts_values_in_range_as_torch():
     assert Tensor(np.zeros(2, np.int64)).masked_fill(m, -7.9).data.tolist() == [-7, 0]
     assert Tensor(np.zeros(2)).masked_fill(m, 1e300).data.tolist() == [1e300, 0.0]
     assert Tensor(np.zeros(2, np.float32)).masked_fill(m, -np.inf).data.tolist() == [-np.inf, 0.0]
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize("f", [lambda v: (v + INF) - INF, lambda v: v - INF + INF,
+                               lambda v: v + NAN - NAN, lambda v: v * INF / INF],
+                         ids=["add-sub", "sub-add", "nan", "mul-div"])
+def test_two_uses_of_a_non_finite_constant_do_not_cancel(f):
+    # inf - inf and inf / inf are NaN at run time, as in torch and the node-by-node executor
+    x = np.array([1.0, -2.0, 0.5], np.float64)
+    t = Tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = f(t)
+        assert np.isnan(y.data).all()
+        program = lucid.compile(f, lucid.placeholder((3,), "float64", name="x"), mode="eval")
+        assert np.isnan(program(x)["out"]).all()
+
+
+def test_a_module_whose_forward_adds_and_subtracts_inf_gives_nan():
+    class Shift(lucid.nn.Module):
+        def forward(self, v):
+            return (v + INF) - INF
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.isnan(Shift()(Tensor(np.ones((2, 3), np.float32))).data).all()

@@ -149,7 +149,7 @@ class LinearForms:
             elif len(big) == 1 and big[0].is_Symbol:
                 out.append((small, big[0]))
             elif len(big) == 1 and big[0].is_Add:
-                if small.free_symbols & nonfinite.SYMBOLS:
+                if nonfinite.involves(small):
                     return None  # inf * (a + b) is not inf*a + inf*b where b is 0
                 inner = self.linear_terms(big[0], shape)
                 if inner is None:

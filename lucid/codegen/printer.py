@@ -13,7 +13,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from ..ops import NUMPY_FUNCTIONS
-from ..ops.nonfinite import TOKENS
+from ..ops.nonfinite import token
 from ..ops.reference import HELPERS
 
 
@@ -43,7 +43,10 @@ class LucidPrinter(NumPyPrinter):
 
     def _print_Symbol(self, expr):
         # inf and nan (lucid.ops.nonfinite) print as fixed tokens, never as a value's repr
-        return TOKENS.get(expr) or super()._print_Symbol(expr)
+        return token(expr) or super()._print_Symbol(expr)
+
+    def _print_Dummy(self, expr):  # the symbols of inf and nan are Dummies
+        return token(expr) or super()._print_Dummy(expr)
 
     def _print_Heaviside(self, expr):
         # the value at 0 is the second argument (lucid's own rules use 0), sympy's default 1/2

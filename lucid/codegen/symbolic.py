@@ -74,6 +74,7 @@ class Symbolic:
         self.atoms = {}  # symbol -> Atom, in creation (dependency) order
         self.reductions = {}  # (monomial, axes, ndim) -> symbol
         self.value = {}  # node name -> expression
+        self.nonfinite = {}  # constant node -> its inf or nan, a new symbol at each use
         self.casts = {}  # (node, dtype) -> symbol of the converted value
         self.named = {}  # symbol naming a subexpression (a CSE temporary) -> the atoms it reads
         self._shape_cache = {}
@@ -159,11 +160,15 @@ class Symbolic:
 
     def _evaluate(self, name):
         d = self.graph.node(name)
-        args = [self.value[i] for i in d.inputs]
+        args = [self.value[i] if i not in self.nonfinite else nonfinite.expr(self.nonfinite[i])
+                for i in d.inputs]
         if d.op == "placeholder":
             return self._atom(name, "input")
         if d.op == "constant":  # inf and nan as opaque symbols, never sympy's oo (nonfinite)
-            return nonfinite.expr(d.attrs["value"])
+            value = nonfinite.expr(d.attrs["value"])
+            if not value.is_number:
+                self.nonfinite[name] = d.attrs["value"]
+            return value
         op = REGISTRY[d.op]
         if op.elementwise:
             args = [self._promote(i, a, d.dtype) for i, a in zip(d.inputs, args)]
@@ -208,7 +213,7 @@ class Symbolic:
             scale, varying = [], []
             for f in sp.Mul.make_args(term):
                 (varying if self.varies(f, axes, ndim) else scale).append(f)
-            if varying and any(f.free_symbols & nonfinite.SYMBOLS for f in scale):
+            if varying and any(nonfinite.involves(f) for f in scale):
                 # sum(inf * x) is NaN when x has both signs; inf * sum(x) need not be
                 varying, scale = scale + varying, []
             terms.append((sp.Mul(*scale), varying))
