@@ -5,8 +5,12 @@ Values are compared with independent float64 NumPy references written from the t
 docs; the answers of the remembered paths with those the slow path gives.
 """
 import numpy as np
+import pytest
 
+import lucid
 from lucid.codegen.program import Results
+from lucid.eager import methods
+from lucid.ops import REGISTRY, define_elementwise, define_many
 
 SMALL = (256, 256)  # float32: 256 KiB, over MIN_BYTES, under MIN_VOLUME on its own
 LARGE = (1024, 1024)  # 4 MiB: over MIN_VOLUME
@@ -69,7 +73,6 @@ def test_results_same_slot_other_shape_or_dtype_gets_its_own_answer():
 # -- op methods installed on Tensor (no __getattr__, whose presence slows every read) -----
 
 def test_tensor_has_no_getattr_and_reads_its_slots_directly():
-    import lucid
     assert "__getattr__" not in vars(lucid.Tensor)
     assert all("__getattr__" not in vars(k) for k in lucid.Tensor.__mro__)
     t = lucid.Tensor([1.0, -2.0])
@@ -84,9 +87,6 @@ def test_tensor_has_no_getattr_and_reads_its_slots_directly():
 
 
 def test_an_op_defined_later_is_a_method_and_a_rolled_back_one_is_not():
-    import pytest
-    import lucid
-    from lucid.ops import REGISTRY, define_elementwise, define_many
     with pytest.raises(ValueError):  # the second is refused: neither stays registered
         define_many([("cp2_triple", "a*3"), ("cp2_half", "a/2", {"integer": True})])
     assert "cp2_triple" not in REGISTRY
@@ -104,9 +104,6 @@ def test_an_op_defined_later_is_a_method_and_a_rolled_back_one_is_not():
 
 
 def test_every_method_op_is_installed_and_an_explicit_attribute_wins():
-    import lucid
-    from lucid.eager import methods
-    from lucid.ops import REGISTRY, define_elementwise
     for name, op in REGISTRY.items():
         if op.method:
             assert name in methods._OFFERED and vars(lucid.Tensor)[name].__name__ == name
@@ -118,3 +115,18 @@ def test_every_method_op_is_installed_and_an_explicit_attribute_wins():
     finally:
         del lucid.Tensor.cp2_explicit
         REGISTRY.pop("cp2_explicit", None)  # dict.pop: no listener, nothing was installed
+
+
+def test_calls_on_tensors_alone_take_their_own_programs():
+    # t.sum(), t.exp(), lucid.maximum(a, b): all-Tensor calls take a short way to the program
+    # cache; each op must still get its own program, and the long way the same one
+    rng = np.random.default_rng(3)
+    a = lucid.Tensor(rng.normal(size=(4, 5)).astype(np.float32))
+    b = lucid.Tensor(rng.normal(size=(4, 5)).astype(np.float32))
+    for _ in range(2):
+        np.testing.assert_allclose(a.sum().data, a.data.astype(np.float64).sum(), rtol=1e-6)
+        np.testing.assert_allclose(a.mean().data, a.data.astype(np.float64).mean(), rtol=1e-6)
+        np.testing.assert_allclose(a.exp().data, np.exp(a.data), rtol=1e-6)
+        np.testing.assert_array_equal(lucid.maximum(a, b).data, np.maximum(a.data, b.data))
+        np.testing.assert_array_equal(lucid.minimum(a, b).data, np.minimum(a.data, b.data))
+        np.testing.assert_allclose(a.sum(dim=0).data, a.data.sum(0), rtol=1e-6)  # the long way
