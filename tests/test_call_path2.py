@@ -127,6 +127,9 @@ def test_calls_on_tensors_alone_take_their_own_programs():
         np.testing.assert_allclose(a.sum().data, a.data.astype(np.float64).sum(), rtol=1e-6)
         np.testing.assert_allclose(a.mean().data, a.data.astype(np.float64).mean(), rtol=1e-6)
         np.testing.assert_allclose(a.exp().data, np.exp(a.data), rtol=1e-6)
+        np.testing.assert_allclose(a.tanh().data, np.tanh(a.data), rtol=1e-6)
+        np.testing.assert_array_equal((-a).data, -a.data)
+        np.testing.assert_array_equal(a.abs().data, np.abs(a.data))
         np.testing.assert_array_equal(lucid.maximum(a, b).data, np.maximum(a.data, b.data))
         np.testing.assert_array_equal(lucid.minimum(a, b).data, np.minimum(a.data, b.data))
         np.testing.assert_allclose(a.sum(dim=0).data, a.data.sum(0), rtol=1e-6)  # the long way

@@ -115,12 +115,24 @@ def apply_op(name, *args, **attrs):
     For an elementwise op every argument is an operand: a Python number beside a
     Tensor is passed as a 0-d input (:func:`_scalar`), as in arithmetic.
     """
+    if len(args) == 1 and not attrs and type(args[0]) is Tensor and context.current() is None:
+        return call_function(_applier(name), [args[0]], (name, (0,), (), ()))  # t.exp()
     like = next((a for a in args if isinstance(a, Tensor)), None)
     if like is not None and REGISTRY[name].kind is Kind.ELEMENTWISE and \
             context.current() is None and not any(isinstance(a, Var) for a in args):
         args = tuple(_scalar(a, like) if isinstance(a, numbers.Real) and not isinstance(a, bool)
                      else a for a in args)
-    return dispatch(name, functools.partial(frontend.apply, name), args, attrs)
+    return dispatch(name, _applier(name), args, attrs)
+
+
+_APPLIERS = {}  # op name -> frontend.apply of it
+
+
+def _applier(name):
+    fn = _APPLIERS.get(name)
+    if fn is None:
+        fn = _APPLIERS[name] = functools.partial(frontend.apply, name)
+    return fn
 
 
 def _op_method(name, arity):
