@@ -148,3 +148,47 @@ def test_a_module_whose_forward_adds_and_subtracts_inf_gives_nan():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         assert np.isnan(Shift()(Tensor(np.ones((2, 3), np.float32))).data).all()
+
+
+def _grid():
+    return Tensor(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32))
+
+
+@pytest.mark.parametrize("write, want", [
+    (lambda x: x.view(6).zero_(), np.zeros((2, 3))),
+    (lambda x: x.T.__setitem__(0, 9.0), [[9, 2, 3], [9, 5, 6]]),
+    (lambda x: x[0].copy_(Tensor(np.array([7.0, 7.0, 7.0], np.float32))), [[7, 7, 7], [4, 5, 6]]),
+    (lambda x: x[:, 1:].__imul__(10.0), [[1, 20, 30], [4, 50, 60]]),
+    (lambda x: x.reshape(3, 2).permute(1, 0)[1].__isub__(1.0), [[1, 1, 3], [3, 5, 5]]),
+    (lambda x: x.unsqueeze(0).flatten()[5:].__iadd__(1.0), [[1, 2, 3], [4, 5, 7]]),
+])
+def test_a_write_through_a_view_reaches_the_tensor_as_in_torch(write, want):
+    # NumPy's views are the reference: the same keys on x.data
+    x = _grid()
+    write(x)
+    np.testing.assert_array_equal(x.data, np.asarray(want, np.float32))
+
+
+def test_a_view_sees_later_writes_to_its_base_and_clone_does_not():
+    x = _grid()
+    row, twin = x[1], x.clone()
+    x[1, 0] = 100.0
+    assert row.data.tolist() == [100.0, 5.0, 6.0]
+    assert twin.data[1, 0] == 4.0
+
+
+def test_an_in_place_op_recorded_on_a_view_is_refused_and_changes_nothing():
+    x = Tensor(np.array([1.0, 2.0, 3.0], np.float32), requires_grad=True)
+    a = x * 2.0
+    v = a[1:]
+    with pytest.raises(RuntimeError, match="view"):
+        v += 10.0
+    assert a.data.tolist() == [2.0, 4.0, 6.0] and v.data.tolist() == [4.0, 6.0]
+    (a * a).sum().backward()
+    np.testing.assert_allclose(x.grad, 8 * x.data)
+
+
+def test_gradients_through_views_are_unchanged():
+    x = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    (x.T[1:] * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 3, 3], [0, 3, 3]])

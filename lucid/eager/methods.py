@@ -78,8 +78,8 @@ def binary(op, x, y):
         x = _scalar(x, y)
     if not REGISTRY[op].differentiable:  # a comparison: nothing to record
         with no_grad():
-            return call_function(functools.partial(frontend.apply, op), [x, y], (op,))
-    return call_function(functools.partial(frontend.apply, op), [x, y], (op,))
+            return call_function(_applier(op), [x, y], (op,))
+    return call_function(_applier(op), [x, y], (op,))
 
 
 _SCALAR_DTYPES = {}  # (tensor dtype, scalar class) -> the dtype the scalar takes
@@ -221,6 +221,10 @@ def _inplace(op, compute=None):
             raise RuntimeError(f"in-place {op}: result type {result.dtype} can't be cast to "
                                f"the desired output type {self.dtype}")
         if records:
+            if getattr(self, "_base", None) is not None:
+                raise RuntimeError(f"{op}_: lucid does not record an in-place op on a view into "
+                                   "the graph (torch rewrites the base's history; lucid would "
+                                   "leave it stale): clone() the view, or write under no_grad")
             extend_history(self, result.data, result._origin)
         else:
             write(self, result.data)

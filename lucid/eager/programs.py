@@ -27,6 +27,7 @@ from .. import compiler
 from ..frontend import placeholder
 from ..frontend.trace import RandomKey
 from ..graph import OutKind
+from ..ops import REGISTRY
 from ..runtime import bind_sizes
 from .autograd import Call, LazyCall
 from .grad import MODE, is_grad_enabled
@@ -70,7 +71,8 @@ class Entry:
                  "fingerprint", "untracked", "bound", "start", "lock", "single",
                  "bound_versions", "seen", "ordered", "grad_index", "grad_targets",
                  "grad_inputs", "distinct", "tuple_type", "scalar_updates", "direct",
-                 "backward", "grads_in_order", "input_positions", "fixed_targets", "fixed_ids")
+                 "backward", "grads_in_order", "input_positions", "fixed_targets", "fixed_ids",
+                 "views")
 
     def __init__(self, program, n_inputs, grad_inputs, grad_params, lazy=None):
         self.program = program
@@ -137,6 +139,34 @@ class Entry:
         # one differentiated, with no parameter differentiated twice
         self.direct = self.seed_keys[0] if len(seeds) == 1 and self.distinct else None
         self.backward = program.backward_fn
+        self.views = _views(program, self.params, self.slots)
+
+
+def _views(program, params, slots):
+    """The view ops (reshape, transpose, basic indexing, detach) that make a program's one
+    result out of its first argument, when that is all it does, at static shapes; else
+    None. The Tensor face then hands out a NumPy view of the argument's data, so that a
+    write through it reaches the argument, as through a torch view."""
+    graph = program.graph
+    results = [o.node for o in graph.outputs.values() if o.kind is OutKind.RESULT]
+    if len(results) != 1 or not params or slots[0] != 0:
+        return None
+    chain, name = [], results[0]
+    while name != params[0]:
+        node = graph.node(name)
+        if node.op in ("placeholder", "broadcast_to") or not REGISTRY[node.op].view or \
+                len(node.inputs) != 1 or any(d.__class__ is not int for d in node.shape) or \
+                node.op == "reshape" and node.shape == graph.node(node.inputs[0]).shape:
+            # broadcast_to: torch's expand is a view no one may write through; a reshape to
+            # the same shape is clone(), a copy
+            return None
+        chain.append((REGISTRY[node.op], node.attrs))
+        name = node.inputs[0]
+    return chain[::-1] or None
+
+
+def _static(shape):
+    return tuple(shape)
 
 
 def _placeholders(specs, batch_symbolic):
@@ -291,7 +321,14 @@ def _execute(entry, tensors):
         LazyCall(entry, args, tensors) if entry.lazy else None
     if entry.single:
         k, i = entry.results[0]
-        return wrap(outs[i], None if call is None else (call, k))
+        if entry.views is None:
+            return wrap(outs[i], None if call is None else (call, k))
+        view = args[0]  # the same values as outs[i], in the argument's memory
+        for op, attrs in entry.views:
+            view = op.run(attrs, _static, view)
+        out = wrap(view, None if call is None else (call, k))
+        out._base = tensors[0]
+        return out
     results = [wrap(outs[i], (call, k) if call is not None and
                     outs[i].dtype.kind == "f" else None)  # indices: no grad
                for k, i in entry.results]

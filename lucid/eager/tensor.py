@@ -105,8 +105,10 @@ class Tensor:
     Tensor([[1., 2.]], grad=None)
     """
 
-    # _past: set by an in-place op that extends the history, see autograd.origin_at
-    __slots__ = ("data", "requires_grad", "grad", "_origin", "_version", "_past", "__weakref__")
+    # _past: set by an in-place op that extends the history, see autograd.origin_at;
+    # _base: set on a view (eager.programs._views), the tensor whose memory it shares
+    __slots__ = ("data", "requires_grad", "grad", "_origin", "_version", "_past", "_base",
+                 "__weakref__")
     __array_ufunc__ = None  # ndarray * Tensor defers to Tensor.__rmul__ (keeps the gradient)
 
     def __init__(self, data, requires_grad=False, dtype=None):
