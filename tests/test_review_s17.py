@@ -192,3 +192,12 @@ def test_gradients_through_views_are_unchanged():
     x = Tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
     (x.T[1:] * 3.0).sum().backward()
     np.testing.assert_array_equal(x.grad, [[0, 3, 3], [0, 3, 3]])
+
+
+def test_a_reduction_is_no_view_and_takes_a_recorded_in_place_op():
+    x = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), requires_grad=True)
+    s = x.sum(0)
+    assert not np.shares_memory(s.data, x.data)
+    s *= 2.0  # recorded: s is a new value, not a view
+    s.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.full((2, 2), 2.0))

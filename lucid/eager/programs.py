@@ -143,9 +143,9 @@ class Entry:
 
 
 def _views(program, params, slots):
-    """The view ops (reshape, transpose, basic indexing, detach) that make a program's one
-    result out of its first argument, when that is all it does, at static shapes; else
-    None. The Tensor face then hands out a NumPy view of the argument's data, so that a
+    """The ops whose records say ``alias`` (reshape, transpose, basic indexing, detach) that
+    make a program's one result out of its first argument, when that is all it does, at
+    static shapes; else None. The Tensor face then hands out a NumPy view of the argument's data, so that a
     write through it reaches the argument, as through a torch view."""
     graph = program.graph
     results = [o.node for o in graph.outputs.values() if o.kind is OutKind.RESULT]
@@ -154,12 +154,10 @@ def _views(program, params, slots):
     chain, name = [], results[0]
     while name != params[0]:
         node = graph.node(name)
-        if node.op in ("placeholder", "broadcast_to") or not REGISTRY[node.op].view or \
+        if node.op == "placeholder" or not REGISTRY[node.op].alias or \
                 len(node.inputs) != 1 or any(d.__class__ is not int for d in node.shape) or \
                 node.op == "reshape" and node.shape == graph.node(node.inputs[0]).shape:
-            # broadcast_to: torch's expand is a view no one may write through; a reshape to
-            # the same shape is clone(), a copy
-            return None
+            return None  # a reshape to the same shape is clone(), a copy
         chain.append((REGISTRY[node.op], node.attrs))
         name = node.inputs[0]
     return chain[::-1] or None

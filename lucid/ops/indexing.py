@@ -122,7 +122,7 @@ structural(
     shape=_index_shape, vjp=_index_vjp,
     run=lambda at, dims, x, *ix: x[_key_value(at["key"], ix)],
     lower=lambda at, shape, x, *ix: f"{x}[{_key_source(at['key'], ix)}]",
-    grad="index_grad(g, key) | none (indices)", view=True, logical=True,
+    grad="index_grad(g, key) | none (indices)", view=True, alias=True, logical=True,
     attributes=at_.schema("index", key=key_items))
 
 structural(

@@ -93,6 +93,9 @@ class Op:
         A structural op's rule in words, ``" | "`` between inputs, for printers.
     view : bool
         The lowering returns a view of its first argument (it may share memory).
+    alias : bool
+        On the ``Tensor`` face its result is a view of its first argument, sharing its
+        memory, as torch's view ops (``reshape``, ``transpose``, basic indexing, ``detach``).
     differentiable : bool
         False for a value that does not depend on its input's values (a count).
     dunder : str
@@ -120,6 +123,7 @@ class Op:
     lower_into: str = ""
     grad: str = ""
     view: bool = False
+    alias: bool = False
     differentiable: bool = True
     dunder: str = ""
     method: bool = False

@@ -113,7 +113,7 @@ structural(
     vjp=lambda b, n, g: (b.apply("reshape", g, shape=b.shape(n.inputs[0])),),
     run=lambda at, dims, x: np.reshape(x, dims(at["shape"])),
     lower=lambda at, shape, x: f"{x}.reshape({shape(at['shape'])})",
-    grad="reshape(g, x.shape)", view=True, logical=True,
+    grad="reshape(g, x.shape)", view=True, alias=True, logical=True,
     attributes=at_.schema("reshape", shape=at_.dims))
 
 
@@ -131,7 +131,7 @@ structural(
     run=lambda at, dims, x: np.transpose(x, at["perm"]),
     lower=lambda at, shape, x: f"{x}.T" if tuple(at["perm"]) == (1, 0) else
                                f"{x}.transpose({tuple(int(p) for p in at['perm'])})",
-    grad="transpose(g, inverse perm)", view=True, logical=True,
+    grad="transpose(g, inverse perm)", view=True, alias=True, logical=True,
     attributes=at_.schema("transpose", perm=at_.ints))
 
 
@@ -207,4 +207,4 @@ structural(
     "detach", 1, doc="the input's value, through which no gradient flows",
     shape=lambda shapes, dtypes, attrs: (shapes[0], dtypes[0]),
     run=lambda at, dims, x: x, lower=lambda at, shape, x: f"{x}.view()",
-    grad="0 (cut off)", view=True, differentiable=False, logical=True)
+    grad="0 (cut off)", view=True, alias=True, differentiable=False, logical=True)
