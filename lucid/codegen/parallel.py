@@ -113,8 +113,9 @@ elements    shape             split quiet  split busy   blocks 512 KiB  split + 
 ==========  ================  ===========  ===========  ==============  ==============
 
 On a quiet machine the split paid from 2**20 values and broke even at 2**19
-(on a busy one it paid only from 2**21, and not always). Blocks paid in every one of those runs from 2**21 float32
-values (8 MiB) and cost 4-15 % below, where the data fits in cache anyway;
+(on a busy one it paid only from 2**21, and not always). Blocks paid in every
+one of those runs from 2**21 float32 values (8 MiB) and cost 4-15 % below,
+where the data fits in cache anyway;
 blocks of 256 KiB and 1 MiB did about as well as ``BLOCK_BYTES = 512 KiB``.
 Rechecked on a quiet machine (``program(x)`` of the eval BatchNorm1d with and
 without blocks, interleaved, two runs each), blocks on one thread cost
@@ -285,7 +286,8 @@ def split(kernel, size, axes, *args, block=0):
     calling thread. If any slice raises, the first error (in slice order)
     is raised once every slice has finished, so no worker still writes.
     With ``block`` (the bytes of one index of the split axis: a row) and at
-    least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about ``BLOCK_BYTES``, one after the other.
+    least ``MIN_BLOCKED_BYTES`` in all, each slice runs as blocks of about
+    ``BLOCK_BYTES``, one after the other.
     """
     if block and size * block >= MIN_BLOCKED_BYTES:
         kernel = _in_blocks(kernel, max(1, BLOCK_BYTES // block), axes)

@@ -145,11 +145,12 @@ class Entry:
 def _views(program, params, slots):
     """The ops whose records say ``alias`` (reshape, transpose, basic indexing, detach) that
     make a program's one result out of its first argument, when that is all it does, at
-    static shapes; else None. The Tensor face then hands out a NumPy view of the argument's data, so that a
-    write through it reaches the argument, as through a torch view."""
+    static shapes; else None. The Tensor face then hands out a NumPy view of the
+    argument's data, so that a write through it reaches the argument, as through a torch
+    view."""
     graph = program.graph
     results = [o.node for o in graph.outputs.values() if o.kind is OutKind.RESULT]
-    if len(results) != 1 or not params or slots[0] != 0:
+    if len(results) != 1 or not params or slots[0].__class__ is not int or slots[0] != 0:
         return None
     chain, name = [], results[0]
     while name != params[0]:
