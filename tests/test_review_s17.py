@@ -201,3 +201,38 @@ def test_a_reduction_is_no_view_and_takes_a_recorded_in_place_op():
     s *= 2.0  # recorded: s is a new value, not a view
     s.sum().backward()
     np.testing.assert_array_equal(x.grad, np.full((2, 2), 2.0))
+
+
+def _t(values, dtype, requires_grad=False):
+    return Tensor(np.asarray(values, dtype), requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("make, dtype", [
+    (lambda: _t([1, 2], "float32") * _t(2.5, "float64"), "float32"),  # 0-d: like a number
+    (lambda: _t(2.5, "float64") - _t([1, 2], "float32"), "float32"),
+    (lambda: _t([1, 2], "int64") * _t(2.5, "float64"), "float64"),  # a higher kind keeps its dtype
+    (lambda: _t([1, 2], "int64") * _t(2.5, "float32"), "float32"),
+    (lambda: _t([1, 2], "float32") * _t(3, "int64"), "float32"),
+    (lambda: _t(2.5, "float64") * _t(2.5, "float64"), "float64"),
+    (lambda: _t([1, 2], "float64") * _t(2.5, "float32"), "float64"),
+    (lambda: lucid.maximum(_t([1, 2], "float32"), _t(1.5, "float64")), "float32"),
+    (lambda: lucid.where(_t([True, False], "bool"), _t([1, 2], "float32"), _t(0.5, "float64")),
+     "float32"),
+    (lambda: _t([1, 2], "float32").clamp(min=_t(1.5, "float64")), "float32"),
+])
+def test_a_zero_d_tensor_promotes_as_torch_does(make, dtype):
+    # torch's rule: 0-d tensors promote like numbers beside tensors of the same kind
+    assert make().dtype == dtype
+
+
+def test_a_zero_d_float64_factor_of_a_float32_tensor_gets_its_gradient():
+    x = _t([1.0, 2.0], "float32", requires_grad=True)
+    g = _t(3.0, "float64", requires_grad=True)
+    y = x * g
+    assert y.dtype == "float32"
+    y.sum().backward()
+    assert g.grad.dtype == np.float64 and float(g.grad) == 3.0
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+    a = x * 1.0
+    a += _t(2.0, "float64")  # torch: allowed, the result stays float32
+    assert a.dtype == "float32" and a.data.tolist() == [3.0, 4.0]

@@ -43,6 +43,7 @@ def dispatch(name, fn, args, kwargs):
     if context.current() is not None or any(isinstance(a, Var) for a in args):
         return fn(*args, **kwargs)
     if not kwargs and all(type(a) is Tensor for a in args):  # t.sum(), t.exp(): the key below
+        args = _zero_d(args) if len(args) > 1 else args
         return call_function(fn, list(args), (name, tuple(range(len(args))), (), ()))
     keywords = tuple(k for k, v in kwargs.items() if isinstance(v, (Tensor, Var)))
     if keywords:  # a tensor given by keyword (clamp(x, min=t)) is an input like the others
@@ -50,6 +51,7 @@ def dispatch(name, fn, args, kwargs):
         kwargs = {k: v for k, v in kwargs.items() if k not in keywords}
         fn, name = functools.partial(_by_keyword, fn, len(args) - len(keywords), keywords), \
             (name, keywords)
+    args = tuple(_zero_d(args)) if len(args) > 1 else args
     arrays = [i for i, a in enumerate(args)
               if a is not None and not isinstance(a, (numbers.Number, tuple, list, str))]
     fixed = {i: a for i, a in enumerate(args) if i not in arrays}
@@ -76,10 +78,26 @@ def binary(op, x, y):
         y = _scalar(y, x)
     elif isinstance(x, numbers.Real) and not isinstance(x, bool):
         x = _scalar(x, y)
+    x, y = _zero_d([x, y])
     if not REGISTRY[op].differentiable:  # a comparison: nothing to record
         with no_grad():
             return call_function(_applier(op), [x, y], (op,))
     return call_function(_applier(op), [x, y], (op,))
+
+
+def _zero_d(operands):
+    """torch's rule for 0-d tensors: beside float tensors with dimensions, a 0-d float
+    tensor takes their dtype, as a Python number would (``float32 * float64 0-d`` is
+    float32). Converted by a cast, through which the gradient flows."""
+    if all(not isinstance(a, Tensor) or a.data.ndim for a in operands):
+        return operands  # no 0-d tensor: the common case
+    floats = [a.data.dtype for a in operands
+              if isinstance(a, Tensor) and a.data.ndim and a.data.dtype.kind == "f"]
+    if not floats:
+        return operands
+    dtype = max(floats, key=lambda d: d.itemsize)
+    return [a.to(dtype.name) if isinstance(a, Tensor) and not a.data.ndim and
+            a.data.dtype.kind == "f" and a.data.dtype != dtype else a for a in operands]
 
 
 _SCALAR_DTYPES = {}  # (tensor dtype, scalar class) -> the dtype the scalar takes
@@ -120,8 +138,8 @@ def apply_op(name, *args, **attrs):
     like = next((a for a in args if isinstance(a, Tensor)), None)
     if like is not None and REGISTRY[name].kind is Kind.ELEMENTWISE and \
             context.current() is None and not any(isinstance(a, Var) for a in args):
-        args = tuple(_scalar(a, like) if isinstance(a, numbers.Real) and not isinstance(a, bool)
-                     else a for a in args)
+        args = tuple(_zero_d([_scalar(a, like) if isinstance(a, numbers.Real) and
+                              not isinstance(a, bool) else a for a in args]))
     return dispatch(name, _applier(name), args, attrs)
 
 
