@@ -236,3 +236,15 @@ def test_a_zero_d_float64_factor_of_a_float32_tensor_gets_its_gradient():
     a = x * 1.0
     a += _t(2.0, "float64")  # torch: allowed, the result stays float32
     assert a.dtype == "float32" and a.data.tolist() == [3.0, 4.0]
+
+
+def test_a_second_backward_through_calls_that_saved_nothing_works_as_in_torch():
+    x = Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    y = x + 1.0  # add and sum save nothing for their backward
+    y.sum().backward()
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    z = x * x  # saves x: freed after the first backward, as torch's buffers
+    z.sum().backward()
+    with pytest.raises(RuntimeError):
+        z.sum().backward()

@@ -223,7 +223,7 @@ def run_backward(root, grad, retain_graph=False):
     _commit_grads(leaves.values())
     if not retain_graph:
         for call in done:
-            call.outs = None
+            _free(call)
 
 
 def _one_call(call, key, grad, retain_graph):
@@ -258,8 +258,16 @@ def _one_call(call, key, grad, retain_graph):
     # the caller's array may come back as a gradient (an identity): foreign, so copied
     _commit_grads(zip(targets, grads), grad)
     if not retain_graph:
-        call.outs = None
+        _free(call)
     return True
+
+
+def _free(call):
+    """Drop what ``call`` saved for its backward, as torch frees its graph's buffers: a
+    second backward through it is then an error. A call that saved nothing (``x + 1``,
+    ``sum``) keeps working, as torch's nodes without buffers do."""
+    if call.__class__ is not Call or call.entry.start < len(call.outs):
+        call.outs = None
 
 
 def _commit_grads(pairs, foreign=None):
