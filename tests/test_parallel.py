@@ -36,6 +36,19 @@ def counting_splits(program):
     return sizes
 
 
+def results_by_thread_count(program, feeds, counts=(1, 2, 3)):
+    """``{n: program.run(feeds)}`` for each thread count, every one asserted bit-identical to
+    the first (the count stays at the last: the fixtures restore it)."""
+    results = {}
+    for n in counts:
+        lucid.set_num_threads(n)
+        results[n] = program.run(feeds)
+    for n in counts[1:]:
+        for key in results[counts[0]]:
+            np.testing.assert_array_equal(results[n][key], results[counts[0]][key], err_msg=key)
+    return results
+
+
 def randomized(module, seed):
     rng = np.random.default_rng(seed)
     state = module.state_dict()
@@ -87,14 +100,8 @@ def test_results_are_bit_identical_for_any_thread_count(case, split_everything):
     program, feeds = compiled(case)
     assert "def _step_parallel(" in program.source
     calls = counting_splits(program)
-    results = {}
-    for n in (1, 2, 3):
-        lucid.set_num_threads(n)
-        results[n] = program.run(feeds)
+    results = results_by_thread_count(program, feeds)
     assert calls  # the twin ran (with 2 and 3 threads)
-    for n in (2, 3):
-        for key in results[1]:
-            np.testing.assert_array_equal(results[n][key], results[1][key], err_msg=key)
     reference = reference_run(program.graph, feeds)
     for key, want in reference.items():
         np.testing.assert_allclose(results[2][key], want, rtol=2e-4, atol=2e-4, err_msg=key)
@@ -123,13 +130,7 @@ def test_composed_functions_split_bit_identically(case, split_everything):
                                   for shape, name in zip(shapes, ["x", "g", "b"])])
     assert "def _step_parallel(" in program.source
     feeds = feeds_for(program, sizes, 4)
-    results = {}
-    for n in (1, 2, 3):
-        lucid.set_num_threads(n)
-        results[n] = program.run(feeds)
-    for n in (2, 3):
-        for key in results[1]:
-            np.testing.assert_array_equal(results[n][key], results[1][key], err_msg=key)
+    results = results_by_thread_count(program, feeds)
     for key, want in reference_run(program.graph, feeds).items():
         np.testing.assert_allclose(results[2][key], want, rtol=2e-4, atol=2e-4, err_msg=key)
 

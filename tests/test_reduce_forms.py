@@ -19,6 +19,8 @@ import lucid.nn as nn
 from lucid.codegen import generate, parallel, reduce
 from lucid.codegen.reduce import BLAS_LIMIT, Form
 from lucid.runtime import run as reference_run
+from numeric_helpers import batchnorm_reference
+from test_parallel import results_by_thread_count
 
 
 def helpers():
@@ -153,22 +155,6 @@ def batchnorm(shape, seed=0):
     return lucid.compile(bn, lucid.placeholder(shape, name="x"), mode="train"), bn
 
 
-def bn_reference(x, dy, gamma):
-    """Train-mode BatchNorm1d backward in float64 (the closed form of SPEC.md)."""
-    x, dy, gamma = (np.asarray(a, np.float64) for a in (x, dy, gamma))
-    axes = (0,) if x.ndim == 2 else (0, 2)
-    pc = (1, -1) + (1,) * (x.ndim - 2)
-    m = x.size // x.shape[1]
-    mean = x.sum(axes, keepdims=True) / m
-    rstd = 1 / np.sqrt(((x - mean) ** 2).sum(axes, keepdims=True) / m + 1e-5)
-    xhat = (x - mean) * rstd
-    dbeta, dgamma = dy.sum(axes), (dy * xhat).sum(axes)
-    dxhat = dy * gamma.reshape(pc)
-    dx = rstd * (dxhat - dxhat.mean(axes, keepdims=True)
-                 - xhat * (dxhat * xhat).mean(axes, keepdims=True))
-    return dx, dgamma, dbeta
-
-
 @pytest.mark.parametrize("shape, sizes", [((None, 7), [33, BLAS_LIMIT // 7 + 5]),
                                           ((None, 3, 16), [9, BLAS_LIMIT // 48 + 2])])
 def test_batchnorm_backward_sums_with_ones_and_agrees_on_both_sides(shape, sizes):
@@ -190,7 +176,7 @@ def test_batchnorm_backward_sums_with_ones_and_agrees_on_both_sides(shape, sizes
         dy = rng.standard_normal(full).astype(np.float32)
         feeds = program.feeds((x, dy), {})
         got = program.run(feeds)
-        dx, dgamma, dbeta = bn_reference(x, dy, bn.weight.data)
+        _, dx, dgamma, dbeta = batchnorm_reference(x, dy, bn.weight.data)
         np.testing.assert_allclose(got["grad:bias"], dbeta, rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(got["grad:weight"], dgamma, rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(got["grad:x"], dx, rtol=1e-3, atol=1e-4)
@@ -230,13 +216,6 @@ def test_twin_bits_do_not_depend_on_the_thread_count(shape, n, monkeypatch):
         full = (n,) + shape[1:]
         feeds = program.feeds(((rng.standard_normal(full) + 1e3).astype(np.float32),
                                rng.standard_normal(full).astype(np.float32)), {})
-        results = {}
-        for threads in (1, 2, 3):
-            lucid.set_num_threads(threads)
-            results[threads] = program.run(feeds)
-        for threads in (2, 3):
-            for key in results[1]:
-                np.testing.assert_array_equal(results[threads][key], results[1][key],
-                                              err_msg=key)
+        results_by_thread_count(program, feeds)
     finally:
         lucid.set_num_threads(before)

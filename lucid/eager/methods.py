@@ -138,9 +138,9 @@ def apply_op(name, *args, **attrs):
     like = next((a for a in args if isinstance(a, Tensor)), None)
     if like is not None and REGISTRY[name].kind is Kind.ELEMENTWISE and \
             context.current() is None and not any(isinstance(a, Var) for a in args):
-        args = tuple(_zero_d([_scalar(a, like) if isinstance(a, numbers.Real) and
-                              not isinstance(a, bool) else a for a in args]))
-    return dispatch(name, _applier(name), args, attrs)
+        args = tuple(_scalar(a, like) if isinstance(a, numbers.Real) and not isinstance(a, bool)
+                     else a for a in args)
+    return dispatch(name, _applier(name), args, attrs)  # which applies _zero_d
 
 
 _APPLIERS = {}  # op name -> frontend.apply of it

@@ -145,7 +145,7 @@ def _either(p, q):
     return apply("gt", apply("add", p, q), 0)
 
 
-def _past(beyond, x, bound):
+def _replaced(beyond, x, bound):
     """Where ``bound`` replaces ``x`` in a clamp: ``beyond``, or where the bound is NaN, which
     torch's clamp propagates as ``maximum``/``minimum`` do."""
     if isinstance(bound, Var):
@@ -178,9 +178,9 @@ def clamp(x, min=None, max=None):
     x = as_var(x)
     value = x  # max(x, min) then min(., max): NaN stays NaN, max wins when max < min
     if min is not None:
-        value = where(_past(apply("lt", x, min), x, min), min, value)
+        value = where(_replaced(apply("lt", x, min), x, min), min, value)
     if max is not None:
-        value = where(_past(apply("gt", value, max), x, max), max, value)
+        value = where(_replaced(apply("gt", value, max), x, max), max, value)
     out = apply("detach", value)  # the values; below, who gets the gradient where
     if max is not None:
         take = apply("gt", x, max) if min is None else \
