@@ -6,6 +6,7 @@ import pytest
 
 import lucid
 import lucid.nn as nn
+from lucid.codegen import linear
 from lucid.runtime import run as reference_run
 
 
@@ -125,7 +126,7 @@ def test_bias_add_goes_into_the_matmul_result():
 def test_scratch_held_is_the_peak_live_set_and_results_survive_reuse():
     program = lucid.compile(mlp(4), lucid.placeholder((None, 16), name="x"), mode="train")
     assert program.memory() == {"bytes_held": 0, "peak_live_bytes": 0, "buffers": 0,
-                                "results_kept": 0}
+                                "results_kept": 0, "constants_held": 0}
     rng = np.random.default_rng(4)
     x, dy = (rng.standard_normal((64, 16), dtype=np.float32) for _ in range(2))
     first = {k: np.array(v, copy=True) for k, v in program.run(program.feeds((x, dy), {})).items()}
@@ -146,3 +147,48 @@ def test_weight_gradients_are_c_contiguous():
     rng = np.random.default_rng(5)
     got = program(*(rng.standard_normal((32, 16), dtype=np.float32) for _ in range(2)))
     assert got["grad:0.weight"].flags.c_contiguous and got["grad:3.weight"].flags.c_contiguous
+
+
+SPECIAL = np.array([-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, 1.5, -1.5, 1e-42, -1e-42],
+                   np.float32)
+
+
+@pytest.mark.parametrize("fn, operand, scale", [(lambda v: v.relu(), "x", 1),
+                                                 (lambda v: (v * 3).relu(), "3*x", 3)])
+def test_relu_reads_zeros_and_keeps_every_bit(fn, operand, scale):
+    # np.maximum(0, x) takes a value at a time; against an array of zeros NumPy vectorises
+    ph = lucid.placeholder((None, 300), name="x")
+    program = lucid.compile(fn, ph, mode="eval")
+    assert f"np.maximum(_zeros((size_N, 300), np.float32), {operand}, out=" in program.source
+    x = np.resize(SPECIAL, (7, 300))
+    got = program(x)["out"]
+    want = reference_run(program.graph, program.feeds((x,), {}))["out"]
+    assert got.view(np.int32).tolist() == want.view(np.int32).tolist()  # -0.0 and NaN too
+    with np.errstate(over="ignore"):
+        assert got.view(np.int32).tolist() == np.maximum(0, x * np.float32(scale)).view(
+            np.int32).tolist()
+    assert program.memory()["constants_held"] == 7 * 300 * 4
+
+
+def test_relu_in_a_training_step_keeps_the_values_and_gradients_of_the_reference():
+    program = lucid.compile(mlp(2, width=32), lucid.placeholder((None, 32), name="x"),
+                            mode="train")
+    assert program.source.count("np.maximum(_zeros(") == 2 * 2  # two ReLUs in step, forward
+    rng = np.random.default_rng(6)
+    agree_with_reference(program, *(rng.standard_normal((16, 32), dtype=np.float32)
+                                    for _ in range(2)))
+
+
+def test_the_zeros_helper_shares_one_read_only_vector_up_to_its_limit():
+    namespace = {"np": np}
+    exec(linear.HELPER, namespace)  # the helper as the generated module defines it
+    zeros = namespace["_zeros"]
+    a, b = zeros((4, 5), np.float32), zeros((2, 3), np.float32)
+    assert a.shape == (4, 5) and a.dtype == np.float32 and not a.any()
+    assert np.shares_memory(a, b) and not a.flags.writeable
+    with pytest.raises(ValueError):
+        b[0, 0] = 1.0
+    assert zeros((3,), np.float64).dtype == np.float64  # one vector per dtype
+    big = zeros((linear.ZEROS_LIMIT + 1,), np.float32)  # past the limit: nothing kept
+    assert big.shape == () and big == 0 and big.dtype == np.float32
+    assert sum(v.nbytes for v in namespace["_zeros_cache"].values()) == 20 * 4 + 3 * 8

@@ -15,7 +15,7 @@ import sympy as sp
 from dataclasses import replace
 
 from ..ops.reference import HELPERS
-from . import reduce
+from . import linear, reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
 from .memory import last_uses
@@ -56,7 +56,7 @@ def _result(slot, shape, dtype):
     this with its own, which offers back an array an earlier call returned once nobody
     holds it any more (lucid.codegen.program.Results)."""
     return np.empty(shape, dtype)
-''' + reduce.HELPER
+''' + reduce.HELPER + linear.HELPER
 
 
 def generate(plan, graph, seeds):

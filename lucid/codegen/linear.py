@@ -16,6 +16,32 @@ from .printer import is_mask, mask_source
 from .text import shape_source
 
 LARGE = 256  # static element count from which a value is computed in place
+#: Most values max(0, x) reads zeros for (beyond: the scalar 0): 16 MiB of float32.
+ZEROS_LIMIT = 1 << 22
+
+# helper the generated module defines (generate.PRELUDE)
+HELPER = f'''
+
+_zeros_cache = {{}}
+
+
+def _zeros(shape, dtype):
+    """Zeros of ``shape``, read-only: a view of one vector per dtype kept between calls
+    (as long as the longest asked for), so that max(0, x) runs NumPy's vectorised loop
+    of two arrays; against the scalar 0 it takes a value at a time. Past {ZEROS_LIMIT}
+    values (the memory held), the scalar."""
+    n = 1
+    for d in shape:
+        n *= d
+    if n > {ZEROS_LIMIT}:
+        return dtype(0)
+    zeros = _zeros_cache.get(dtype)
+    if zeros is None or len(zeros) < n:
+        zeros = np.zeros(n, dtype)
+        zeros.flags.writeable = False
+        _zeros_cache[dtype] = zeros
+    return zeros[:n].reshape(shape)
+'''
 
 
 def is_large(shape) -> bool:
@@ -102,6 +128,19 @@ class LinearForms:
             emit(f"np.{'subtract' if negative else 'add'}({dest}, {tmp}, out={dest})")
         if const != 0:
             self.signed(dest, const, dest, shape)
+
+    def relu_into(self, expr, dest, shape, dtype):
+        """``max(0, x)`` of a value ``x`` of ``shape`` (a ReLU) into ``dest`` against an
+        array of zeros (``_zeros``): NumPy's loop of an array and the scalar 0 takes a
+        value at a time, 2.5-3x slower (256x256 float32: 25 us against 8 us). The zeros
+        come first, as the 0 did, so ``-0.0`` and NaN come out bit for bit as before.
+        None if ``expr`` is not that."""
+        if expr.func is not sp.Max or expr.args[0] != 0 or len(expr.args) != 2:
+            return None
+        x = expr.args[1]
+        if self.plan.sym.shape_of(x) != tuple(shape):
+            return None
+        return f"np.maximum(_zeros({shape_source(shape)}, np.{dtype}), {self.src(x)}, out={dest})"
 
     def product(self, expr, dest, shape, first):
         """A product of arrays and steps (``k * g * step(y)``, a ReLU backward) as one

@@ -67,7 +67,7 @@ class Program:
         self.residuals = residuals or []
         self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
         self.results = Results()
-        self._fns, self._scratch = _build(self.source, name, self.results)
+        self._fns, self._scratch, self._constants = _build(self.source, name, self.results)
         # programs that update state (running statistics) serialise their calls: several
         # programs (2D and 3D input, train step and Tensor face) may share one module's buffers
         self.lock = STATE_LOCK if self.updates else contextlib.nullcontext()
@@ -216,13 +216,15 @@ class Program:
     def memory(self):
         """Scratch memory the calling thread holds between calls, against the plan's peak.
 
-        Returns ``{"bytes_held", "peak_live_bytes", "buffers", "results_kept"}``: the
-        bytes of the scratch arrays this thread's calls have left allocated, the largest
-        total of scratch values alive at one statement of one function (slots are
-        assigned by live range, so the two are close), the number of scratch arrays, and
-        the bytes of the returned arrays kept to be written again once nobody holds them
-        (:class:`Results`; the caller may still hold some). NumPy's own temporaries are
-        not counted. All zero before the first call.
+        Returns ``{"bytes_held", "peak_live_bytes", "buffers", "results_kept",
+        "constants_held"}``: the bytes of the scratch arrays this thread's calls have left
+        allocated, the largest total of scratch values alive at one statement of one
+        function (slots are assigned by live range, so the two are close), the number of
+        scratch arrays, the bytes of the returned arrays kept to be written again once
+        nobody holds them (:class:`Results`; the caller may still hold some), and the
+        bytes of the read-only vectors of ones (sums as matrix products) and zeros
+        (``max(x, 0)``) kept for all threads. NumPy's own temporaries are not counted.
+        All zero before the first call.
 
         Examples
         --------
@@ -231,13 +233,18 @@ class Program:
         >>> program = lucid.compile(lambda v: ((v - v.mean(0)) ** 2).sum(), x, mode="eval")
         >>> _ = program(np.ones((4, 300), np.float32))
         >>> program.memory()
-        {'bytes_held': 4800, 'peak_live_bytes': 4800, 'buffers': 1, 'results_kept': 0}
+        {'bytes_held': 4800, 'peak_live_bytes': 4800, 'buffers': 1, 'results_kept': 0, \
+'constants_held': 32}
+
+        (The constants are four float64 ones: the mean sums the rows as a matrix product.)
         """
         nbytes = {slot: a.nbytes for slot, a in self._scratch.__dict__.items()}
         peak = max([peak_bytes(ranges, nbytes) for ranges in self.plan.memory.values()],
                    default=0)
         return {"bytes_held": sum(nbytes.values()), "peak_live_bytes": peak,
-                "buffers": len(nbytes), "results_kept": self.results.kept_bytes()}
+                "buffers": len(nbytes), "results_kept": self.results.kept_bytes(),
+                "constants_held": sum(a.nbytes for cache in self._constants
+                                      for a in cache.values())}
 
     def save(self, path):
         """Write the generated source to ``path`` (a new file is private to you: mode 0600).
@@ -375,4 +382,5 @@ def _build(source, name, results):
     namespace["_result"] = results.take  # returned arrays offered back when unheld
     return {k: v for k, v in namespace.items()
             if k in ("step", "forward", "backward", "check", "check_forward")}, \
-        namespace["_local"]  # the per-thread scratch arrays, for memory()
+        namespace["_local"], \
+        (namespace["_ones_cache"], namespace["_zeros_cache"])  # for memory()
