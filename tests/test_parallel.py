@@ -83,6 +83,8 @@ CASES = {  # name -> (module, placeholder shape, sizes, mode)
     "bn3d_static_float64": (lambda: nn.BatchNorm1d(6).to("float64"), (40, 6, 9), {}, "train"),
     "layernorm": (lambda: nn.LayerNorm(24), (None, 24), {"N": 29}, "train"),
     "mlp": (lambda: mlp(2, 20), (None, 20), {"N": 23}, "train"),
+    "bn3d_relu": (lambda: nn.Sequential(nn.BatchNorm1d(13), nn.ReLU()), (None, 13, "L"),
+                  {"N": 9, "L": 11}, "train"),
 }
 
 
@@ -104,6 +106,17 @@ def test_results_are_bit_identical_for_any_thread_count(case, split_everything):
     assert calls  # the twin ran (with 2 and 3 threads)
     reference = reference_run(program.graph, feeds)
     for key, want in reference.items():
+        np.testing.assert_allclose(results[2][key], want, rtol=2e-4, atol=2e-4, err_msg=key)
+
+
+def test_a_relu_in_a_channel_slice_reads_zeros_of_the_slice(split_everything):
+    program, feeds = compiled("bn3d_relu")
+    kernel = program.source[program.source.index("def _step_part0("):]
+    assert re.search(r"np\.maximum\(_zeros\((\w+)\.shape, np\.float32\), \w+, out=\1\)",
+                     kernel[:kernel.index("def _step_parallel(")])
+    results = results_by_thread_count(program, feeds)  # bit for bit as on one thread
+    assert (results[2]["out"] == 0).mean() > 0.1  # the ReLU cut some (biases are positive)
+    for key, want in reference_run(program.graph, feeds).items():
         np.testing.assert_allclose(results[2][key], want, rtol=2e-4, atol=2e-4, err_msg=key)
 
 

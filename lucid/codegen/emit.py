@@ -87,7 +87,7 @@ class Emitter(LinearForms):
             self.linear_terms(it.expr, it.shape) is None
         last = self.outermost(it.expr, name) if whole and self.region is None and \
             it.dtype in FLOATS else None
-        if whole and self.region is None and it.dtype in FLOATS:
+        if whole and it.dtype in FLOATS:  # in a kernel over slices too: dest is the slice
             last = self.relu_into(it.expr, name, it.shape, it.dtype) or last
         if last is not None:  # NumPy evaluates it, its last operation writes the buffer
             self.lines += [f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}", last]

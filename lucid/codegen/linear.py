@@ -140,7 +140,7 @@ class LinearForms:
         x = expr.args[1]
         if self.plan.sym.shape_of(x) != tuple(shape):
             return None
-        return f"np.maximum(_zeros({shape_source(shape)}, np.{dtype}), {self.src(x)}, out={dest})"
+        return f"np.maximum(_zeros({dest}.shape, np.{dtype}), {self.src(x)}, out={dest})"
 
     def product(self, expr, dest, shape, first):
         """A product of arrays and steps (``k * g * step(y)``, a ReLU backward) as one
