@@ -39,7 +39,7 @@ def test_relu_backward_is_a_comparison_not_heaviside():
     program = lucid.compile(mlp(2), lucid.placeholder((None, 16), name="x"), mode="train")
     step = program.source[program.source.index("def step"):program.source.index("def check_")]
     assert "heaviside" not in program.source
-    assert step.count(" > 0)") + step.count("np.greater(") == 2  # one mask per ReLU
+    assert step.count(" <= 0)))") == 2  # one mask per ReLU
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 16), dtype=np.float32)
     agree_with_reference(program, x, rng.standard_normal((32, 16), dtype=np.float32))
@@ -195,3 +195,20 @@ def test_the_zeros_helper_shares_one_read_only_vector_up_to_its_limit():
     big = zeros((linear.ZEROS_LIMIT + 1,), np.float32)  # past the limit: nothing kept
     assert big.shape == () and big == 0 and big.dtype == np.float32
     assert sum(v.nbytes for v in namespace["_zeros_cache"].values()) == 20 * 4 + 3 * 8
+
+
+def test_a_mask_kept_alone_passes_the_gradient_at_nan_as_every_other_mask():
+    # BatchNorm -> ReLU keeps the ReLU's mask as an array of its own (three sums and
+    # products read it); torch's ReLU backward, x <= 0 ? 0 : g, passes g where x is NaN
+    model = nn.Sequential(nn.BatchNorm1d(300), nn.ReLU())
+    program = lucid.compile(model, lucid.placeholder((None, 300), name="x"), mode="train")
+    step = program.source[program.source.index("def step"):program.source.index("def check_")]
+    assert re.search(r"np\.copyto\(\w+, \(~\(\w+ <= 0\)\)\)", step)
+    rng = np.random.default_rng(7)
+    x, dy = (rng.standard_normal((8, 300), dtype=np.float32) for _ in range(2))
+    x[3, 5] = np.nan  # channel 5 normalises to NaN everywhere
+    dbias = program(x, dy)["grad:0.bias"]
+    assert dbias[5] == pytest.approx(float(dy[:, 5].astype(np.float64).sum()), rel=1e-5)
+    centred = x[:, :5] - x[:, :5].mean(0)  # the other channels: dy where y = xhat > 0
+    want = (dy[:, :5] * (centred / np.sqrt((centred ** 2).mean(0) + 1e-5) > 0)).sum(0)
+    np.testing.assert_allclose(dbias[:5], want, rtol=1e-5)

@@ -67,11 +67,12 @@ class LinearForms:
             self.lines.append(f"{dest} = np.{op}({joined})" if allocate
                               else f"np.{op}({joined}, out={dest})")
 
-        if is_mask(expr) and expr.args[0].is_Symbol:  # a mask alone: compare into dest
-            compare = "greater" if expr.args[1] == 0 else "greater_equal"
+        if is_mask(expr) and expr.args[0].is_Symbol:  # a mask alone: its comparison as 0/1
+            # the comparison of every product with the mask, so 1 at NaN as there (and as
+            # torch's ReLU backward); np.greater(x, 0, out=dest) would give 0
             if allocate:
                 self.lines.append(f"{dest} = np.empty({shape_source(shape)}, np.{dtype})")
-            self.lines.append(f"np.{compare}({expr.args[0]}, 0, out={dest})")
+            self.lines.append(f"np.copyto({dest}, {mask_source(expr)})")
             return
         if expr.is_Mul and self.product(expr, dest, shape, first):
             return
