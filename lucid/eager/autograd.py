@@ -282,13 +282,12 @@ def _commit_grads(pairs, foreign=None):
         if old is not None:
             if not tensor.requires_grad:
                 continue
-            # no shape test: a sum that does not fit into ``old`` raises, and one that does
-            # has ``old``'s shape either way
-            if old.__class__ is _ndarray and (old.dtype is g.dtype or old.dtype == g.dtype):
+            if old.__class__ is _ndarray and (old.dtype is g.dtype or old.dtype == g.dtype) \
+                    and old.shape == g.shape:
                 try:
                     _add(old, g, old)  # out= by position: the keyword costs a dict
                     continue
-                except ValueError:  # read-only, or the sum has another shape
+                except ValueError:  # read-only
                     pass
             tensor.grad = old + g
             continue
