@@ -231,7 +231,7 @@ def call_module(module, args):
     if lock is not None:
         lock.acquire()
     try:
-        args = [d, *map(_DATA, entry.bound)]
+        args = [t.data, *map(_DATA, entry.bound)]  # read under the lock, as _execute does
         if not entry.check(*args):
             program = entry.program
             bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
