@@ -218,7 +218,7 @@ def call_module(module, args):
         return _execute(entry, tensors)
     t = args[0]  # the common case, one argument: the key without a list, and if the
     if type(t) is not Tensor:  # program hands out its one result as it is, _execute's work
-        t = as_tensor(t)  # written out here (measured: a call less is 0.3-0.5 us of ~7)
+        t = as_tensor(t)  # written out here (a call less: 0.25-0.5 us of ~7, measured)
     d = t.data
     key = (module.training, grad, d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
     entry = module._programs.get(key)
