@@ -17,6 +17,7 @@ import numpy as np
 
 _VERSION = operator.attrgetter("_version")
 _add = np.add
+_ndarray = np.ndarray
 _ORIGIN = operator.attrgetter("_origin")
 #: calls and in-place writes draw their serials from one count: a write with a larger
 #: serial than a call's came after it
@@ -231,7 +232,8 @@ def _one_call(call, key, grad, retain_graph):
     leaves, with nothing written in place since it ran. False, having done nothing, when
     the general walk is needed."""
     entry = call.entry
-    if call.__class__ is not Call or key != entry.direct or call.outs is None or \
+    outs = call.outs
+    if call.__class__ is not Call or key != entry.direct or outs is None or \
             LAST_WRITE[0] > call.seq:
         return False
     targets = entry.fixed_targets  # the parameters, distinct
@@ -248,17 +250,16 @@ def _one_call(call, key, grad, retain_graph):
                     len(set(map(id, inputs))) != len(inputs):
                 return False  # one tensor is two targets
             targets = inputs + targets
-    # a gradient goes on into another call (a parameter too, after an in-place op with a
-    # tensor that requires grad)
-    if any(map(_ORIGIN, targets)):
-        return False
-    grads = entry.backward(grad, *call.outs[entry.start:])
+    for target in targets:
+        if target._origin is not None:  # its gradient goes on into another call (a
+            return False  # parameter too, after an in-place op with a tensor that requires grad)
+    grads = entry.backward(grad, *outs[entry.start:])
     if not entry.grads_in_order:
         grads = map(grads.__getitem__, entry.grad_index)
     # the caller's array may come back as a gradient (an identity): foreign, so copied
     _commit_grads(zip(targets, grads), grad)
-    if not retain_graph:
-        _free(call)
+    if not retain_graph and entry.start < len(outs):  # what _free does, without the call
+        call.outs = None
     return True
 
 
@@ -277,18 +278,20 @@ def _commit_grads(pairs, foreign=None):
     torch's AccumulateGrad does (a reference to it sees the sum), when it can hold the sum."""
     handed = None  # ids of arrays already someone's: a second holder gets a copy
     for tensor, g in pairs:
-        if not tensor.requires_grad:
-            continue
         old = tensor.grad
         if old is not None:
-            if old.__class__ is np.ndarray and old.shape == g.shape and (
-                    old.dtype is g.dtype or old.dtype == g.dtype):
+            if not tensor.requires_grad:
+                continue
+            if old.__class__ is _ndarray and (old.dtype is g.dtype or old.dtype == g.dtype) \
+                    and old.shape == g.shape:
                 try:
                     _add(old, g, old)  # out= by position: the keyword costs a dict
                     continue
                 except ValueError:  # read-only
                     pass
             tensor.grad = old + g
+            continue
+        if not tensor.requires_grad:
             continue
         if handed is None:
             handed = {id(foreign)}
