@@ -217,8 +217,8 @@ def call_module(module, args):
             entry = _compile_module(module, key, tensors)
         return _execute(entry, tensors)
     t = args[0]  # the common case, one argument: the key without a list, and if the
-    if type(t) is not Tensor:  # program hands out its one result as it is, _execute's work
-        t = as_tensor(t)  # written out here (a call less: 0.25-0.5 us of ~7, measured)
+    if type(t) is not Tensor:  # program hands out its one result as it is, _execute's
+        t = as_tensor(t)  # lock and wrapping written out here (0.25-0.5 us of ~7, measured)
     d = t.data
     key = (module.training, grad, d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
     entry = module._programs.get(key)
@@ -232,14 +232,7 @@ def call_module(module, args):
         lock.acquire()
     try:
         args = [t.data, *map(_DATA, entry.bound)]  # read under the lock, as _execute does
-        if not entry.check(*args):
-            program = entry.program
-            bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
-        outs = entry.forward(*args)
-        for tensor, i in entry.updates:  # only after the whole forward succeeded
-            tensor.data = outs[i]
-        for tensor, i in entry.scalar_updates:
-            tensor.data = np.asarray(outs[i])
+        outs = _forward(entry, args)
     finally:
         if lock is not None:
             lock.release()
@@ -322,6 +315,20 @@ def check_dtypes(module, tensors):
                             f"module.to('{d.name}'))")
 
 
+def _forward(entry, args):
+    """Check ``args`` (an error names the problem), run the forward, then commit the state
+    updates: only after the whole forward succeeded. The caller holds the entry's lock."""
+    if not entry.check(*args):
+        program = entry.program
+        bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
+    outs = entry.forward(*args)
+    for tensor, i in entry.updates:
+        tensor.data = outs[i]
+    for tensor, i in entry.scalar_updates:
+        tensor.data = np.asarray(outs[i])
+    return outs
+
+
 def _execute(entry, tensors):
     lock = entry.lock  # read state, run, write state: one call at a time
     if lock is not None:
@@ -332,14 +339,7 @@ def _execute(entry, tensors):
         else:
             args = [tensors[s].data if s.__class__ is int else
                     s.data if s.__class__ is not RandomKey else s.draw() for s in entry.slots]
-        if not entry.check(*args):
-            program = entry.program
-            bind_sizes(program.graph, dict(zip(entry.params, args)), skip=program.seeds)
-        outs = entry.forward(*args)
-        for tensor, i in entry.updates:  # only after the whole forward succeeded
-            tensor.data = outs[i]
-        for tensor, i in entry.scalar_updates:
-            tensor.data = np.asarray(outs[i])
+        outs = _forward(entry, args)
     finally:
         if lock is not None:
             lock.release()
