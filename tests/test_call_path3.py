@@ -1,6 +1,7 @@
 """The third pass over the call path (issue 11 item 4): a module called on one Tensor runs
 its program in ``call_module`` without ``_execute`` (``Entry.plain``), and a gradient is
-added into an existing ``.grad`` without testing the shapes first.
+added into an existing ``.grad`` in place only when the shapes and dtypes match (else the
+``.grad`` is replaced by the sum).
 
 Each test calls a program many times first, so that the shortcut is the path taken, then
 changes what a stale answer would get wrong: the batch size, the dtype, the mode, a
@@ -10,6 +11,7 @@ the torch docs) and, for the eval-mode gradient, with the closed form written ou
 """
 import os
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -265,3 +267,21 @@ def test_a_read_only_grad_and_one_of_a_broadcastable_shape_are_replaced_by_the_s
     assert bn.bias.grad is not wide and bn.bias.grad.shape == (1, 4)
     np.testing.assert_array_equal(wide, np.ones((1, 4)))
     np.testing.assert_allclose(bn.bias.grad, 1 + db[None], **TOL)
+
+
+def test_two_threads_backward_through_one_parameter_add_every_gradient():
+    # the in-place add into .grad is locked, as torch's AccumulateGrad: none is lost
+    linear = nn.Linear(300, 200)
+    x = Tensor(np.ones((4, 300), np.float32))
+
+    def run():
+        for _ in range(100):
+            linear(x).sum().backward()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.asarray(linear.weight.grad).tolist() == np.full((200, 300), 800.0).tolist()
+    assert np.asarray(linear.bias.grad).tolist() == np.full(200, 800.0).tolist()

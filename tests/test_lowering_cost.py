@@ -212,3 +212,15 @@ def test_a_mask_kept_alone_passes_the_gradient_at_nan_as_every_other_mask():
     centred = x[:, :5] - x[:, :5].mean(0)  # the other channels: dy where y = xhat > 0
     want = (dy[:, :5] * (centred / np.sqrt((centred ** 2).mean(0) + 1e-5) > 0)).sum(0)
     np.testing.assert_allclose(dbias[:5], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("width", [3, 300])  # a small value and a large one (out= passes)
+def test_step_is_one_at_nan_at_every_size(width):
+    # lucid.step is torch's ReLU mask: 0 where x <= 0, else 1, NaN included
+    program = lucid.compile(lambda v: lucid.step(v), lucid.placeholder((None, width), name="x"),
+                            mode="eval")
+    x = np.resize(np.array([np.nan, -0.0, 0.0, 1.0, -1.0, np.inf, -np.inf], np.float32),
+                  (2, width))
+    want = np.where(np.isnan(x) | (x > 0), 1.0, 0.0).astype(np.float32)
+    assert program(x)["out"].tolist() == want.tolist()
+    assert reference_run(program.graph, program.feeds((x,), {}))["out"].tolist() == want.tolist()

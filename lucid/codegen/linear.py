@@ -16,7 +16,9 @@ from .printer import is_mask, mask_source
 from .text import shape_source
 
 LARGE = 256  # static element count from which a value is computed in place
-#: Most values max(0, x) reads zeros for (beyond: the scalar 0): 16 MiB of float32.
+#: Most values max(0, x) reads zeros for (beyond: the scalar 0): 16 MiB of float32 per
+#: program and dtype (counted per call of ``_zeros``: per slice in a parallel kernel). It is
+#: written into the source of ``_zeros`` (:data:`HELPER`) when lucid is imported.
 ZEROS_LIMIT = 1 << 22
 
 # helper the generated module defines (generate.PRELUDE)

@@ -243,8 +243,8 @@ class Program:
                    default=0)
         return {"bytes_held": sum(nbytes.values()), "peak_live_bytes": peak,
                 "buffers": len(nbytes), "results_kept": self.results.kept_bytes(),
-                "constants_held": sum(a.nbytes for cache in self._constants
-                                      for a in cache.values())}
+                "constants_held": sum(a.nbytes for cache in self._constants  # list(): one
+                                      for a in list(cache.values()))}  # step, under the GIL
 
     def save(self, path):
         """Write the generated source to ``path`` (a new file is private to you: mode 0600).

@@ -11,12 +11,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import operator
+import threading
 import weakref
 
 import numpy as np
 
 _VERSION = operator.attrgetter("_version")
 _add = np.add
+#: Held while gradients are added into ``.grad`` arrays: two threads' backwards through one
+#: parameter each add their whole gradient, as under torch's AccumulateGrad lock.
+_GRAD_LOCK = threading.Lock()
 _ndarray = np.ndarray
 _ORIGIN = operator.attrgetter("_origin")
 #: calls and in-place writes draw their serials from one count: a write with a larger
@@ -250,9 +254,11 @@ def _one_call(call, key, grad, retain_graph):
                     len(set(map(id, inputs))) != len(inputs):
                 return False  # one tensor is two targets
             targets = inputs + targets
+    # a target whose gradient goes on into another call (a parameter too, after an in-place
+    # op with a tensor that requires grad) needs the general walk
     for target in targets:
-        if target._origin is not None:  # its gradient goes on into another call (a
-            return False  # parameter too, after an in-place op with a tensor that requires grad)
+        if target._origin is not None:
+            return False
     grads = entry.backward(grad, *outs[entry.start:])
     if not entry.grads_in_order:
         grads = map(grads.__getitem__, entry.grad_index)
@@ -276,6 +282,11 @@ def _commit_grads(pairs, foreign=None):
     run (a failure leaves every ``.grad`` untouched). No two tensors, and not the caller
     (``foreign``), share a ``.grad`` array. An existing ``.grad`` is added to in place, as
     torch's AccumulateGrad does (a reference to it sees the sum), when it can hold the sum."""
+    with _GRAD_LOCK:
+        _commit(pairs, foreign)
+
+
+def _commit(pairs, foreign):
     handed = None  # ids of arrays already someone's: a second holder gets a copy
     for tensor, g in pairs:
         old = tensor.grad

@@ -216,9 +216,12 @@ def call_module(module, args):
         if entry is None or entry.epoch != STRUCTURE[0] and not _current(entry):
             entry = _compile_module(module, key, tensors)
         return _execute(entry, tensors)
-    t = args[0]  # the common case, one argument: the key without a list, and if the
-    if type(t) is not Tensor:  # program hands out its one result as it is, _execute's
-        t = as_tensor(t)  # lock and wrapping written out here (0.25-0.5 us of ~7, measured)
+    # The common case, one argument: the key is built without a list and, if the program
+    # hands out its one result as it is, _execute's lock and wrapping are written out here
+    # (0.25-0.5 us of ~7, measured).
+    t = args[0]
+    if type(t) is not Tensor:
+        t = as_tensor(t)
     d = t.data
     key = (module.training, grad, d.shape[1:], d.ndim, d.dtype, grad and t.requires_grad)
     entry = module._programs.get(key)
@@ -231,15 +234,15 @@ def call_module(module, args):
     if lock is not None:
         lock.acquire()
     try:
-        args = [t.data, *map(_DATA, entry.bound)]  # read under the lock, as _execute does
-        outs = _forward(entry, args)
+        data = [t.data, *map(_DATA, entry.bound)]  # read under the lock, as _execute does
+        outs = _forward(entry, data)
     finally:
         if lock is not None:
             lock.release()
     k, i = entry.results[0]
     if entry.grads:
         return wrap(outs[i], (Call(entry, outs, tensors), k))
-    return wrap(outs[i], None if entry.lazy is None else (LazyCall(entry, args, tensors), k))
+    return wrap(outs[i], None if entry.lazy is None else (LazyCall(entry, data, tensors), k))
 
 
 def _fingerprint(entry):

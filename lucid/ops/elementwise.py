@@ -137,7 +137,8 @@ define_many([
     ("rsqrt", 1 / sp.sqrt(a), {}),
     ("tanh", sp.tanh(a), {}),
     ("relu", sp.Max(a, 0), dict(integer=True)),
-    ("step", sp.Heaviside(a, 0), dict(doc="1 where a > 0, else 0", method=False)),
+    ("step", sp.Heaviside(a, 0), dict(doc="0 where a <= 0, else 1 (NaN too, as torch's ReLU "
+                                          "backward passes the gradient there)", method=False)),
     ("sign", sp.sign(a), dict(integer=True, doc="-1, 0 or 1")),
     ("abs", sp.Abs(a), dict(integer=True)),
     ("sin", sp.sin(a), {}),
