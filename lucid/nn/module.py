@@ -154,14 +154,16 @@ class Module:
                     if isinstance(value, Module):
                         yield from (f"{name}.{p}" for p in value._paths())
 
-    def named_parameters(self):
-        return list(self._named("_parameters"))
+    def named_parameters(self, remove_duplicate=True):
+        """``[(dotted path, parameter)]``; a parameter shared by two modules (tied weights)
+        comes once, under its first path, unless ``remove_duplicate=False``, as torch's."""
+        return _distinct(self._named("_parameters"), remove_duplicate)
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
-    def named_buffers(self):
-        return list(self._named("_buffers"))
+    def named_buffers(self, remove_duplicate=True):
+        return _distinct(self._named("_buffers"), remove_duplicate)
 
     def buffers(self):
         return [b for _, b in self.named_buffers()]
@@ -181,7 +183,7 @@ class Module:
         zero_grads(self.parameters(), set_to_none)
 
     def _state(self):
-        state = self.named_parameters() + self.named_buffers()
+        state = self.named_parameters(False) + self.named_buffers(False)  # tied: every path
         if len({key for key, _ in state}) != len(state):
             raise ValueError("a parameter and a buffer have the same path: rename one")
         return OrderedDict(state)
@@ -330,3 +332,11 @@ def _not_held(module, name, table):
 def _drop(name, *tables):
     for table in tables:
         table.pop(name, None)
+
+
+def _distinct(named, remove_duplicate):
+    """``named`` as a list, each tensor once (its first path) if ``remove_duplicate``."""
+    if not remove_duplicate:
+        return list(named)
+    seen = set()
+    return [(k, t) for k, t in named if not (id(t) in seen or seen.add(id(t)))]

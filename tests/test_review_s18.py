@@ -1,0 +1,52 @@
+"""Findings of this session's review (issue 11 stop 18), each pinned against an independent
+reference: tied weights (one Parameter in two modules) are one parameter, as in torch."""
+import numpy as np
+
+import lucid
+import lucid.nn as nn
+from lucid import Tensor
+
+
+def tied():
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    second.weight = first.weight
+    return nn.Sequential(first, nn.ReLU(), second), first, second
+
+
+def reference_grads(x, w, b1, b2):
+    """float64 gradients of sum(relu(x W^T + b1) W^T + b2), written from the maths: the
+    tied W gets the sum of both uses."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    h = x @ w.T + b1
+    r = np.maximum(h, 0)
+    g = np.ones((len(x), 4))
+    dh = (g @ w) * (h > 0)
+    return {"w": g.T @ r + dh.T @ x, "b1": dh.sum(0), "b2": g.sum(0)}
+
+
+def test_a_tied_weight_is_listed_once_and_kept_under_both_paths_in_the_state():
+    model, first, second = tied()
+    assert [k for k, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    assert len(model.parameters()) == 3
+    assert [k for k, _ in model.named_parameters(remove_duplicate=False)] == \
+        ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    model.load_state_dict(model.state_dict())  # both paths load into the one array
+
+
+def test_a_tied_weight_gets_the_sum_of_both_uses_eager_compiled_and_in_one_step():
+    model, first, second = tied()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    want = reference_grads(x, first.weight.data, first.bias.data, second.bias.data)
+    model(Tensor(x)).sum().backward()
+    np.testing.assert_allclose(first.weight.grad, want["w"], rtol=1e-5, atol=1e-5)
+    assert second.weight.grad is first.weight.grad
+    program = lucid.compile(model, lucid.placeholder((None, 4), name="x"), mode="train")
+    got = program(x, np.ones((5, 4), np.float32))
+    assert "grad:2.weight" not in got
+    np.testing.assert_allclose(got["grad:0.weight"], want["w"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["grad:0.bias"], want["b1"], rtol=1e-5, atol=1e-5)
+    before = first.weight.data.copy()
+    lucid.optim.SGD(model.parameters(), lr=0.1).step()  # stepped once, not twice
+    np.testing.assert_allclose(first.weight.data, before - 0.1 * want["w"], rtol=1e-5,
+                               atol=1e-6)
