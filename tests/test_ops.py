@@ -92,7 +92,8 @@ def test_partials_are_sympy_diff_of_the_expression(name):
         expected = derived.replace(sp.DiracDelta, lambda *_: sp.Integer(0)) \
                           .replace(sp.Heaviside, lambda x, *_: sp.Heaviside(x, 0))
         assert sp.simplify(partial - expected) == 0, (name, s, partial, expected)
-        if not derived.has(sp.Heaviside, sp.DiracDelta):
+        # sigmoid's partial is an equal form that cannot overflow (op.STABLE_FORMS)
+        if not derived.has(sp.Heaviside, sp.DiracDelta) and name != "sigmoid":
             assert partial == derived
 
 

@@ -1,10 +1,15 @@
 """Findings of this session's review (issue 11 stop 18), each pinned against an independent
-reference: tied weights (one Parameter in two modules) are one parameter, as in torch."""
+reference: tied weights (one Parameter in two modules) are one parameter, as in torch; the
+sigmoid's gradient stays finite where the sigmoid saturates."""
 import numpy as np
+import pytest
+import sympy as sp
 
 import lucid
 import lucid.nn as nn
 from lucid import Tensor
+from lucid.ops import REGISTRY
+from lucid.runtime import run as reference_run
 
 
 def tied():
@@ -50,3 +55,34 @@ def test_a_tied_weight_gets_the_sum_of_both_uses_eager_compiled_and_in_one_step(
     lucid.optim.SGD(model.parameters(), lr=0.1).step()  # stepped once, not twice
     np.testing.assert_allclose(first.weight.data, before - 0.1 * want["w"], rtol=1e-5,
                                atol=1e-6)
+
+
+def sigmoid_slope(x):
+    """float64 d sigmoid / dx written from the maths in a form that cannot overflow."""
+    e = np.exp(-np.abs(x.astype(np.float64)))
+    return e / (1 + e) ** 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_sigmoid_gradient_stays_finite_where_sigmoid_saturates(dtype):
+    # exp(-x)/(1+exp(-x))**2 is inf/inf = NaN once exp(-x) overflows (x < -88 in float32)
+    x = np.array([-50, -89, -100, -800, -np.inf, -3, 0, 2, 50, 89, 800, np.inf], dtype)
+    want = sigmoid_slope(x)
+    with np.errstate(over="ignore"):
+        t = Tensor(x, requires_grad=True)
+        t.sigmoid().sum().backward()
+        program = lucid.compile(nn.Sigmoid(), lucid.placeholder((None,), dtype, name="x"),
+                                mode="train")
+        compiled = program(x, np.ones_like(x))["grad:x"]
+        reference = reference_run(program.graph, program.feeds((x, np.ones_like(x)), {}))
+    for got in (np.asarray(t.grad), compiled, reference["grad:x"]):
+        assert np.isfinite(got).all()
+        # float32 rounds slopes below its smallest normal number (1e-38) to 0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=10 * np.finfo(dtype).tiny)
+
+
+def test_the_stable_sigmoid_slope_is_the_derivative_sympy_gives():
+    op = REGISTRY["sigmoid"]
+    a = sp.Symbol("a", real=True)
+    assert sp.simplify(op.partials[0] - sp.diff(op.expr, a)) == 0
+    assert not op.partials[0].has(sp.Pow(1 + sp.exp(-a), -2))

@@ -35,10 +35,22 @@ CONVENTIONS = {
 }
 
 
+_W = sp.Wild("w")
+#: Identities that keep a derivative finite where its first form divides infinities:
+#: ``e^w / (1 + e^w)^2`` (the logistic sigmoid's derivative) is inf/inf = NaN once e^w
+#: overflows (w > 88 in float32); ``1 / ((1 + e^w)(1 + e^-w))`` is the same value and 0 there.
+STABLE_FORMS = [
+    (sp.exp(_W) / (1 + sp.exp(_W)) ** 2, 1 / ((1 + sp.exp(_W)) * (1 + sp.exp(-_W)))),
+]
+
+
 def apply_conventions(expr):
-    """Replace the undefined points of a derivative by lucid's conventions."""
+    """Replace the undefined points of a derivative by lucid's conventions, and forms that
+    overflow to NaN by equal ones that do not (:data:`STABLE_FORMS`)."""
     for func, rule in CONVENTIONS.items():
         expr = expr.replace(func, rule)
+    for pattern, stable in STABLE_FORMS:
+        expr = expr.replace(pattern, stable)
     return expr
 
 
