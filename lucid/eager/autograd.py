@@ -283,33 +283,29 @@ def _commit_grads(pairs, foreign=None):
     (``foreign``), share a ``.grad`` array. An existing ``.grad`` is added to in place, as
     torch's AccumulateGrad does (a reference to it sees the sum), when it can hold the sum."""
     with _GRAD_LOCK:
-        _commit(pairs, foreign)
-
-
-def _commit(pairs, foreign):
-    handed = None  # ids of arrays already someone's: a second holder gets a copy
-    for tensor, g in pairs:
-        old = tensor.grad
-        if old is not None:
+        handed = None  # ids of arrays already someone's: a second holder gets a copy
+        for tensor, g in pairs:
+            old = tensor.grad
+            if old is not None:
+                if not tensor.requires_grad:
+                    continue
+                if old.__class__ is _ndarray and old.shape == g.shape and \
+                        (old.dtype is g.dtype or old.dtype == g.dtype):
+                    try:
+                        _add(old, g, old)  # out= by position: the keyword costs a dict
+                        continue
+                    except ValueError:  # read-only
+                        pass
+                tensor.grad = old + g
+                continue
             if not tensor.requires_grad:
                 continue
-            if old.__class__ is _ndarray and (old.dtype is g.dtype or old.dtype == g.dtype) \
-                    and old.shape == g.shape:
-                try:
-                    _add(old, g, old)  # out= by position: the keyword costs a dict
-                    continue
-                except ValueError:  # read-only
-                    pass
-            tensor.grad = old + g
-            continue
-        if not tensor.requires_grad:
-            continue
-        if handed is None:
-            handed = {id(foreign)}
-        if g.base is not None or id(g) in handed:
-            g = g.copy()
-        handed.add(id(g))
-        tensor.grad = g
+            if handed is None:
+                handed = {id(foreign)}
+            if g.base is not None or id(g) in handed:
+                g = g.copy()
+            handed.add(id(g))
+            tensor.grad = g
 
 
 def zero_grads(tensors, set_to_none=True):
