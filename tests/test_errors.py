@@ -159,7 +159,7 @@ def test_one_value_per_channel_is_fine_in_eval():
 def test_linear_bad_input(shape):
     lin = nn.Linear(4, 2)
     before = snapshot(lin)
-    with raises(ValueError, r"Linear\(4, 2\) expected input of shape \(N, 4\)"):
+    with raises(ValueError, r"Linear\(4, 2\) expected input of shape \(N, \.\.\., 4\)"):
         lin(Tensor(data(shape)))
     assert_unchanged(before, lin)
 

@@ -86,3 +86,29 @@ def test_the_stable_sigmoid_slope_is_the_derivative_sympy_gives():
     a = sp.Symbol("a", real=True)
     assert sp.simplify(op.partials[0] - sp.diff(op.expr, a)) == 0
     assert not op.partials[0].has(sp.Pow(1 + sp.exp(-a), -2))
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (2, 5, 4), (2, 3, 5, 4)])
+def test_linear_takes_any_leading_axes_as_torch(shape):
+    # torch's Linear maps (*, in) to (*, out): (batch, time, features) in sequence models
+    linear = nn.Linear(4, 3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w, b = linear.weight.data.astype(np.float64), linear.bias.data.astype(np.float64)
+    y64 = x.astype(np.float64) @ w.T + b
+    t = Tensor(x, requires_grad=True)
+    y = linear(t)
+    (y * y).sum().backward()
+    g = 2 * y64  # d sum(y^2) / dy, from the maths
+    np.testing.assert_allclose(y.data, y64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(t.grad, g @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(linear.weight.grad, g.reshape(-1, 3).T @ x.reshape(-1, 4),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(linear.bias.grad, g.reshape(-1, 3).sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_linear_refuses_one_sample_without_a_batch_axis_and_a_wrong_width():
+    linear = nn.Linear(4, 3)
+    for bad in (np.ones(4, np.float32), np.ones((2, 5), np.float32)):
+        with pytest.raises(ValueError, match=r"expected input of shape \(N, \.\.\., 4\)"):
+            linear(Tensor(bad))

@@ -45,9 +45,10 @@ class Linear(Module):
 
     def forward(self, x):
         x = F.as_var(x)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        if x.ndim < 2 or x.shape[-1] != self.in_features:  # (N, *, in), as torch's (*, in)
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
-                             f"of shape (N, {self.in_features}), got {format_shape(x.shape)}")
+                             f"of shape (N, ..., {self.in_features}) (a batch axis first: "
+                             f"x[None] for one sample), got {format_shape(x.shape)}")
         y = x @ F.transpose(self.weight, (1, 0))
         return y if self.bias is None else y + self.bias
 
