@@ -241,10 +241,12 @@ class Program:
         nbytes = {slot: a.nbytes for slot, a in self._scratch.__dict__.items()}
         peak = max([peak_bytes(ranges, nbytes) for ranges in self.plan.memory.values()],
                    default=0)
+        # list() copies each cache in one step under the GIL: another thread's first call
+        # may be adding a dtype's vector meanwhile
+        constants = [a for cache in self._constants for a in list(cache.values())]
         return {"bytes_held": sum(nbytes.values()), "peak_live_bytes": peak,
                 "buffers": len(nbytes), "results_kept": self.results.kept_bytes(),
-                "constants_held": sum(a.nbytes for cache in self._constants  # list(): one
-                                      for a in list(cache.values()))}  # step, under the GIL
+                "constants_held": sum(a.nbytes for a in constants)}
 
     def save(self, path):
         """Write the generated source to ``path`` (a new file is private to you: mode 0600).

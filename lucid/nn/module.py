@@ -338,5 +338,9 @@ def _distinct(named, remove_duplicate):
     """``named`` as a list, each tensor once (its first path) if ``remove_duplicate``."""
     if not remove_duplicate:
         return list(named)
-    seen = set()
-    return [(k, t) for k, t in named if not (id(t) in seen or seen.add(id(t)))]
+    out, seen = [], set()
+    for key, t in named:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append((key, t))
+    return out
