@@ -1,6 +1,6 @@
 """Findings of this session's review (issue 11 stop 18), each pinned against an independent
 reference: tied weights (one Parameter in two modules) are one parameter, as in torch; the
-sigmoid's gradient stays finite where the sigmoid saturates."""
+sigmoid's gradient stays finite where the sigmoid saturates; Linear takes any leading axes."""
 import numpy as np
 import pytest
 import sympy as sp
