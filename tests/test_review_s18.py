@@ -112,3 +112,24 @@ def test_linear_refuses_one_sample_without_a_batch_axis_and_a_wrong_width():
     for bad in (np.ones(4, np.float32), np.ones((2, 5), np.float32)):
         with pytest.raises(ValueError, match=r"expected input of shape \(N, \.\.\., 4\)"):
             linear(Tensor(bad))
+
+
+def test_sequential_items_are_replaced_sliced_and_appended_as_in_torch():
+    seq = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    assert seq(Tensor(x)).shape == (3, 2)  # compiled once
+    last = nn.Linear(4, 5)
+    seq[-1] = last  # the program traced before must not be reused
+    w, b = last.weight.data.astype(np.float64), last.bias.data.astype(np.float64)
+    first = seq[0]
+    h = np.maximum(x @ first.weight.data.T.astype(np.float64) + first.bias.data, 0)
+    np.testing.assert_allclose(seq(Tensor(x)).data, h @ w.T + b, rtol=1e-5, atol=1e-5)
+    tail = seq[1:]
+    assert isinstance(tail, nn.Sequential) and len(tail) == 2 and tail[1] is last
+    assert seq.append(nn.ReLU()) is seq and len(seq) == 4
+    assert [k for k, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    with pytest.raises(IndexError, match="out of range"):
+        seq[4] = nn.ReLU()
+    with pytest.raises(TypeError, match="takes Modules"):
+        seq[0] = 3
+    assert seq[2] is last  # the failed assignments changed nothing

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
@@ -75,10 +76,31 @@ class Sequential(Module):
             self._modules[str(i)] = m
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        """The ``i``-th module; a slice is a Sequential of the same modules, as torch's."""
+        modules = list(self._modules.values())
+        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
+
+    def __setitem__(self, i, module):
+        """Replace the ``i``-th module, as torch's ``seq[i] = module``."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
+        names = list(self._modules)
+        if isinstance(i, bool) or not hasattr(i, "__index__"):
+            raise TypeError(f"Sequential indices are ints, got {type(i).__name__}")
+        i = operator.index(i)
+        if not -len(names) <= i < len(names):
+            raise IndexError(f"index {i} is out of range for a Sequential of {len(names)}")
+        setattr(self, names[i], module)
 
     def __len__(self):
         return len(self._modules)
+
+    def append(self, module):
+        """Add ``module`` at the end, as torch's; returns the Sequential."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
+        setattr(self, str(len(self._modules)), module)
+        return self
 
     def forward(self, x):
         for m in self._modules.values():
