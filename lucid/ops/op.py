@@ -38,9 +38,10 @@ CONVENTIONS = {
 _W = sp.Wild("w")
 #: Identities that keep a derivative finite where its first form divides infinities:
 #: ``e^w / (1 + e^w)^2`` (the logistic sigmoid's derivative) is inf/inf = NaN once e^w
-#: overflows (w > 88 in float32); ``1 / ((1 + e^w)(1 + e^-w))`` is the same value and 0 there.
+#: overflows (w > 88 in float32); ``s (1 - s)`` with ``s = 1 / (1 + e^w)`` is the same value,
+#: 0 there, and reads the sigmoid the forward computed (torch's form: no second exp).
 STABLE_FORMS = [
-    (sp.exp(_W) / (1 + sp.exp(_W)) ** 2, 1 / ((1 + sp.exp(_W)) * (1 + sp.exp(-_W)))),
+    (sp.exp(_W) / (1 + sp.exp(_W)) ** 2, (1 - 1 / (1 + sp.exp(_W))) / (1 + sp.exp(_W))),
 ]
 
 
