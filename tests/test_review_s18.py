@@ -135,3 +135,14 @@ def test_sequential_items_are_replaced_sliced_and_appended_as_in_torch():
     with pytest.raises(TypeError, match="takes Modules"):
         seq[0] = 3
     assert seq[2] is last  # the failed assignments changed nothing
+
+
+def test_named_parameters_takes_torchs_prefix_and_recurse():
+    model, first, second = tied()
+    assert [k for k, _ in model.named_parameters("net")] == \
+        ["net.0.weight", "net.0.bias", "net.2.bias"]
+    assert model.named_parameters(recurse=False) == [] and model.parameters(recurse=False) == []
+    assert [k for k, _ in first.named_parameters(recurse=False)] == ["weight", "bias"]
+    bn = nn.BatchNorm1d(3)
+    assert [k for k, _ in bn.named_buffers(prefix="bn")] == \
+        ["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]

@@ -134,12 +134,13 @@ class Module:
     def children(self):
         return list(self._modules.values())
 
-    def _named(self, table):
+    def _named(self, table, prefix="", recurse=True):
         seen = set()
-        for path, module in self.named_modules():
+        modules = self.named_modules() if recurse else [("", self)]
+        for path, module in modules:
             for name, t in getattr(module, table).items():
                 if t is not None:
-                    key = f"{path}.{name}" if path else name
+                    key = ".".join(p for p in (prefix, path, name) if p)
                     if key in seen:  # registration refuses this; a later edit deeper down can't be
                         raise ValueError(f"two {table[1:-1]} have the path {key!r}: rename one")
                     seen.add(key)
@@ -154,19 +155,20 @@ class Module:
                     if isinstance(value, Module):
                         yield from (f"{name}.{p}" for p in value._paths())
 
-    def named_parameters(self, remove_duplicate=True):
-        """``[(dotted path, parameter)]``; a parameter shared by two modules (tied weights)
-        comes once, under its first path, unless ``remove_duplicate=False``, as torch's."""
-        return _distinct(self._named("_parameters"), remove_duplicate)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """``[(dotted path, parameter)]``, as torch's: paths start with ``prefix``; without
+        ``recurse`` only this module's own; a parameter shared by two modules (tied weights)
+        comes once, under its first path, unless ``remove_duplicate=False``."""
+        return _distinct(self._named("_parameters", prefix, recurse), remove_duplicate)
 
-    def parameters(self):
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse=True):
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
-    def named_buffers(self, remove_duplicate=True):
-        return _distinct(self._named("_buffers"), remove_duplicate)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return _distinct(self._named("_buffers", prefix, recurse), remove_duplicate)
 
-    def buffers(self):
-        return [b for _, b in self.named_buffers()]
+    def buffers(self, recurse=True):
+        return [b for _, b in self.named_buffers(recurse=recurse)]
 
     # -- modes and state ----------------------------------------------------------------
     def train(self, mode=True):
@@ -183,7 +185,8 @@ class Module:
         zero_grads(self.parameters(), set_to_none)
 
     def _state(self):
-        state = self.named_parameters(False) + self.named_buffers(False)  # tied: every path
+        state = self.named_parameters(remove_duplicate=False) + \
+            self.named_buffers(remove_duplicate=False)  # tied: every path
         if len({key for key, _ in state}) != len(state):
             raise ValueError("a parameter and a buffer have the same path: rename one")
         return OrderedDict(state)
