@@ -138,6 +138,7 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
     name = f"{type(fn).__name__ if hasattr(fn, 'forward') else getattr(fn, '__name__', 'fn')}"
     program = Program(graph, bindings=bindings, updates=updates, name=f"{name}_{mode}",
                       passes=records)
+    program.holders = Holders.of(tracer, bindings)
     program.result_keys, program.result_kind = tracer.result_keys, tracer.result_kind
     program.result_type = tracer.result_type
     return program
@@ -202,8 +203,10 @@ def compile_step(loss_fn, *placeholders, optimizer, passes=DEFAULT):
     updates.update((graph.node(nodes[id(p)]).key, p) for p in params)
     name = type(loss_fn).__name__ if hasattr(loss_fn, "forward") else \
         getattr(loss_fn, "__name__", "fn").replace("<lambda>", "loss")
-    return TrainStep(graph, optimizer, made["slots"], made["states"], bindings, updates,
+    step = TrainStep(graph, optimizer, made["slots"], made["states"], bindings, updates,
                      name=f"{name}_step", passes=records, modes=tracer.flags)
+    step.holders = Holders.of(tracer, bindings)
+    return step
 
 
 def _seed_one(graph, options):
@@ -319,3 +322,45 @@ def _outputs(result):
         return out
     raise TypeError("a traced function must return a lucid value, a tuple or a dict of them, "
                     f"got {type(result).__name__}")
+
+
+class Holders:
+    """The modules a compiled program's trace called that hold the tensors it binds.
+
+    A program reads its parameters and buffers through the tensors bound when it was
+    compiled. Replacing one in its module (``m.weight = Parameter(...)``, or tying two
+    weights) would leave the program reading the old one, silently; :meth:`check` raises
+    instead. It costs one version comparison per module while nothing was assigned.
+    """
+
+    def __init__(self, held):
+        self.held = held  # [(module, version when last checked, [(table, name, tensor)])]
+
+    @classmethod
+    def of(cls, tracer, bindings):
+        """For the modules the trace called (``tracer.flags``): who holds each bound
+        tensor; None if no module holds one."""
+        bound = {id(t) for t in bindings.values()}
+        held, seen = [], set()
+        for module, _ in tracer.flags:
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            entries = [(table, name, t) for table in ("_parameters", "_buffers")
+                       for name, t in getattr(module, table).items() if id(t) in bound]
+            if entries:
+                held.append([module, module._version, entries])
+        return cls(held) if held else None
+
+    def check(self, program):
+        """Raise ValueError if a module no longer holds a tensor the program binds."""
+        for entry in self.held:
+            module = entry[0]
+            if module._version == entry[1]:
+                continue
+            for table, name, tensor in entry[2]:
+                if getattr(module, table).get(name) is not tensor:
+                    raise ValueError(f"{program}: {type(module).__name__}.{name} was replaced "
+                                     "since the program was compiled, which would still read "
+                                     "the old one; compile it again")
+            entry[1] = module._version  # something else was assigned: still valid

@@ -146,3 +146,28 @@ def test_named_parameters_takes_torchs_prefix_and_recurse():
     bn = nn.BatchNorm1d(3)
     assert [k for k, _ in bn.named_buffers(prefix="bn")] == \
         ["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
+
+
+def test_a_compiled_program_refuses_to_run_on_a_parameter_its_module_replaced():
+    # the program binds the tensors it traced: after m[2].weight = ... it would read the old
+    # one, silently (review); now it says so, and an unrelated attribute changes nothing
+    model = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 3))
+    x, g = np.ones((2, 3), np.float32), np.ones((2, 3), np.float32)
+    program = lucid.compile(model, lucid.placeholder((None, 3), name="x"), mode="train")
+    opt = lucid.optim.SGD(model.parameters(), lr=0.1)
+    step = lucid.compile(lambda v: model(v).sum(), lucid.placeholder((None, 3), name="x"),
+                         optimizer=opt)
+    first = program(x, g)["out"]
+    model.note = "anything"  # an attribute no program reads
+    np.testing.assert_array_equal(program(x, g)["out"], first)
+    step(x)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    model[2].weight = model[0].weight  # tie: the program's 2.weight is no longer the model's
+    for run in (lambda: program(x, g), lambda: program.run(program.feeds((x, g), {})),
+                lambda: step(x)):
+        with pytest.raises(ValueError, match="Linear.weight was replaced"):
+            run()
+    after = model.state_dict()
+    assert all(np.array_equal(after[k], before[k]) for k in ("0.weight", "0.bias", "2.bias"))
+    again = lucid.compile(model, lucid.placeholder((None, 3), name="x"), mode="train")
+    assert "grad:2.weight" not in again(x, g)  # compiled again: the tie is seen

@@ -67,6 +67,9 @@ class Program:
         self.residuals = residuals or []
         self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
         self.results = Results()
+        #: what checks, before a call, that the modules still hold the tensors bound here
+        #: (set by lucid.compile: :class:`lucid.compiler.Holders`); None: nothing to check
+        self.holders = None
         self._fns, self._scratch, self._constants = _build(self.source, name, self.results)
         # programs that update state (running statistics) serialise their calls: several
         # programs (2D and 3D input, train step and Tensor face) may share one module's buffers
@@ -100,6 +103,8 @@ class Program:
         if len(args) > len(names):
             raise TypeError(f"{self.name} takes {len(names)} positional inputs "
                             f"({', '.join(names)}), got {len(args)}")
+        if self.holders is not None:
+            self.holders.check(self.name)
         feeds = {p: bound_value(t) for p, t in self.bindings.items()}
         feeds.update(zip(names, args))
         for key, value in kwargs.items():
@@ -138,6 +143,8 @@ class Program:
         feed the inputs not given; updated buffers are written only after the
         whole call succeeded.
         """
+        if self.holders is not None:
+            self.holders.check(self.name)
         updates = self.updates
         if updates:  # read state, run, write state: one call at a time
             self.lock.acquire()

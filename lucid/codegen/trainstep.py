@@ -97,6 +97,8 @@ class TrainStep(Program):
 
     def __call__(self, *args, **kwargs):
         """Run one step on the placeholders' arrays; return the loss (a NumPy scalar)."""
+        if self.holders is not None:
+            self.holders.check(self.name)
         with self.lock:  # state is read, the step runs, state is written: one call at a time
             full = [None] * len(self._slots)
             self._read_host(full)
