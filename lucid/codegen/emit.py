@@ -85,10 +85,10 @@ class Emitter(LinearForms):
             == {it.dtype}
         whole = not is_mask(it.expr) and not it.expr.is_Mul and \
             self.linear_terms(it.expr, it.shape) is None
-        last = self.outermost(it.expr, name) if whole and self.region is None and \
-            it.dtype in FLOATS else None
-        if whole and it.dtype in FLOATS:  # in a kernel over slices too: dest is the slice
-            last = self.relu_into(it.expr, name, it.shape, it.dtype) or last
+        last = None
+        if whole and it.dtype in FLOATS:  # a ReLU in a kernel over slices too: dest is the slice
+            last = self.relu_into(it.expr, name, it.shape, it.dtype) or \
+                (self.outermost(it.expr, name) if self.region is None else None)
         if last is not None:  # NumPy evaluates it, its last operation writes the buffer
             self.lines += [f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}", last]
             return

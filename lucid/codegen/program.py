@@ -143,8 +143,6 @@ class Program:
         feed the inputs not given; updated buffers are written only after the
         whole call succeeded.
         """
-        if self.holders is not None:
-            self.holders.check(self.name)
         updates = self.updates
         if updates:  # read state, run, write state: one call at a time
             self.lock.acquire()
@@ -152,6 +150,9 @@ class Program:
             if kwargs or len(args) != self._n_user:
                 result = self.run(self.feeds(args, kwargs))
             else:  # the common case, positions worked out once in __init__
+                # (the other path checks the holders in feeds)
+                if self.holders is not None:
+                    self.holders.check(self.name)
                 full = [args[s] if s.__class__ is int else
                         s.data if s.__class__ is not RandomKey else s.draw() for s in self._slots]
                 if not self.check_fn(*full):  # lists or scalars given? else name the problem

@@ -71,9 +71,7 @@ class Sequential(Module):
     def __init__(self, *modules):
         super().__init__()
         for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(m).__name__} at {i}")
-            self._modules[str(i)] = m
+            self._modules[str(i)] = _module(m, f" at {i}")
 
     def __getitem__(self, i):
         """The ``i``-th module; a slice is a Sequential of the same modules, as torch's."""
@@ -82,8 +80,7 @@ class Sequential(Module):
 
     def __setitem__(self, i, module):
         """Replace the ``i``-th module, as torch's ``seq[i] = module``."""
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
+        module = _module(module)
         names = list(self._modules)
         if isinstance(i, bool) or not hasattr(i, "__index__"):
             raise TypeError(f"Sequential indices are ints, got {type(i).__name__}")
@@ -97,12 +94,17 @@ class Sequential(Module):
 
     def append(self, module):
         """Add ``module`` at the end, as torch's; returns the Sequential."""
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential takes Modules, got {type(module).__name__}")
-        setattr(self, str(len(self._modules)), module)
+        setattr(self, str(len(self._modules)), _module(module))
         return self
 
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
         return x
+
+
+def _module(value, where=""):
+    """``value`` if it is a Module, else the TypeError Sequential raises."""
+    if not isinstance(value, Module):
+        raise TypeError(f"Sequential takes Modules, got {type(value).__name__}{where}")
+    return value
