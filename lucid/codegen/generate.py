@@ -14,7 +14,7 @@ import sympy as sp
 
 from dataclasses import replace
 
-from ..ops.reference import HELPERS
+from ..ops.reference import COSTLY, HELPERS
 from . import linear, reduce
 from .emit import Emitter, is_large
 from .text import function_source, size_name
@@ -136,7 +136,8 @@ def split(plan):
     expression uses in the forward, and that is computed from inputs and
     small values alone, is not saved: the forward inlines it (so an eval
     forward still folds to one scale and shift) and the backward recomputes
-    it, trading one pass for an allocation and a pass.
+    it, trading one pass for an allocation and a pass. One computed with a
+    costly function (``erf``: 50 passes' worth) is saved instead.
     """
     forward = [it for it in plan.items if not it.backward]
     backward = [it for it in plan.items if it.backward]
@@ -149,7 +150,7 @@ def split(plan):
     remat = {}
     for sym, it in large.items():
         users = readers.get(sym, [])
-        cheap = not any(f in large for f in it.expr.free_symbols)
+        cheap = not any(f in large for f in it.expr.free_symbols) and not it.expr.has(*COSTLY)
         if sym in used_back and cheap and len(users) == 1 and users[0].kind in ("let", "output"):
             remat[sym] = it
     if not remat:

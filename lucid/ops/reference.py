@@ -35,6 +35,10 @@ NUMPY_FUNCTIONS = {
     sp.Heaviside: "_step",  # Heaviside(x, h): h at 0, and 1 at NaN (a helper, as torch's mask)
     sp.erf: "_erf",  # a helper (HELPERS), not a NumPy function
 }
+#: Heads that cost tens of NumPy passes a value (erf: about 10 ns against 0.2 for a
+#: multiply): a large value computed with one is kept for the backward, not recomputed there
+#: (``codegen.generate.split``).
+COSTLY = (sp.erf,)
 
 
 def numpy_function(name):
