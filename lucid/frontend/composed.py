@@ -38,14 +38,22 @@ def _shape_arg(shape):
     return tuple(d if isinstance(d, str) else operator.index(d) for d in shape)
 
 
+def _shifted(x, dim):
+    """``x`` less its maximum along ``dim``, so that ``exp`` cannot overflow. Both softmaxes are
+    the same function of ``x`` whatever the shift, so no gradient flows into it (``detach``,
+    as JAX's ``stop_gradient``): the backward is torch's ``s (g - sum(g s))``, without the
+    maximum's tie mask and the two passes and reduction it cost."""
+    return apply("sub", x, apply("detach", amax(x, dim, True)))
+
+
 def softmax(x, dim):
     """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the maximum so it cannot overflow."""
-    e = apply("exp", apply("sub", x, amax(x, dim, True)))
+    e = apply("exp", _shifted(x, dim))
     return apply("div", e, reduce_sum(e, dim, True))
 
 
 def log_softmax(x, dim):
-    shifted = apply("sub", x, amax(x, dim, True))
+    shifted = _shifted(x, dim)
     return apply("sub", shifted, apply("log", reduce_sum(apply("exp", shifted), dim, True)))
 
 

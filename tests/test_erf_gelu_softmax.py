@@ -1,4 +1,5 @@
-"""erf as a table of Taylor polynomials (lucid.ops.special), and GELU keeping it for its backward.
+"""erf as a table of Taylor polynomials (lucid.ops.special), GELU keeping erf for its backward, and
+the softmaxes' shift taking no gradient.
 
 The reference is mpmath at 30 digits, independent of the table (whose coefficients come from
 Hermite polynomials, not from mpmath's erf beyond the centre values). The existing tests of
@@ -134,3 +135,37 @@ def test_costly_heads():
     from lucid.ops.reference import COSTLY
     import sympy as sp
     assert COSTLY == (sp.erf,)
+
+
+# ----------------------------------------------------------------------------- softmax's shift
+def softmax_reference(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_shift_takes_no_gradient_and_values_and_gradients_are_torchs(log):
+    """The maximum is detached (softmax is the same for any shift): no tie mask, and the
+    backward is s (g - sum(g s)) (log: g - s sum(g)), against float64 maths, ties and huge
+    logits included."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 7)) * 3
+    x[1, :3] = x[1].max() + 1  # three tied maxima
+    x[2] = [1000, 1000, -5, 0, 999, 1000, 3]
+    g = rng.normal(size=x.shape)
+    module = nn.LogSoftmax(dim=-1) if log else nn.Softmax(dim=-1)
+    t = Tensor(x, dtype="float64", requires_grad=True)
+    out = module(t)
+    out.backward(Tensor(g, dtype="float64"))
+    s = softmax_reference(x)
+    if log:
+        shifted = x - x.max(axis=-1, keepdims=True)
+        log_s = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        np.testing.assert_allclose(out.data, log_s, rtol=1e-13, atol=1e-13)
+        want = g - s * g.sum(axis=-1, keepdims=True)
+    else:
+        np.testing.assert_allclose(out.data, s, rtol=1e-13, atol=1e-300)
+        want = s * (g - (g * s).sum(axis=-1, keepdims=True))
+    np.testing.assert_allclose(t.grad, want, rtol=1e-12, atol=1e-14)
+    forward, backward = gelu_parts(module)
+    assert "np.equal" not in forward + backward  # no mask of where the maximum was
