@@ -81,7 +81,7 @@ def trace_graph(fn, *placeholders, mode="train", params=()):
 
 
 def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEFAULT,  # noqa: A001
-            optimizer=None):
+            optimizer=None, donate=None):
     """Trace ``fn`` (a Module or a function of lucid ops) and compile it.
 
     Parameters
@@ -101,6 +101,13 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
         to; by default every float input and every parameter.
     passes : lucid.transforms.Pipeline
         The graph passes to run (``print(lucid.transforms.DEFAULT)`` lists them).
+    donate : dict, optional
+        ``{output key: placeholder name}`` (without a backward): compute that output into
+        the array the call passes for that input, overwriting it, as JAX's
+        ``donate_argnums``, where the generated code can (after the input's last read;
+        ``program.donated`` lists the keys it could, the others come back new). The
+        caller promises the array is writeable, is not read afterwards, and overlaps no
+        other input; lucid's optimizers step their parameters in place this way.
     optimizer : lucid.optim.Optimizer, optional
         Compile the whole training step: ``fn`` returns a scalar loss, and the
         program also runs the backward (seeded with 1) and the optimizer's update
@@ -119,11 +126,12 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
         :class:`~lucid.codegen.trainstep.TrainStep`.
     """
     if optimizer is not None:
-        if mode != "train" or backward is False or wrt is not None:
+        if mode != "train" or backward is False or wrt is not None or donate is not None:
             raise ValueError("compile with optimizer= builds a training step: every module "
                              "runs in the mode its .train() / .eval() set (leave mode at its "
                              "default), with a backward, differentiating the optimizer's "
-                             f"parameters (got mode={mode!r}, backward={backward!r}, wrt={wrt!r})")
+                             f"parameters (got mode={mode!r}, backward={backward!r}, wrt={wrt!r}, "
+                             f"donate={donate!r})")
         return compile_step(fn, *placeholders, optimizer=optimizer, passes=passes)
     if mode not in MODES:  # trace_graph's mode=None (modules as they are) is the step's own
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -137,7 +145,7 @@ def compile(fn, *placeholders, mode="train", backward=None, wrt=None, passes=DEF
     updates = {key: tensor for key, (_, tensor) in tracer.updates.items() if key in graph.outputs}
     name = f"{type(fn).__name__ if hasattr(fn, 'forward') else getattr(fn, '__name__', 'fn')}"
     program = Program(graph, bindings=bindings, updates=updates, name=f"{name}_{mode}",
-                      passes=records)
+                      passes=records, donate=donate)
     program.holders = Holders.of(tracer, bindings)
     program.result_keys, program.result_kind = tracer.result_keys, tracer.result_kind
     program.result_type = tracer.result_type

@@ -19,7 +19,7 @@ from ..ops import FLOATS, NUMPY_FUNCTIONS, REGISTRY
 from ..ops.nonfinite import is_constant
 from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
-from .memory import Pool
+from .memory import Pool, donate
 from .plan import VIEWS
 from .printer import is_mask, to_numpy_source
 from . import reduce
@@ -51,6 +51,8 @@ class Emitter(LinearForms):
         self.k_defs = {}  # _k symbols of shared coefficient parts -> their values
         self.region = None  # while emitting a kernel over channel slices: its twin.Region
         self.twinned = False  # the function has a parallel twin (set by generate)
+        self.donors = {}  # output symbol -> the input whose array it may be computed into
+        self.donated = set()  # the output symbols that were
 
     def src(self, expr):
         return src(expr, self.plan.scalars)
@@ -80,6 +82,9 @@ class Emitter(LinearForms):
         linear in its large operands) ends in a ufunc writing the buffer (:meth:`outermost`);
         failing that, a returned one is the array the evaluation makes (a copy would cost
         a pass)."""
+        donor = self.donors.get(it.symbol)
+        if donor is not None and donate(self, name, it, donor):
+            return
         atoms = self.plan.sym.atoms
         same = {atoms[s].dtype for s in self.plan.sym.reads(it.expr) if atoms[s].shape != ()} \
             == {it.dtype}
@@ -105,7 +110,8 @@ class Emitter(LinearForms):
                 self.region.full[name] = self.region.position(it.shape)
         else:
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
-        self.into(it.expr, name, it.shape, it.dtype)
+        self.into(it.expr, name, it.shape, it.dtype,
+                  first=None if target is None else sp.Symbol(target, real=True))
 
     def outermost(self, expr, dest):
         """``expr`` as NumPy would evaluate it whole, its outermost operation a ufunc call

@@ -14,6 +14,7 @@ import sympy as sp
 
 from dataclasses import replace
 
+from ..graph import OutKind
 from ..ops.reference import COSTLY, HELPERS
 from . import linear, reduce
 from .emit import Emitter, is_large
@@ -59,18 +60,23 @@ def _result(slot, shape, dtype):
 ''' + reduce.HELPER + linear.HELPER
 
 
-def generate(plan, graph, seeds):
+def generate(plan, graph, seeds, donors=None):
     """Return ``(source, (step outputs, forward outputs, residuals, backward params,
     backward outputs))``: the forward function returns its outputs then the residuals.
 
     Names in the layout are graph node names for outputs and placeholders,
-    generated names (``_t0``, ``_r1``, ``size_N``) for residuals.
+    generated names (``_t0``, ``_r1``, ``size_N``) for residuals. ``donors``
+    (:func:`donors_of`) names the inputs whose arrays ``step`` may compute outputs into
+    (``memory.donate``); the output keys it did are left in ``plan.donated``.
     """
     outputs = list(plan.outputs)  # node names
     out_syms = [plan.outputs[n] for n in outputs]
     chunks = [PRELUDE, check_source(graph, graph.inputs, "check")]
     twins = []  # the parallel twins and their kernels go last, after the functions they serve
-    chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms, twins))
+    plan.donated = set()  # the donors_of keys whose value went into its input
+    chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms, twins,
+                            donors={s: n for s, n in (donors or {}).values()}))
+    plan.donated = {k for k, (s, _) in (donors or {}).items() if s in plan.donated}
     layout = [outputs, None, None, None, None]
     if seeds:
         fwd_items, bwd_items = split(plan)
@@ -166,6 +172,41 @@ def split(plan):
     return fwd, list(remat.values()) + backward
 
 
+def donors_of(graph, plan, seeds, donate, bindings):
+    """``{output key: (symbol of its value, input name)}`` from ``donate`` (``{output key:
+    placeholder name}``), checked: each a program input of the output's shape and dtype,
+    donated once, in a program without a backward. ValueError/TypeError naming the problem."""
+    if not donate:
+        return None
+    if not isinstance(donate, dict):
+        raise TypeError(f"donate must be a dict {{output key: input name}}, got "
+                        f"{type(donate).__name__}")
+    if seeds:
+        raise ValueError("donate: only a program without a backward can compute into its inputs")
+    inputs = {graph.node(p).key or p: p for p in graph.inputs if p not in bindings}
+    donors, seen = {}, set()
+    for key, name in donate.items():
+        results = sorted(k for k, o in graph.outputs.items() if o.kind is OutKind.RESULT)
+        if key not in results:
+            raise ValueError(f"donate: no output {key!r}; the outputs are {results}")
+        if name not in inputs:
+            raise ValueError(f"donate: no input {name!r}; the inputs are {sorted(inputs)}")
+        if name in seen:
+            raise ValueError(f"donate: input {name!r} is donated twice")
+        seen.add(name)
+        out, given = graph.node(graph.outputs[key].node), graph.node(inputs[name])
+        if (tuple(out.shape), out.dtype) != (tuple(given.shape), given.dtype):
+            raise ValueError(f"donate: output {key!r} is {out.dtype}{list(out.shape)}, input "
+                             f"{name!r} {given.dtype}{list(given.shape)}")
+        symbol = plan.outputs[graph.outputs[key].node]
+        by_symbol = {it.symbol: it for it in plan.items}
+        while symbol in by_symbol and by_symbol[symbol].kind == "output" and \
+                by_symbol[symbol].expr.is_Symbol and by_symbol[symbol].expr in by_symbol:
+            symbol = by_symbol[symbol].expr  # an output returned as it is: its value's item
+        donors[key] = (symbol, inputs[name])
+    return donors
+
+
 def residuals_of(plan, forward, backward):
     """Forward values (items and placeholders) that backward items read, in order."""
     computed = {it.symbol for it in forward}
@@ -203,19 +244,22 @@ def _escaping(plan, items, returns, views=True):
     return out
 
 
-def _function(plan, graph, name, params, items, returns, twins, given=()):
+def _function(plan, graph, name, params, items, returns, twins, given=(), donors=None):
     """The source of function ``name``; if it has regions to split, the source of its
     parallel twin (``_<name>_parallel`` and its kernels, see :mod:`lucid.codegen.twin`)
-    goes into ``twins``."""
-    chosen = choose(plan, items)
+    goes into ``twins``. A function computing values into donated inputs has no twin."""
+    chosen = None if donors else choose(plan, items)
     if chosen and too_small(items, *chosen):
         chosen = None  # too small for any thread count to pay: no twin at all
     groups = schedule(plan, items, *chosen) if chosen else None
     emitter = _emitter(plan, name, params, items, returns)
+    emitter.donors = dict(donors or {})
     emitter.twinned = bool(groups)  # then its sums take the forms its kernels can take
     for it in items:
         emitter.item(it)
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
+    if donors:
+        plan.donated = set(emitter.donated)
     lines = emitter.lines
     if groups:
         sources, blocked = _twin(plan, graph, name, params, groups, returns, given, chosen)

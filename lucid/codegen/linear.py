@@ -58,17 +58,14 @@ def is_large(shape) -> bool:
 class LinearForms:
     """Writing large expressions into destination arrays (see the module docstring)."""
 
-    def into(self, expr, dest, shape, dtype, allocate=False):
+    def into(self, expr, dest, shape, dtype, allocate=False, first=None):
         """Write ``expr`` into array ``dest`` with out= ufunc calls.
 
         With ``allocate`` the first call creates ``dest`` (its operands all have
-        ``dtype``, so the result does too).
+        ``dtype``, so the result does too). ``first``: a symbol whose array ``dest``
+        is (a donated input, see ``Emitter.donate``): its term or factor is used first,
+        so that nothing reads it after ``dest`` is written.
         """
-        def first(op, *args):
-            joined = ", ".join(map(str, args))
-            self.lines.append(f"{dest} = np.{op}({joined})" if allocate
-                              else f"np.{op}({joined}, out={dest})")
-
         if is_mask(expr) and expr.args[0].is_Symbol:  # a mask alone: its comparison as 0/1
             # the comparison of every product with the mask, so 1 at NaN as there (and as
             # torch's ReLU backward); np.greater(x, 0, out=dest) would give 0
@@ -76,7 +73,12 @@ class LinearForms:
                 self.lines.append(f"{dest} = np.empty({shape_source(shape)}, np.{dtype})")
             self.lines.append(f"np.copyto({dest}, {mask_source(expr)})")
             return
-        if expr.is_Mul and self.product(expr, dest, shape, first):
+        def start(op, *args):
+            joined = ", ".join(map(str, args))
+            self.lines.append(f"{dest} = np.{op}({joined})" if allocate
+                              else f"np.{op}({joined}, out={dest})")
+
+        if expr.is_Mul and self.product(expr, dest, shape, start, first):
             return
         terms = self.linear_terms(expr, shape)
         if terms is None:  # not linear in its large operands: let NumPy evaluate it
@@ -92,7 +94,8 @@ class LinearForms:
                     f"np.{op}({', '.join(map(str, a))}, out={_d})"))
                 terms[i] = (k, sp.Symbol(tmp))
         const = sp.Add(*[k for k, f in terms if f == 1])
-        terms = sorted([(k, f) for k, f in terms if f != 1], key=lambda t: abs(t[0]) != 1)
+        terms = sorted([(k, f) for k, f in terms if f != 1],
+                       key=lambda t: (t[1] != first, abs(t[0]) != 1))
         if not terms:
             if allocate:
                 self.lines.append(f"{dest} = np.empty({shape_source(shape)}, np.{dtype})")
@@ -104,23 +107,30 @@ class LinearForms:
         emit = self.lines.append
         if k == 1 and rest and rest[0][0] in (1, -1):  # f ± g: one pass
             (k2, g), rest = rest[0], rest[1:]
-            first("add" if k2 == 1 else "subtract", f, g)
+            start("add" if k2 == 1 else "subtract", f, g)
         elif k == 1 and const != 0:  # f ± c: one pass
             negative = const.could_extract_minus_sign()
-            first("subtract" if negative else "add", f, self.operand(-const if negative else const, shape))
+            start("subtract" if negative else "add", f, self.operand(-const if negative else const, shape))
             const = sp.Integer(0)
         elif k == -1 and const != 0:  # c - f: one pass
-            first("subtract", self.operand(const, shape), f)
+            start("subtract", self.operand(const, shape), f)
             const = sp.Integer(0)
         elif k == -1 and rest and rest[0][0] == 1:  # g - f: one pass
             (_, g), rest = rest[0], rest[1:]
-            first("subtract", g, f)
+            start("subtract", g, f)
+        elif k == 1 and f == first:  # dest holds f already
+            pass
+        elif k == 1 and rest and not allocate:  # f + k2 g: k2 g into dest, then f: two passes
+            (k2, g), rest = rest[0], rest[1:]
+            negative = k2.could_extract_minus_sign()
+            start("multiply", g, self.operand(-k2 if negative else k2, shape))
+            emit(f"np.{'subtract' if negative else 'add'}({f}, {dest}, out={dest})")
         elif k == 1:
-            first("positive", f) if allocate else emit(f"np.copyto({dest}, {f}, casting='unsafe')")
+            start("positive", f) if allocate else emit(f"np.copyto({dest}, {f}, casting='unsafe')")
         elif k == -1:
-            first("negative", f)
+            start("negative", f)
         else:
-            first("multiply", f, self.operand(k, shape))
+            start("multiply", f, self.operand(k, shape))
         for k, f in rest:
             if k in (1, -1):
                 emit(f"np.{'add' if k == 1 else 'subtract'}({dest}, {f}, out={dest})")
@@ -145,9 +155,10 @@ class LinearForms:
             return None
         return f"np.maximum(_zeros({dest}.shape, np.{dtype}), {self.src(x)}, out={dest})"
 
-    def product(self, expr, dest, shape, first):
+    def product(self, expr, dest, shape, start, first=None):
         """A product of arrays and steps (``k * g * step(y)``, a ReLU backward) as one
-        multiply per array: no temporary beyond the boolean of each mask."""
+        multiply per array: no temporary beyond the boolean of each mask. ``first`` (the
+        array ``dest`` is) multiplies first."""
         if not expr.is_Mul:
             return False
         arrays, masks, small = [], [], []
@@ -162,12 +173,13 @@ class LinearForms:
                 return False
         if not arrays or len(arrays) + len(masks) < 2:
             return False
+        arrays.sort(key=lambda a: a != first)
         operands = arrays[1:] + [mask_source(m) for m in masks]
         k = sp.Mul(*small)
         if k != 1:
-            first("multiply", arrays[0], self.operand(k, shape))
+            start("multiply", arrays[0], self.operand(k, shape))
         else:
-            first("multiply", arrays[0], operands.pop(0))
+            start("multiply", arrays[0], operands.pop(0))
         for f in operands:
             self.lines.append(f"np.multiply({dest}, {f}, out={dest})")
         return True

@@ -8,10 +8,18 @@ its shape and dtype when it is computed and gives it back after the last
 statement that reads it, directly or through a view of it (a transpose,
 a reshape). What a function holds between calls is then about the largest
 set of values alive at one time.
+
+A value the caller donated an input for (``lucid.compile(..., donate=)``, as
+JAX's ``donate_argnums``) goes into that input's array instead, when that is
+safe (:func:`donate`): an optimizer's step writes its parameter in place.
 """
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass, field
+
+import sympy as sp
 
 from .plan import VIEWS
 
@@ -65,3 +73,40 @@ def peak_bytes(intervals, nbytes):
     events = sorted({i for _, first, last in intervals for i in (first, last)})
     return max((sum(nbytes.get(slot, 0) for slot, first, last in intervals
                     if first <= t <= last) for t in events), default=0)
+
+
+def donate(emitter, name, it, donor):
+    """Have ``emitter`` compute item ``it`` into the array of input ``donor`` (a caller's
+    ``donate=``), overwriting it, if that is safe: nothing after ``it`` reads the input,
+    no returned value is (a view of) it, and ``it``'s statements read the input only up to
+    the first that writes it (its term goes first, see ``into``'s ``first``). Else emit
+    nothing and answer False."""
+    e = emitter
+    symbol = sp.Symbol(donor, real=True)
+    atom = e.plan.sym.atoms.get(symbol)
+    if e.region is not None or atom is None or atom.kind != "input" or \
+            (tuple(atom.shape), atom.dtype) != (tuple(it.shape), it.dtype) or \
+            e.last.get(donor, -1) > e.index or symbol in e.fresh:
+        return False
+    mark, saved = len(e.lines), (copy.deepcopy(e.pool), e.scratch, list(e.passing))
+    e.lines.append(f"{name} = {donor}  # computed into the donated input")
+    e.into(it.expr, name, it.shape, it.dtype, first=symbol)
+    if read_after_write(e.lines[mark + 1:], name, donor):
+        del e.lines[mark:]
+        e.pool, e.scratch, e.passing = saved
+        return False
+    e.donated.add(it.symbol)
+    return True
+
+
+def read_after_write(lines, dest, name):
+    """Whether a statement of ``lines`` reads ``name`` after one has written ``dest``."""
+    word, written = re.compile(rf"\b{re.escape(name)}\b"), False
+    for line in lines:
+        if line.lstrip().startswith("#"):
+            continue
+        if written and word.search(line):
+            return True
+        written = written or f"out={dest})" in line or line.startswith(
+            (f"np.copyto({dest},", f"{dest} ="))
+    return False

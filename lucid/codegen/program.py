@@ -23,7 +23,7 @@ from ..ops.reference import HELPERS
 from ..runtime import bind_sizes
 from . import parallel
 from .cache import filename_for
-from .generate import generate
+from .generate import donors_of, generate
 from .memory import peak_bytes
 from .plan import Plan
 
@@ -48,9 +48,11 @@ class Program:
         fresh key at every call.
     updates : dict
         Output key -> Tensor that takes the output's value after a call.
+    donate : dict
+        Output key -> placeholder name: ``lucid.compile``'s ``donate``.
     """
 
-    def __init__(self, graph, bindings=None, updates=None, name="program", passes=()):
+    def __init__(self, graph, bindings=None, updates=None, name="program", passes=(), donate=None):
         graph.lint(REGISTRY)  # names, dtypes and attributes reach the source: check them first
         self.graph = graph = graph.copy()
         self.seeds = [p for p in graph.inputs if graph.node(p).role is Role.GRAD]
@@ -62,7 +64,9 @@ class Program:
         self.result_kind = "single" if self.result_keys == ["out"] else "dict"
         self.dtype_of = {k: graph.node(o.node).dtype for k, o in graph.outputs.items()}
         self.plan = Plan(graph, self.seeds)
-        self.source, layout = generate(self.plan, graph, self.seeds)
+        donors = donors_of(graph, self.plan, self.seeds, donate, self.bindings)
+        self.source, layout = generate(self.plan, graph, self.seeds, donors)
+        self.donated = sorted(self.plan.donated)  #: output keys computed into their donated input
         self._outputs, fwd_out, residuals, self._bwd_inputs, self._bwd_outputs = layout
         self.residuals = residuals or []
         self._fwd_outputs = fwd_out + self.residuals if fwd_out is not None else None
@@ -249,8 +253,7 @@ class Program:
         nbytes = {slot: a.nbytes for slot, a in self._scratch.__dict__.items()}
         peak = max([peak_bytes(ranges, nbytes) for ranges in self.plan.memory.values()],
                    default=0)
-        # list() copies each cache in one step under the GIL: another thread's first call
-        # may be adding a dtype's vector meanwhile
+        # list() copies each cache at once (GIL): another thread may be adding a dtype's vector
         constants = [a for cache in self._constants for a in list(cache.values())]
         return {"bytes_held": sum(nbytes.values()), "peak_live_bytes": peak,
                 "buffers": len(nbytes), "results_kept": self.results.kept_bytes(),

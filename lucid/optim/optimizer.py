@@ -5,10 +5,11 @@ per-parameter state (``exp_avg``, ``momentum_buffer``, ...) as NumPy arrays of
 the parameter's dtype.
 
 Each optimizer writes its per-parameter rule once, in :meth:`Optimizer._traced_update`,
-over operands that are NumPy arrays for :meth:`Optimizer.step` or symbolic
-values for ``lucid.compile(loss_fn, ..., optimizer=opt)``, which traces the rule
-into the training step's graph (the compiler cannot import this package: it calls
-these methods by name). What may change between calls (the learning rate a
+over operands that are NumPy arrays or symbolic values: :meth:`Optimizer.step` runs
+it compiled into the parameter and state arrays themselves (:mod:`.eager_step`;
+small parameters on NumPy arrays), and ``lucid.compile(loss_fn, ..., optimizer=opt)``
+traces it into the training step's graph (the compiler cannot import this package: it
+calls these methods by name). What may change between calls (the learning rate a
 scheduler sets, Adam's bias corrections, the first step of a momentum buffer)
 reaches the rule as scalars the host computes at each call (:meth:`_scalars`);
 what is fixed (betas, momentum, weight decay, flags) is read from the group as
@@ -22,14 +23,7 @@ import copy
 import numpy as np
 
 from ..eager import Tensor, changed, enable_grad, zero_grads
-from ..eager.tensor import write
-
-
-class NumpyOps:
-    """The functions a rule calls besides operators, on NumPy arrays."""
-
-    sqrt = staticmethod(np.sqrt)
-    maximum = staticmethod(np.maximum)
+from .eager_step import step_in_place
 
 
 class Optimizer(abc.ABC):
@@ -85,19 +79,8 @@ class Optimizer(abc.ABC):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    g = np.asarray(p.grad, p.data.dtype)
-                    new = self._update(p.data.astype(p.data.dtype, copy=True), g,
-                                       self.state.setdefault(p, {}), group)
-                    write(p, new)
+                    step_in_place(self, p, group)
         return loss
-
-    def _update(self, x, g, state, group):
-        """The new value of one parameter ``x`` from its gradient ``g``; updates ``state``."""
-        names = self._state_names(group)
-        arrays = {k: state[k] if k in state else np.zeros_like(x) for k in names}
-        x, new = self._traced_update(NumpyOps, x, g, arrays, self._scalars(group, state), group)
-        self._advance(state, new)
-        return x
 
     # -- the rule and what a compiled step needs around it ------------------------------
     @abc.abstractmethod
