@@ -12,14 +12,14 @@ anything else a user wrote reaches the source only through :func:`comment`.
 """
 from __future__ import annotations
 
-import numpy as np
 import sympy as sp
 
-from ..ops import FLOATS, NUMPY_FUNCTIONS, REGISTRY
+from ..ops import FLOATS, REGISTRY
 from ..ops.nonfinite import is_constant
 from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
 from .memory import Pool, donate
+from .spine import SpineForms
 from .plan import VIEWS
 from .printer import is_mask, to_numpy_source
 from . import reduce
@@ -29,7 +29,7 @@ def src(expr, scalars=None) -> str:
     return to_numpy_source(expr, scalars)
 
 
-class Emitter(LinearForms):
+class Emitter(LinearForms, SpineForms):
     """Writes the statements of one generated function."""
 
     def __init__(self, plan, fn_name, fresh, returned=(), params=(), last=None, readers=None):
@@ -78,10 +78,8 @@ class Emitter(LinearForms):
     def place(self, name, it):
         """Compute a large item: into a :meth:`buffer` (a scratch slot, or for a returned
         value an array nobody holds any more), or into the result of an op that dies here
-        (a bias added into its matmul's result). A value NumPy must evaluate whole (not
-        linear in its large operands) ends in a ufunc writing the buffer (:meth:`outermost`);
-        failing that, a returned one is the array the evaluation makes (a copy would cost
-        a pass)."""
+        (a bias added into its matmul's result). A value not linear in its large operands
+        is computed in the buffer along its spine (:mod:`lucid.codegen.spine`)."""
         donor = self.donors.get(it.symbol)
         if donor is not None and donate(self, name, it, donor):
             return
@@ -90,12 +88,13 @@ class Emitter(LinearForms):
             == {it.dtype}
         whole = not is_mask(it.expr) and not it.expr.is_Mul and \
             self.linear_terms(it.expr, it.shape) is None
-        last = None
-        if whole and it.dtype in FLOATS:  # a ReLU in a kernel over slices too: dest is the slice
-            last = self.relu_into(it.expr, name, it.shape, it.dtype) or \
-                (self.outermost(it.expr, name) if self.region is None else None)
-        if last is not None:  # NumPy evaluates it, its last operation writes the buffer
-            self.lines += [f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}", last]
+        if whole and it.dtype in FLOATS:  # in a kernel over slices too: dest is the slice
+            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+            relu = self.relu_into(it.expr, name, it.shape, it.dtype)
+            if relu is not None:
+                self.lines.append(relu)
+            else:
+                self.spine(it.expr, name, it.shape, it.dtype)
             return
         if it.symbol in self.fresh and same and self.region is None and whole:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
@@ -112,20 +111,6 @@ class Emitter(LinearForms):
             self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
         self.into(it.expr, name, it.shape, it.dtype,
                   first=None if target is None else sp.Symbol(target, real=True))
-
-    def outermost(self, expr, dest):
-        """``expr`` as NumPy would evaluate it whole, its outermost operation a ufunc call
-        writing into ``dest`` (the same passes, no copy); None if that operation is no
-        ufunc. An expression of a float dtype: ``out=`` casts as ``same_kind``."""
-        if expr.is_Add:
-            *head, tail = expr.args
-            return f"np.add({self.src(sp.Add(*head))}, {self.src(tail)}, out={dest})"
-        name = NUMPY_FUNCTIONS.get(expr.func)
-        ufunc = getattr(np, name, None) if name is not None else None
-        if not isinstance(ufunc, np.ufunc) or len(expr.args) != ufunc.nin:
-            return None
-        args = ", ".join(self.src(a) for a in expr.args)
-        return f"np.{name}({args}, out={dest})"
 
     def epilogue_target(self, it):
         """The operand ``it`` may be computed into: its first large term, when that is the

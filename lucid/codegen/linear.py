@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..ops import nonfinite
+from ..ops import FLOATS, nonfinite
 from .printer import is_mask, mask_source
 from .text import shape_source
 
@@ -81,9 +81,11 @@ class LinearForms:
         if expr.is_Mul and self.product(expr, dest, shape, start, first):
             return
         terms = self.linear_terms(expr, shape)
-        if terms is None:  # not linear in its large operands: let NumPy evaluate it
+        if terms is None:  # not linear in its large operands: in place, along its spine
             if allocate:
                 self.lines.append(f"{dest} = np.asarray({self.src(expr)}, dtype=np.{dtype})")
+            elif dtype in FLOATS:
+                self.spine(expr, dest, shape, dtype, first)
             else:
                 self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
             return
