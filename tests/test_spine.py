@@ -63,7 +63,8 @@ def test_sigmoid_is_four_passes_into_the_result_with_its_values():
 
 
 def test_float32_keeps_its_dtype_and_agrees():
-    phs = [lucid.placeholder(p.shape, "float32", name=n) for p, n in ((X, "x"), (ROW, "r"), (Y, "y"))]
+    phs = [lucid.placeholder(p.shape, "float32", name=n)
+           for p, n in ((X, "x"), (ROW, "r"), (Y, "y"))]
     program = lucid.compile(EXPRESSIONS["nested"], *phs, mode="eval")
     f = {k: v.astype(np.float32) for k, v in feeds(4).items()}
     with np.errstate(all="ignore"):
