@@ -98,8 +98,13 @@ class SpineForms:
             start, rest = self.src(holders[0]), [a for a in args if a is not holders[0]]
         elif chained:
             head = holders[0] if len(holders) == 1 else max(chained, key=sp.count_ops)
+            rest = [a for a in args if a is not head]
+            if e.is_Add and _negated(head) and rest:  # c - f(x): f(x), then one subtract
+                self._node(-head, dest, shape, first)
+                emit(f"np.subtract({self.src(sp.Add(*rest))}, {dest}, out={dest})")
+                return
             self._node(head, dest, shape, first)
-            start, rest = dest, [a for a in args if a is not head]
+            start = dest
         else:  # full-size operands only: the first writes dest
             full = [a for a in args if self._full(a, shape)] or args
             start, rest = self.src(full[0]), [a for a in args if a is not full[0]]
