@@ -6,15 +6,19 @@ Hermite polynomials, not from mpmath's erf beyond the centre values). The existi
 ``test_ops_i9b`` check against ``math.erf`` as well.
 """
 import math
+import threading
 import warnings
 
 import mpmath
 import numpy as np
 import pytest
 
+import sympy as sp
+
 import lucid
 from lucid import Tensor, nn
 from lucid.ops import special
+from lucid.ops.reference import COSTLY
 from lucid.ops.special import erf
 
 mpmath.mp.dps = 30
@@ -30,6 +34,7 @@ def grid():
     rng = np.random.default_rng(19)
     edges = np.arange(special.STEPS * special.TOP + 1) / special.STEPS
     positive = np.concatenate([edges, np.nextafter(edges, 10.0), np.nextafter(edges[1:], 0.0),
+                               [0.054687500000000014, 1.3164698e-05],
                                rng.uniform(0, special.TOP + 0.5, 8000),
                                np.geomspace(1e-300, 1e-2, 300), [5e-324, 2.2e-308]])
     return np.concatenate([positive, -positive])
@@ -44,7 +49,17 @@ def test_float64_within_1e_15_relative_of_mpmath_everywhere():
     rel = np.abs(got[~zero] - want[~zero]) / np.abs(want[~zero])
     assert rel.max() < 1e-15, (rel.max(), x[~zero][rel.argmax()])
     ulps = np.abs(got - want) / np.spacing(np.abs(want))
-    assert ulps.max() <= 6
+    assert ulps.max() <= 7  # a review found 7 at 0.054687500000000014, among 4M points
+    tiny = np.abs(x) < 1.0 / special.STEPS  # the first interval: its slope kept exact
+    assert ulps[tiny].max() <= 2, x[tiny][ulps[tiny].argmax()]
+
+
+def test_tiny_inputs_within_one_ulp():
+    """The first interval's series keeps erf(x) = 2x/sqrt(pi) (1 - x^2/3 ...) exact in its slope:
+    an economisation that moved the linear coefficient once biased these by 3-6 ulp (review)."""
+    x = np.concatenate([np.geomspace(1e-302, 1e-4, 400), [1e-10, 1.3164698e-05]])
+    got, want = erf(x), mp_erf(x)
+    assert (np.abs(got - want) <= np.spacing(want)).all()
 
 
 def test_float32_is_mpmaths_value_rounded():
@@ -132,8 +147,6 @@ def test_a_cheap_large_value_is_still_recomputed_in_the_backward():
 
 
 def test_costly_heads():
-    from lucid.ops.reference import COSTLY
-    import sympy as sp
     assert COSTLY == (sp.erf,)
 
 
@@ -169,3 +182,24 @@ def test_softmax_shift_takes_no_gradient_and_values_and_gradients_are_torchs(log
     np.testing.assert_allclose(t.grad, want, rtol=1e-12, atol=1e-14)
     forward, backward = gelu_parts(module)
     assert "np.equal" not in forward + backward  # no mask of where the maximum was
+
+
+def test_the_table_is_built_once_under_concurrent_first_calls(monkeypatch):
+    builds = []
+    build = special._build
+    monkeypatch.setattr(special, "_table", None)
+    monkeypatch.setattr(special, "_build", lambda: builds.append(1) or build())
+    x = np.linspace(-3, 3, 1001)
+    results, start = [], threading.Barrier(6)
+
+    def first_call():
+        start.wait()
+        results.append(erf(x))
+    threads = [threading.Thread(target=first_call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and len(results) == 6
+    for r in results:
+        np.testing.assert_array_equal(r, results[0])

@@ -73,10 +73,13 @@ def generate(plan, graph, seeds, donors=None):
     out_syms = [plan.outputs[n] for n in outputs]
     chunks = [PRELUDE, check_source(graph, graph.inputs, "check")]
     twins = []  # the parallel twins and their kernels go last, after the functions they serve
-    plan.donated = set()  # the donors_of keys whose value went into its input
+    owner = {}  # value symbol -> (the first output key donated for it, input name)
+    for key, (symbol, name) in (donors or {}).items():
+        owner.setdefault(symbol, (key, name))  # two keys of one value: one array holds it
+    plan.donated = set()  # the symbols whose value went into their input
     chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms, twins,
-                            donors={s: n for s, n in (donors or {}).values()}))
-    plan.donated = {k for k, (s, _) in (donors or {}).items() if s in plan.donated}
+                            donors={s: name for s, (_, name) in owner.items()}))
+    plan.donated = {owner[s][0] for s in plan.donated}
     layout = [outputs, None, None, None, None]
     if seeds:
         fwd_items, bwd_items = split(plan)
@@ -182,10 +185,14 @@ def donors_of(graph, plan, seeds, donate, bindings):
         raise TypeError(f"donate must be a dict {{output key: input name}}, got "
                         f"{type(donate).__name__}")
     if seeds:
-        raise ValueError("donate: only a program without a backward can compute into its inputs")
+        raise ValueError("donate: only a program without a backward can compute into its "
+                         "inputs; compile with mode='eval' or backward=False")
     inputs = {graph.node(p).key or p: p for p in graph.inputs if p not in bindings}
     donors, seen = {}, set()
     for key, name in donate.items():
+        if not isinstance(key, str) or not isinstance(name, str):
+            raise TypeError(f"donate: keys and values must be strings (an output key, an input "
+                            f"name), got {key!r}: {name!r}")
         results = sorted(k for k, o in graph.outputs.items() if o.kind is OutKind.RESULT)
         if key not in results:
             raise ValueError(f"donate: no output {key!r}; the outputs are {results}")

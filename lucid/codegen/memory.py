@@ -86,7 +86,7 @@ def donate(emitter, name, it, donor):
     atom = e.plan.sym.atoms.get(symbol)
     if e.region is not None or atom is None or atom.kind != "input" or \
             (tuple(atom.shape), atom.dtype) != (tuple(it.shape), it.dtype) or \
-            e.last.get(donor, -1) > e.index or symbol in e.fresh:
+            e.last.get(donor, -1) > e.index or symbol in e.fresh or viewed(e.plan, symbol):
         return False
     mark, saved = len(e.lines), (copy.deepcopy(e.pool), e.scratch, list(e.passing))
     e.lines.append(f"{name} = {donor}  # computed into the donated input")
@@ -97,6 +97,18 @@ def donate(emitter, name, it, donor):
         return False
     e.donated.add(it.symbol)
     return True
+
+
+def viewed(plan, symbol):
+    """Whether any value may share ``symbol``'s memory (a view, a cast, an output returned
+    as it is): a statement reading it after the donated input is written would read the
+    new values under another name."""
+    for it in plan.items:
+        if it.kind == "cast" or (it.kind == "output" and it.expr.is_Symbol) or \
+                (it.kind == "op" and plan.graph.node(it.node).op in VIEWS):
+            if any(symbol in e.free_symbols for e in it.exprs()):
+                return True
+    return False
 
 
 def read_after_write(lines, dest, name):
