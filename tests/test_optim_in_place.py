@@ -57,7 +57,7 @@ def steps(cls, kw, dtype, shape, path, layout=lambda a: a, steps=3):
 @pytest.mark.parametrize("cls,kw", CASES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_large_parameter_same_values_both_ways(cls, kw, dtype):
-    shape = (200, 300)  # above MIN_ELEMENTS: the compiled path by default
+    shape = (256, 300)  # above MIN_ELEMENTS: the compiled path by default
     got, _ = steps(cls, kw, dtype, shape, "compiled")
     want, _ = steps(cls, kw, dtype, shape, "numpy")
     assert got.data.dtype == np.dtype(dtype)
@@ -233,3 +233,16 @@ def test_two_outputs_of_one_value_donate_one_array():
     assert program.donated == ["out0"] and np.shares_memory(got["out0"], a)
     np.testing.assert_array_equal(b, 2.0)  # not donated: untouched
     np.testing.assert_array_equal(got["out1"], 4.0)
+
+
+def test_default_paths_by_size():
+    """Small parameters step on NumPy arrays (new state arrays each step), large ones in place."""
+    for size, in_place in ((1000, False), (eager_step.MIN_ELEMENTS, True)):
+        p = Parameter(np.ones(size), dtype="float32")
+        opt = lucid.optim.SGD([p], lr=0.1, momentum=0.9)
+        for _ in range(2):
+            p.grad = np.ones(size, np.float32)
+            before = opt.state.get(p, {}).get("momentum_buffer")
+            opt.step()
+        assert np.shares_memory(before, opt.state[p]["momentum_buffer"]) is in_place
+        np.testing.assert_allclose(p.data, 1 - 0.1 - 0.1 * 1.9, rtol=1e-6)
