@@ -72,3 +72,28 @@ def test_float32_keeps_its_dtype_and_agrees():
     assert got.dtype == np.float32
     want = reference_run(program.graph, f)["out"]
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a, b: 1 / (lucid.clamp(a, 0.1, 5.0) * lucid.clamp(b, 0.1, 5.0)),
+    lambda a, b: 1 / (lucid.relu(a) * lucid.erf(b)),
+    lambda a, b: 1 / (lucid.maximum(a, b) * lucid.erf(b)),
+])
+def test_a_product_of_denominators_only(fn):
+    """Review: every factor a reciprocal of a value off the spine once raised IndexError."""
+    program = lucid.compile(fn, X, Y, mode="eval")
+    f = feeds(6)
+    del f["r"]
+    with np.errstate(all="ignore"):
+        got = program.run(f)["out"]
+        want = reference_run(program.graph, f)["out"]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_small_static_values_are_left_to_numpy_whole():
+    """Below spine.MIN_ELEMENTS values a call's fixed cost outweighs the temporaries."""
+    small = lucid.placeholder((16, 16), "float64", name="x")
+    program = lucid.compile(lambda x: lucid.sqrt(x * x + 1.0) * lucid.exp(-x), small, mode="eval")
+    assert "np.sqrt((x*x) + 1.0)*np.exp(-x)" in body(program)  # one expression, as before
+    x = np.linspace(-2, 2, 256).reshape(16, 16)
+    np.testing.assert_allclose(program(x)["out"], np.sqrt(x * x + 1) * np.exp(-x), rtol=1e-15)

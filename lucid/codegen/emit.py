@@ -19,7 +19,7 @@ from ..ops.nonfinite import is_constant
 from ..ops.shapes import fit, strip_units
 from .linear import LARGE, LinearForms, is_large  # noqa: F401  (LARGE: re-exported)
 from .memory import Pool, donate
-from .spine import SpineForms
+from .spine import SpineForms, worth
 from .plan import VIEWS
 from .printer import is_mask, to_numpy_source
 from . import reduce
@@ -79,7 +79,8 @@ class Emitter(LinearForms, SpineForms):
         """Compute a large item: into a :meth:`buffer` (a scratch slot, or for a returned
         value an array nobody holds any more), or into the result of an op that dies here
         (a bias added into its matmul's result). A value not linear in its large operands
-        is computed in the buffer along its spine (:mod:`lucid.codegen.spine`)."""
+        is computed in the buffer along its spine (:mod:`lucid.codegen.spine`); a small one
+        ends in a ufunc writing the buffer (``outermost``), else NumPy's array is it."""
         donor = self.donors.get(it.symbol)
         if donor is not None and donate(self, name, it, donor):
             return
@@ -89,13 +90,17 @@ class Emitter(LinearForms, SpineForms):
         whole = not is_mask(it.expr) and not it.expr.is_Mul and \
             self.linear_terms(it.expr, it.shape) is None
         if whole and it.dtype in FLOATS:  # in a kernel over slices too: dest is the slice
-            self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
-            relu = self.relu_into(it.expr, name, it.shape, it.dtype)
-            if relu is not None:
-                self.lines.append(relu)
-            else:
-                self.spine(it.expr, name, it.shape, it.dtype)
-            return
+            last = self.relu_into(it.expr, name, it.shape, it.dtype)
+            spine = last is None and (worth(it.shape) or self.region is not None)
+            if not spine and last is None:
+                last = self.outermost(it.expr, name)  # small: NumPy whole, into the buffer
+            if spine or last is not None:
+                self.lines.append(f"{name} = {self.buffer(it.symbol, it.shape, it.dtype)}")
+                if spine:
+                    self.spine(it.expr, name, it.shape, it.dtype)
+                else:
+                    self.lines.append(last)
+                return
         if it.symbol in self.fresh and same and self.region is None and whole:
             self.into(it.expr, name, it.shape, it.dtype, allocate=True)
             return

@@ -13,6 +13,7 @@ import sympy as sp
 
 from ..ops import FLOATS, nonfinite
 from .printer import is_mask, mask_source
+from .spine import worth
 from .text import shape_source
 
 LARGE = 256  # static element count from which a value is computed in place
@@ -84,7 +85,7 @@ class LinearForms:
         if terms is None:  # not linear in its large operands: in place, along its spine
             if allocate:
                 self.lines.append(f"{dest} = np.asarray({self.src(expr)}, dtype=np.{dtype})")
-            elif dtype in FLOATS:
+            elif dtype in FLOATS and (worth(shape) or first is not None):
                 self.spine(expr, dest, shape, dtype, first)
             else:
                 self.lines.append(f"np.copyto({dest}, {self.src(expr)}, casting='unsafe')")
