@@ -76,10 +76,10 @@ def generate(plan, graph, seeds, donors=None):
     owner = {}  # value symbol -> (the first output key donated for it, input name)
     for key, (symbol, name) in (donors or {}).items():
         owner.setdefault(symbol, (key, name))  # two keys of one value: one array holds it
-    plan.donated = set()  # the symbols whose value went into their input
+    plan.donated_symbols = set()  # the values computed into their input (by _function)
     chunks.append(_function(plan, graph, "step", graph.inputs, plan.items, out_syms, twins,
                             donors={s: name for s, (_, name) in owner.items()}))
-    plan.donated = {owner[s][0] for s in plan.donated}
+    plan.donated = {owner[s][0] for s in plan.donated_symbols}  # their output keys
     layout = [outputs, None, None, None, None]
     if seeds:
         fwd_items, bwd_items = split(plan)
@@ -188,12 +188,13 @@ def donors_of(graph, plan, seeds, donate, bindings):
         raise ValueError("donate: only a program without a backward can compute into its "
                          "inputs; compile with mode='eval' or backward=False")
     inputs = {graph.node(p).key or p: p for p in graph.inputs if p not in bindings}
+    results = sorted(k for k, o in graph.outputs.items() if o.kind is OutKind.RESULT)
+    by_symbol = {it.symbol: it for it in plan.items}
     donors, seen = {}, set()
     for key, name in donate.items():
         if not isinstance(key, str) or not isinstance(name, str):
             raise TypeError(f"donate: keys and values must be strings (an output key, an input "
                             f"name), got {key!r}: {name!r}")
-        results = sorted(k for k, o in graph.outputs.items() if o.kind is OutKind.RESULT)
         if key not in results:
             raise ValueError(f"donate: no output {key!r}; the outputs are {results}")
         if name not in inputs:
@@ -206,7 +207,6 @@ def donors_of(graph, plan, seeds, donate, bindings):
             raise ValueError(f"donate: output {key!r} is {out.dtype}{list(out.shape)}, input "
                              f"{name!r} {given.dtype}{list(given.shape)}")
         symbol = plan.outputs[graph.outputs[key].node]
-        by_symbol = {it.symbol: it for it in plan.items}
         while symbol in by_symbol and by_symbol[symbol].kind == "output" and \
                 by_symbol[symbol].expr.is_Symbol and by_symbol[symbol].expr in by_symbol:
             symbol = by_symbol[symbol].expr  # an output returned as it is: its value's item
@@ -265,8 +265,7 @@ def _function(plan, graph, name, params, items, returns, twins, given=(), donors
     for it in items:
         emitter.item(it)
     plan.memory[name] = list(emitter.pool.intervals)  # slot live ranges: Program.memory()
-    if donors:
-        plan.donated = set(emitter.donated)
+    plan.donated_symbols |= emitter.donated
     lines = emitter.lines
     if groups:
         sources, blocked = _twin(plan, graph, name, params, groups, returns, given, chosen)
