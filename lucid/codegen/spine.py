@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from ..ops import NUMPY_FUNCTIONS
+from ..ops.shapes import static_size
 
 #: A value of a static shape with fewer elements than this is left to NumPy whole: there a
 #: call's fixed cost outweighs the temporaries (review: sqrt(x*x + y*y) at 16x16, 3.1 us whole
@@ -30,12 +31,8 @@ HALF = sp.Rational(1, 2)
 
 def worth(shape):
     """Whether a value of ``shape`` is computed along its spine (see :data:`MIN_ELEMENTS`)."""
-    size = 1
-    for d in shape:
-        if isinstance(d, str):
-            return True
-        size *= d
-    return size >= MIN_ELEMENTS
+    size = static_size(shape)
+    return size is None or size >= MIN_ELEMENTS
 
 
 class SpineForms:
