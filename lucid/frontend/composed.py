@@ -92,19 +92,33 @@ def reshape(x, *shape):
     if shape.count(-1) > 1:
         raise ValueError("reshape: only one dim can be -1")
     if -1 in shape:
-        known = [d for d in shape if d != -1]
-        if any(isinstance(d, str) for d in x.shape + tuple(known)):
-            rest = [d for d in x.shape if d not in known or known.remove(d)]
-            if len(rest) != 1:
-                raise ValueError(f"reshape: cannot infer -1 of {shape} from {x.shape}")
-            fill = rest[0]
-        else:
-            size, other = prod(x.shape), prod(known)
-            if other == 0 or size % other:
-                raise ValueError(f"reshape: cannot reshape {x.shape} into {shape}")
-            fill = size // other
-        shape = tuple(fill if d == -1 else d for d in shape)
+        shape = tuple(_fill(x.shape, shape) if d == -1 else d for d in shape)
     return x if shape == x.shape else _reshape(x, shape)
+
+
+def _fill(have, shape):
+    """The dim a -1 in ``shape`` stands for, reshaping ``have``: the static sizes divide, and
+    the symbolic sizes (a batch ``N``) match, but for at most one of ``have``'s, which is
+    the -1 (``x.view(x.size(0), -1)`` of ``(N, 4, 6)`` is ``(N, 24)``; ``x.view(-1, 24)`` is
+    ``(N, 24)`` too). A -1 for ``N`` times a static size (``x.view(-1)``) has no name."""
+    symbols = [d for d in have if isinstance(d, str)]
+    for d in shape:
+        if isinstance(d, str):
+            if d not in symbols:
+                raise ValueError(f"reshape: {shape} names the size {d!r}, which {have} lacks")
+            symbols.remove(d)
+    size = prod(d for d in have if not isinstance(d, str))
+    other = prod(d for d in shape if not isinstance(d, str) and d != -1)
+    if other == 0 or size % other or len(symbols) > 1:
+        raise ValueError(f"reshape: cannot reshape {have} into {shape}")
+    if not symbols:
+        return size // other
+    if size != other:
+        raise ValueError(
+            f"reshape: the -1 of {shape} would be {symbols[0]} x {size // other} from {have}, a "
+            f"product of a symbolic size that lucid does not name; keep the batch axis "
+            f"(x.view(x.size(0), -1), x.flatten(1))")
+    return symbols[0]
 
 
 def flatten(x, start_dim=0, end_dim=-1):

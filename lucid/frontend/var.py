@@ -49,6 +49,14 @@ class Var:
     def ndim(self):
         return len(self.shape)
 
+    def size(self, dim=None):
+        """The shape, or the size of axis ``dim``, as torch's ``x.size()``: an int, or the
+        name of a symbolic size (the batch, ``"N"``), which ``view``/``reshape`` accept."""
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        return len(self.shape)
+
     def __repr__(self):
         dims = ",".join(map(str, self.shape))
         return f"Var({self.op}, {self.dtype}[{dims}])"
