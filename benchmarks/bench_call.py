@@ -122,11 +122,17 @@ def variants(lucid, shape, rng):
     }
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def options(doc, rounds, argv):
+    """``--before DIR`` (a checkout timed beside this one) and ``--rounds``, as the benchmarks
+    that compare two checkouts take them."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--before", help="a checkout whose lucid is timed beside this one")
-    ap.add_argument("--rounds", type=int, default=3000)
-    args = ap.parse_args(argv)
+    ap.add_argument("--rounds", type=int, default=rounds)
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    args = options(__doc__, 3000, argv)
     copies = {"after": load(os.path.dirname(HERE))}
     if args.before:
         copies = {"before": load(os.path.abspath(args.before)), **copies}

@@ -16,7 +16,6 @@ blocks (``timing.measure``: torch keeps its default threads, whose workers spin 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_call import load  # noqa: E402
+from bench_call import load, options  # noqa: E402
 from timing import BLOCKS, measure  # noqa: E402
 
 try:
@@ -148,10 +147,7 @@ def table(title, rows, columns):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--before", help="a checkout whose lucid is timed beside this one")
-    ap.add_argument("--rounds", type=int, default=60)
-    args = ap.parse_args(argv)
+    args = options(__doc__, 60, argv)
     copies = {"lucid": load(os.path.dirname(HERE))}
     if args.before:
         copies["lucid before"] = load(os.path.abspath(args.before))

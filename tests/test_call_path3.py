@@ -226,18 +226,25 @@ def test_gradients_add_in_place_into_a_held_grad_across_many_calls():
     np.testing.assert_allclose(held_b, total_b, rtol=1e-4, atol=1e-4)
 
 
+def called_with_reference(seed):
+    """A warmed BatchNorm called many times, an input and upstream gradient from ``seed`` and
+    ``seed + 1``, and the float64 reference's weight and bias gradients for them."""
+    bn = warmed()
+    many_calls(bn)
+    x = rng(seed).standard_normal((8, 4), dtype=np.float32)
+    dy = rng(seed + 1).standard_normal((8, 4), dtype=np.float32)
+    rm, rv = bn.running_mean.data.astype(np.float64), bn.running_var.data.astype(np.float64)
+    _, _, dw, db, _ = bn_reference(x, bn.weight.data, bn.bias.data, rm, rv, dy)
+    return bn, x, dy, dw, db
+
+
 @pytest.mark.parametrize("grad", [
     np.full(1, 2.0, np.float32),  # the sum has the parameter's shape: it does not fit
     np.full((2, 4), 2.0, np.float32),  # it fits, but has another shape than the gradient
     np.full(4, 2.0, np.float64),  # another dtype: float64 + float32 is float64
 ])
 def test_a_grad_of_another_shape_or_dtype_is_replaced_by_the_sum(grad):
-    bn = warmed()
-    many_calls(bn)
-    x = rng(20).standard_normal((8, 4), dtype=np.float32)
-    dy = rng(21).standard_normal((8, 4), dtype=np.float32)
-    rm, rv = bn.running_mean.data.astype(np.float64), bn.running_var.data.astype(np.float64)
-    _, _, dw, _, _ = bn_reference(x, bn.weight.data, bn.bias.data, rm, rv, dy)
+    bn, x, dy, dw, _ = called_with_reference(20)
     held = grad.copy()
     bn.weight.grad = held
     bn(Tensor(x)).backward(dy)
@@ -249,12 +256,7 @@ def test_a_grad_of_another_shape_or_dtype_is_replaced_by_the_sum(grad):
 
 
 def test_a_read_only_grad_and_one_of_a_broadcastable_shape_are_replaced_by_the_sum():
-    bn = warmed()
-    many_calls(bn)
-    x = rng(22).standard_normal((8, 4), dtype=np.float32)
-    dy = rng(23).standard_normal((8, 4), dtype=np.float32)
-    rm, rv = bn.running_mean.data.astype(np.float64), bn.running_var.data.astype(np.float64)
-    _, _, dw, db, _ = bn_reference(x, bn.weight.data, bn.bias.data, rm, rv, dy)
+    bn, x, dy, dw, db = called_with_reference(22)
     frozen = np.ones(4, np.float32)
     frozen.flags.writeable = False
     bn.weight.grad = frozen

@@ -285,10 +285,10 @@ def _commit_grads(pairs, foreign=None):
     with _GRAD_LOCK:
         handed = None  # ids of arrays already someone's: a second holder gets a copy
         for tensor, g in pairs:
+            if not tensor.requires_grad:
+                continue
             old = tensor.grad
             if old is not None:
-                if not tensor.requires_grad:
-                    continue
                 if old.__class__ is _ndarray and old.shape == g.shape and \
                         (old.dtype is g.dtype or old.dtype == g.dtype):
                     try:
@@ -297,8 +297,6 @@ def _commit_grads(pairs, foreign=None):
                     except ValueError:  # read-only
                         pass
                 tensor.grad = old + g
-                continue
-            if not tensor.requires_grad:
                 continue
             if handed is None:
                 handed = {id(foreign)}
